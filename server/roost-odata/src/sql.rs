@@ -782,7 +782,7 @@ mod tests {
         let q = render("done eq false", "", Dialect::Sqlite);
         assert!(q.text.contains(r#"("done" = 0)"#), "{}", q.text);
         let q = render("(title gt 'a') eq false", "", Dialect::Sqlite);
-        assert!(q.text.contains("(NOT ((\"Title\" > ? COLLATE NOCASE)))"), "{}", q.text);
+        assert!(q.text.contains("(NOT (\"Title\" > ? COLLATE NOCASE))"), "{}", q.text);
         let q = render("title eq null or due ne null", "", Dialect::Sqlite);
         assert!(q.text.contains(r#"(("Title" IS NULL) OR ("due" IS NOT NULL))"#), "{}", q.text);
         let q = render("substringof('ab', title)", "length(title)", Dialect::Sqlite);
