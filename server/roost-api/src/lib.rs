@@ -1,1 +1,220 @@
-//! placeholder
+//! Wire types of the `/manage/v1` API and the settings they carry, shared by the server, the CLI and
+//! (later) the portal. Serde only: this crate must compile to wasm32.
+
+use serde::{Deserialize, Serialize};
+
+/// Who may perform a table operation (protocol.md §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Permission {
+    /// Anyone.
+    Public,
+    /// Callers with the application key (or master key).
+    #[default]
+    Application,
+    /// Callers with a valid user token (or master key); `authenticated` is a synonym.
+    #[serde(alias = "authenticated")]
+    User,
+    /// The master key only.
+    Admin,
+}
+
+impl Permission {
+    /// Parses `public|application|user|authenticated|admin`, case-insensitively.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "public" => Self::Public,
+            "application" => Self::Application,
+            "user" | "authenticated" => Self::User,
+            "admin" => Self::Admin,
+            _ => return None,
+        })
+    }
+
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Application => "application",
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// The permission of each table operation; each defaults to `application`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct TablePermissions {
+    /// `POST /tables/t` and undelete.
+    pub insert: Permission,
+    /// `GET`.
+    pub read: Permission,
+    /// `PATCH`.
+    pub update: Permission,
+    /// `DELETE`.
+    pub delete: Permission,
+}
+
+impl TablePermissions {
+    /// Applies a `insert=P,read=P,update=P,delete=P` list (any subset; `*=P` sets all four).
+    pub fn apply_spec(&mut self, spec: &str) -> Result<(), String> {
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (op, level) = part.split_once('=').ok_or_else(|| format!("'{part}' is not of the form operation=permission"))?;
+            let level = Permission::parse(level.trim()).ok_or_else(|| {
+                format!("'{}' is not a permission (public, application, user, admin)", level.trim())
+            })?;
+            match op.trim().to_ascii_lowercase().as_str() {
+                "insert" => self.insert = level,
+                "read" => self.read = level,
+                "update" => self.update = level,
+                "delete" => self.delete = level,
+                "*" => *self = Self { insert: level, read: level, update: level, delete: level },
+                other => return Err(format!("'{other}' is not a table operation (insert, read, update, delete)")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A tenant's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TenantSettings {
+    /// Dynamic schema (§2.8): unknown members become columns.
+    pub dynamic_schema: bool,
+    /// CORS host patterns (§1.5); default `["localhost"]`.
+    pub cors_origins: Vec<String>,
+    /// Request body limit in KiB (§1.6); default 1024.
+    pub max_body_kb: u64,
+    /// Request timeout in milliseconds (§1.7); default 30000.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self { dynamic_schema: true, cors_origins: vec!["localhost".into()], max_body_kb: 1024, request_timeout_ms: 30_000 }
+    }
+}
+
+/// A partial update of [`TenantSettings`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantSettingsPatch {
+    /// See [`TenantSettings::dynamic_schema`].
+    pub dynamic_schema: Option<bool>,
+    /// See [`TenantSettings::cors_origins`].
+    pub cors_origins: Option<Vec<String>>,
+    /// See [`TenantSettings::max_body_kb`].
+    pub max_body_kb: Option<u64>,
+    /// See [`TenantSettings::request_timeout_ms`].
+    pub request_timeout_ms: Option<u64>,
+}
+
+/// `POST /manage/v1/tenants`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantIn {
+    /// Tenant name: a letter, then letters, digits or `-`, at most 48.
+    pub name: String,
+    /// Optional initial settings.
+    #[serde(default)]
+    pub settings: Option<TenantSettings>,
+}
+
+/// A tenant as the management API and `roost tenant create --json` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantOut {
+    /// Tenant name (lower case).
+    pub name: String,
+    /// `X-ZUMO-APPLICATION` key.
+    pub application_key: String,
+    /// `X-ZUMO-MASTER` key.
+    pub master_key: String,
+    /// Settings.
+    pub settings: TenantSettings,
+    /// Creation time (ISO-8601).
+    pub created_at: String,
+    /// Base URL path of the tenant's endpoints.
+    pub url: String,
+}
+
+/// `POST /manage/v1/tenants/{t}/keys/{kind}/regenerate` answers with the new key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyOut {
+    /// `application` or `master`.
+    pub kind: String,
+    /// The new key.
+    pub key: String,
+}
+
+/// The kind of a table's `id` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IdKind {
+    /// String ids with system properties (default).
+    #[default]
+    String,
+    /// Legacy integer identity ids, no system properties.
+    Integer,
+}
+
+/// `POST /manage/v1/tenants/{t}/tables`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableIn {
+    /// Table name (identifier rule of §2.2).
+    pub name: String,
+    /// Id kind; default string.
+    #[serde(default)]
+    pub id_kind: IdKind,
+    /// Add `__deleted` (soft delete).
+    #[serde(default)]
+    pub soft_delete: bool,
+    /// Operation permissions; default application for all.
+    #[serde(default)]
+    pub permissions: TablePermissions,
+}
+
+/// A column as the management API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnOut {
+    /// Stored name.
+    pub name: String,
+    /// `string`, `number`, `boolean`, `date`, `binary` or `integer`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// True for `id` and the `__` system columns.
+    pub system: bool,
+}
+
+/// `POST /manage/v1/tenants/{t}/tables/{table}/columns`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ColumnIn {
+    /// Column name.
+    pub name: String,
+    /// `string`, `number`, `boolean` or `date`.
+    #[serde(rename = "type")]
+    pub ty: String,
+}
+
+/// A table as the management API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableOut {
+    /// Stored name.
+    pub name: String,
+    /// Id kind.
+    pub id_kind: IdKind,
+    /// Soft delete enabled.
+    pub soft_delete: bool,
+    /// Operation permissions.
+    pub permissions: TablePermissions,
+    /// Columns, in table order.
+    pub columns: Vec<ColumnOut>,
+}
+
+/// Error body of the management API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorOut {
+    /// HTTP status.
+    pub code: u16,
+    /// Message.
+    pub error: String,
+}

@@ -1,1 +1,681 @@
-//! placeholder
+//! Roost's storage: the catalog (tenants, their tables, settings) and each tenant's isolated data, on
+//! SQLite (a catalog file plus one database file per tenant under the data folder) or PostgreSQL (a
+//! `roost` catalog schema plus one schema `t_<name>` per tenant).
+//!
+//! This crate owns every SQL statement Roost runs; tenant-table SQL comes from `roost-odata`'s renderer
+//! or from [`ddl`]. It never knows HTTP. Control-plane changes bump a *generation* that every process
+//! sharing the catalog observes (a stamp file on SQLite, `NOTIFY` on PostgreSQL), so a change made with
+//! the CLI takes effect on a running server at once.
+
+pub mod db;
+pub mod ddl;
+pub mod items;
+
+use db::Db;
+use roost_api::{IdKind, TablePermissions, TenantSettings};
+use roost_odata::sql::{ColType, Column, Dialect};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Errors of this crate; the server maps each to a protocol error.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A tenant, table, item or column was not found.
+    #[error("not found")]
+    NotFound,
+    /// The name is taken.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// A unique id collided on insert.
+    #[error("duplicate id")]
+    Duplicate,
+    /// Bad input detected by storage (identifier, type, …), with a client-facing message.
+    #[error("{0}")]
+    BadInput(String),
+    /// A value could not be converted to its column's type (§2.8: "Bad request.").
+    #[error("conversion failed")]
+    Conversion,
+    /// The query names a column the table does not have.
+    #[error("Invalid column name specified in query.")]
+    UnknownColumn(String),
+    /// An id longer than 255 characters.
+    #[error("id too long")]
+    IdTooLong,
+    /// A database error.
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Anything else (I/O, corrupted catalog).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl StorageError {
+    /// True if the database refused a duplicate key.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StorageError::Sql(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+/// `Result` with [`StorageError`].
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Where the catalog lives.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Data folder (SQLite files, generation stamp).
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; `None` for the embedded SQLite default.
+    pub database_url: Option<String>,
+    /// Connections in the PostgreSQL pool.
+    pub pg_max_connections: u32,
+    /// Start a LISTEN task for cross-process cache invalidation (servers, not the CLI).
+    pub listen_for_changes: bool,
+}
+
+/// A tenant as stored in the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantRecord {
+    /// Lower-case name.
+    pub name: String,
+    /// Application key.
+    pub application_key: String,
+    /// Master key.
+    pub master_key: String,
+    /// Settings.
+    pub settings: TenantSettings,
+    /// Creation time, ISO-8601.
+    pub created_at: String,
+}
+
+/// A tenant table as stored in the catalog (its columns come from the database itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableRecord {
+    /// Stored casing.
+    pub name: String,
+    /// Id kind.
+    pub id_kind: IdKind,
+    /// `__deleted` present.
+    pub soft_delete: bool,
+    /// Permissions.
+    pub permissions: TablePermissions,
+}
+
+/// A loaded table: catalog record plus its current columns.
+#[derive(Debug)]
+pub struct Table {
+    /// Catalog record.
+    pub record: TableRecord,
+    columns: RwLock<Option<Arc<Vec<Column>>>>,
+}
+
+impl Table {
+    /// Column giving insertion order (R4).
+    pub fn insertion_order(&self) -> &'static str {
+        match self.record.id_kind {
+            IdKind::String => ddl::SEQ,
+            IdKind::Integer => "id",
+        }
+    }
+}
+
+/// A loaded tenant: catalog record, data connection and table cache.
+#[derive(Debug)]
+pub struct Tenant {
+    /// Catalog record.
+    pub record: TenantRecord,
+    /// Where its data lives.
+    pub db: Db,
+    /// PostgreSQL schema; `None` on SQLite.
+    pub schema: Option<String>,
+    tables: HashMap<String, Arc<Table>>,
+}
+
+impl Tenant {
+    /// Looks a table up case-insensitively (R3).
+    pub fn table(&self, name: &str) -> Option<Arc<Table>> {
+        self.tables.get(&name.to_ascii_lowercase()).cloned()
+    }
+
+    /// All tables, sorted by name.
+    pub fn tables(&self) -> Vec<Arc<Table>> {
+        let mut v: Vec<_> = self.tables.values().cloned().collect();
+        v.sort_by(|a, b| a.record.name.to_ascii_lowercase().cmp(&b.record.name.to_ascii_lowercase()));
+        v
+    }
+
+    /// The dialect of this tenant's data.
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    /// The table's columns (cached; `reload` forces a read from the database).
+    pub async fn columns(&self, table: &Table, reload: bool) -> Result<Arc<Vec<Column>>> {
+        if !reload {
+            if let Some(c) = table.columns.read().map_err(poisoned)?.as_ref() {
+                return Ok(c.clone());
+            }
+        }
+        let cols = Arc::new(ddl::read_columns(&self.db, self.schema.as_deref(), &table.record.name).await?);
+        *table.columns.write().map_err(poisoned)? = Some(cols.clone());
+        Ok(cols)
+    }
+}
+
+fn poisoned<T>(_: T) -> StorageError {
+    StorageError::Internal("lock poisoned".into())
+}
+
+/// The storage of one Roost process.
+#[derive(Debug)]
+pub struct Storage {
+    catalog: Db,
+    data_dir: PathBuf,
+    /// SQLite pools of tenants, opened once per process.
+    pools: tokio::sync::Mutex<HashMap<String, sqlx::SqlitePool>>,
+    cache: RwLock<(u64, HashMap<String, Arc<Tenant>>)>,
+    /// Bumped by this process's own changes and, on PostgreSQL, by NOTIFY from other processes.
+    local_generation: Arc<AtomicU64>,
+}
+
+/// Tenant names: a letter, then letters, digits or `-`, at most 48, stored lower-case.
+pub fn is_valid_tenant_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty() && b.len() <= 48 && b[0].is_ascii_alphabetic() && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+}
+
+/// The PostgreSQL schema of a tenant.
+pub fn tenant_schema(name: &str) -> String {
+    format!("t_{}", name.to_ascii_lowercase().replace('-', "_"))
+}
+
+fn now_iso() -> String {
+    roost_odata::format_datetime(&chrono::Utc::now())
+}
+
+const CHANNEL: &str = "roost_catalog";
+
+impl Storage {
+    /// Opens (and migrates) the catalog.
+    pub async fn open(config: &StorageConfig) -> Result<Self> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| StorageError::Internal(format!("creating {}: {e}", config.data_dir.display())))?;
+        let local_generation = Arc::new(AtomicU64::new(0));
+        let catalog = match &config.database_url {
+            Some(url) => {
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(config.pg_max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?;
+                // Migrations of several nodes starting at once serialize on sqlx's advisory lock.
+                sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+                if config.listen_for_changes {
+                    spawn_listener(pool.clone(), local_generation.clone());
+                }
+                Db::Postgres(pool)
+            }
+            None => {
+                std::fs::create_dir_all(config.data_dir.join("tenants")).map_err(|e| StorageError::Internal(e.to_string()))?;
+                let pool = sqlite_pool(&config.data_dir.join("catalog.db"), true, 4).await?;
+                sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+                Db::Sqlite(pool)
+            }
+        };
+        Ok(Self {
+            catalog,
+            data_dir: config.data_dir.clone(),
+            pools: Default::default(),
+            cache: RwLock::new((u64::MAX, HashMap::new())),
+            local_generation,
+        })
+    }
+
+    /// The catalog's dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.catalog.dialect()
+    }
+
+    /// The catalog pool (for health checks).
+    pub fn catalog(&self) -> &Db {
+        &self.catalog
+    }
+
+    fn stamp_path(&self) -> PathBuf {
+        self.data_dir.join("catalog.generation")
+    }
+
+    /// A number that changes whenever any process changes the catalog.
+    pub fn generation(&self) -> u64 {
+        let local = self.local_generation.load(Ordering::Acquire);
+        if self.dialect() == Dialect::Postgres {
+            return local;
+        }
+        // SQLite: the CLI and the server share the data folder; each change replaces the stamp file.
+        // One stat per request (about a microsecond) keeps every process's caches exact.
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(self.stamp_path()) {
+            Ok(m) => {
+                let mut h = m.ino().wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                h ^= (m.mtime() as u64).wrapping_mul(1_000_000_007) ^ (m.mtime_nsec() as u64) ^ (m.size() << 40);
+                h.wrapping_add(local)
+            }
+            Err(_) => local,
+        }
+    }
+
+    /// Announces a catalog change to this and every other process.
+    async fn changed(&self) -> Result<()> {
+        self.local_generation.fetch_add(1, Ordering::AcqRel);
+        match &self.catalog {
+            Db::Postgres(p) => {
+                sqlx::query("select pg_notify($1, 'changed')").bind(CHANNEL).execute(p).await?;
+            }
+            Db::Sqlite(_) => {
+                let path = self.stamp_path();
+                let previous: u64 = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+                let tmp = self.data_dir.join(format!(".catalog.generation.{}", uuid::Uuid::new_v4()));
+                let write = std::fs::write(&tmp, (previous + 1).to_string()).and_then(|_| std::fs::rename(&tmp, &path));
+                write.map_err(|e| StorageError::Internal(format!("writing {}: {e}", path.display())))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks a tenant up (case-insensitively), from cache when the catalog has not changed.
+    pub async fn tenant(&self, name: &str) -> Result<Option<Arc<Tenant>>> {
+        let key = name.to_ascii_lowercase();
+        let generation = self.generation();
+        {
+            let cache = self.cache.read().map_err(poisoned)?;
+            if cache.0 == generation {
+                if let Some(t) = cache.1.get(&key) {
+                    return Ok(Some(t.clone()));
+                }
+            }
+        }
+        let Some(record) = self.tenant_record(&key).await? else { return Ok(None) };
+        let tenant = Arc::new(self.load_tenant(record).await?);
+        let mut cache = self.cache.write().map_err(poisoned)?;
+        if cache.0 != generation {
+            *cache = (generation, HashMap::new());
+        }
+        cache.1.insert(key, tenant.clone());
+        Ok(Some(tenant))
+    }
+
+    /// Drops cached state of one tenant after a change made by this process.
+    fn forget(&self, name: &str) {
+        if let Ok(mut c) = self.cache.write() {
+            c.1.remove(&name.to_ascii_lowercase());
+        }
+    }
+
+    async fn load_tenant(&self, record: TenantRecord) -> Result<Tenant> {
+        let (db, schema) = match &self.catalog {
+            Db::Postgres(p) => (Db::Postgres(p.clone()), Some(tenant_schema(&record.name))),
+            Db::Sqlite(_) => (Db::Sqlite(self.tenant_pool(&record.name, false).await?), None),
+        };
+        let tables = self
+            .table_records(&record.name)
+            .await?
+            .into_iter()
+            .map(|r| (r.name.to_ascii_lowercase(), Arc::new(Table { record: r, columns: RwLock::new(None) })))
+            .collect();
+        Ok(Tenant { record, db, schema, tables })
+    }
+
+    fn tenant_file(&self, name: &str) -> PathBuf {
+        self.data_dir.join("tenants").join(format!("{}.db", name.to_ascii_lowercase()))
+    }
+
+    async fn tenant_pool(&self, name: &str, create: bool) -> Result<sqlx::SqlitePool> {
+        let mut pools = self.pools.lock().await;
+        if let Some(p) = pools.get(name) {
+            return Ok(p.clone());
+        }
+        let pool = sqlite_pool(&self.tenant_file(name), create, 8).await?;
+        pools.insert(name.to_string(), pool.clone());
+        Ok(pool)
+    }
+
+    async fn tenant_record(&self, name: &str) -> Result<Option<TenantRecord>> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "select name, application_key, master_key, settings, created_at from tenants where name = ?",
+            Dialect::Postgres => "select name, application_key, master_key, settings, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from roost.tenants where name = $1",
+        };
+        Ok(self.catalog_rows(sql, &[name]).await?.into_iter().next().map(tenant_from_row).transpose()?)
+    }
+
+    /// Runs a catalog query whose columns are all text.
+    async fn catalog_rows(&self, sql: &str, binds: &[&str]) -> Result<Vec<Vec<String>>> {
+        use sqlx::Row;
+        match &self.catalog {
+            Db::Sqlite(p) => {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                let rows = q.fetch_all(p).await?;
+                rows.iter().map(|r| (0..r.len()).map(|i| r.try_get_unchecked::<String, _>(i).map_err(Into::into)).collect()).collect()
+            }
+            Db::Postgres(p) => {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                let rows = q.fetch_all(p).await?;
+                rows.iter().map(|r| (0..r.len()).map(|i| r.try_get::<String, _>(i).map_err(Into::into)).collect()).collect()
+            }
+        }
+    }
+
+    async fn catalog_exec(&self, sql: &str, binds: &[&str]) -> Result<u64> {
+        Ok(match &self.catalog {
+            Db::Sqlite(p) => {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.execute(p).await?.rows_affected()
+            }
+            Db::Postgres(p) => {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.execute(p).await?.rows_affected()
+            }
+        })
+    }
+
+    /// All tenants, by name.
+    pub async fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "select name, application_key, master_key, settings, created_at from tenants order by name",
+            Dialect::Postgres => "select name, application_key, master_key, settings, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from roost.tenants order by name",
+        };
+        self.catalog_rows(sql, &[]).await?.into_iter().map(tenant_from_row).collect()
+    }
+
+    /// Creates a tenant and its isolated storage.
+    pub async fn create_tenant(&self, name: &str, application_key: &str, master_key: &str, settings: &TenantSettings) -> Result<TenantRecord> {
+        if !is_valid_tenant_name(name) {
+            return Err(StorageError::BadInput(format!(
+                "'{name}' is not a valid tenant name. A tenant name starts with a letter, has at most 48 characters, and contains only letters, digits and '-'."
+            )));
+        }
+        let name = name.to_ascii_lowercase();
+        if self.tenant_record(&name).await?.is_some() {
+            return Err(StorageError::AlreadyExists(format!("Tenant '{name}'")));
+        }
+        let settings_json = serde_json::to_string(settings).map_err(|e| StorageError::Internal(e.to_string()))?;
+        let created_at = now_iso();
+        match &self.catalog {
+            Db::Sqlite(_) => {
+                // Create the data file first: a catalog row never points at missing storage.
+                let path = self.tenant_file(&name);
+                remove_sqlite_files(&path);
+                self.pools.lock().await.remove(&name);
+                self.tenant_pool(&name, true).await?;
+                let r = self
+                    .catalog_exec(
+                        "insert into tenants (name, application_key, master_key, settings, created_at) values (?, ?, ?, ?, ?)",
+                        &[&name, application_key, master_key, &settings_json, &created_at],
+                    )
+                    .await;
+                if let Err(e) = r {
+                    if let Some(p) = self.pools.lock().await.remove(&name) {
+                        p.close().await;
+                    }
+                    remove_sqlite_files(&path);
+                    return Err(if e.is_unique_violation() { StorageError::AlreadyExists(format!("Tenant '{name}'")) } else { e });
+                }
+            }
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                let r = sqlx::query("insert into roost.tenants (name, application_key, master_key, settings) values ($1, $2, $3, $4)")
+                    .bind(&name)
+                    .bind(application_key)
+                    .bind(master_key)
+                    .bind(&settings_json)
+                    .execute(&mut *tx)
+                    .await;
+                if let Err(e) = r {
+                    let e = StorageError::from(e);
+                    return Err(if e.is_unique_violation() { StorageError::AlreadyExists(format!("Tenant '{name}'")) } else { e });
+                }
+                sqlx::raw_sql(&format!("create schema {}", roost_odata::sql::quote(&tenant_schema(&name)))).execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+        }
+        self.changed().await?;
+        Ok(TenantRecord {
+            name,
+            application_key: application_key.to_string(),
+            master_key: master_key.to_string(),
+            settings: settings.clone(),
+            created_at,
+        })
+    }
+
+    /// Deletes a tenant and all its data.
+    pub async fn delete_tenant(&self, name: &str) -> Result<()> {
+        let name = name.to_ascii_lowercase();
+        if self.tenant_record(&name).await?.is_none() {
+            return Err(StorageError::NotFound);
+        }
+        match &self.catalog {
+            Db::Sqlite(_) => {
+                self.catalog_exec("delete from tenant_tables where tenant = ?", &[&name]).await?;
+                self.catalog_exec("delete from tenants where name = ?", &[&name]).await?;
+                if let Some(p) = self.pools.lock().await.remove(&name) {
+                    p.close().await;
+                }
+                remove_sqlite_files(&self.tenant_file(&name));
+            }
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query("delete from roost.tenants where name = $1").bind(&name).execute(&mut *tx).await?;
+                sqlx::raw_sql(&format!("drop schema if exists {} cascade", roost_odata::sql::quote(&tenant_schema(&name)))).execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+        }
+        self.forget(&name);
+        self.changed().await
+    }
+
+    /// Replaces a tenant's keys and settings.
+    pub async fn update_tenant(&self, record: &TenantRecord) -> Result<()> {
+        let settings = serde_json::to_string(&record.settings).map_err(|e| StorageError::Internal(e.to_string()))?;
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "update tenants set application_key = ?, master_key = ?, settings = ? where name = ?",
+            Dialect::Postgres => "update roost.tenants set application_key = $1, master_key = $2, settings = $3 where name = $4",
+        };
+        let n = self.catalog_exec(sql, &[&record.application_key, &record.master_key, &settings, &record.name]).await?;
+        if n == 0 {
+            return Err(StorageError::NotFound);
+        }
+        self.forget(&record.name);
+        self.changed().await
+    }
+
+    async fn table_records(&self, tenant: &str) -> Result<Vec<TableRecord>> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "select name, id_kind, cast(soft_delete as text), permissions from tenant_tables where tenant = ? order by name",
+            Dialect::Postgres => "select name, id_kind, soft_delete::text, permissions from roost.tenant_tables where tenant = $1 order by name_lower",
+        };
+        self.catalog_rows(sql, &[tenant])
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(TableRecord {
+                    name: r[0].clone(),
+                    id_kind: if r[1] == "integer" { IdKind::Integer } else { IdKind::String },
+                    soft_delete: matches!(r[2].as_str(), "1" | "true"),
+                    permissions: serde_json::from_str(&r[3]).map_err(|e| StorageError::Internal(format!("permissions of {}: {e}", r[0])))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Creates a table in a tenant.
+    pub async fn create_table(&self, tenant: &str, record: &TableRecord) -> Result<()> {
+        if !roost_odata::is_valid_identifier(&record.name) || record.name.starts_with("__") {
+            return Err(StorageError::BadInput(if record.name.starts_with("__") {
+                format!("'{}' is not a valid table name: names that begin with '__' are reserved.", record.name)
+            } else {
+                roost_odata::invalid_identifier_message(&record.name)
+            }));
+        }
+        let t = self.tenant(tenant).await?.ok_or(StorageError::NotFound)?;
+        if t.table(&record.name).is_some() {
+            return Err(StorageError::AlreadyExists(format!("Table '{}'", record.name)));
+        }
+        let perms = serde_json::to_string(&record.permissions).map_err(|e| StorageError::Internal(e.to_string()))?;
+        let id_kind = match record.id_kind {
+            IdKind::String => "string",
+            IdKind::Integer => "integer",
+        };
+        ddl::create_table(&t.db, t.schema.as_deref(), record).await.map_err(|e| match e {
+            StorageError::Sql(sqlx::Error::Database(d)) if d.message().contains("already exists") => StorageError::AlreadyExists(format!("Table '{}'", record.name)),
+            other => other,
+        })?;
+        let r = match self.dialect() {
+            Dialect::Sqlite => {
+                self.catalog_exec(
+                    "insert into tenant_tables (tenant, name, id_kind, soft_delete, permissions, created_at) values (?, ?, ?, ?, ?, ?)",
+                    &[&t.record.name, &record.name, id_kind, if record.soft_delete { "1" } else { "0" }, &perms, &now_iso()],
+                )
+                .await
+            }
+            Dialect::Postgres => {
+                self.catalog_exec(
+                    "insert into roost.tenant_tables (tenant, name, name_lower, id_kind, soft_delete, permissions) values ($1, $2, $3, $4, $5::boolean, $6)",
+                    &[&t.record.name, &record.name, &record.name.to_ascii_lowercase(), id_kind, if record.soft_delete { "true" } else { "false" }, &perms],
+                )
+                .await
+            }
+        };
+        if let Err(e) = r {
+            // Keep the catalog and the data consistent: undo the DDL.
+            let _ = ddl::drop_table(&t.db, t.schema.as_deref(), &record.name).await;
+            return Err(if e.is_unique_violation() { StorageError::AlreadyExists(format!("Table '{}'", record.name)) } else { e });
+        }
+        self.forget(tenant);
+        self.changed().await
+    }
+
+    /// Drops a table and its rows.
+    pub async fn drop_table(&self, tenant: &str, table: &str) -> Result<()> {
+        let t = self.tenant(tenant).await?.ok_or(StorageError::NotFound)?;
+        let tbl = t.table(table).ok_or(StorageError::NotFound)?;
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "delete from tenant_tables where tenant = ? and name = ?",
+            Dialect::Postgres => "delete from roost.tenant_tables where tenant = $1 and name_lower = lower($2)",
+        };
+        self.catalog_exec(sql, &[&t.record.name, &tbl.record.name]).await?;
+        ddl::drop_table(&t.db, t.schema.as_deref(), &tbl.record.name).await?;
+        self.forget(tenant);
+        self.changed().await
+    }
+
+    /// Replaces a table's permissions.
+    pub async fn set_permissions(&self, tenant: &str, table: &str, permissions: &TablePermissions) -> Result<()> {
+        let t = self.tenant(tenant).await?.ok_or(StorageError::NotFound)?;
+        let tbl = t.table(table).ok_or(StorageError::NotFound)?;
+        let perms = serde_json::to_string(permissions).map_err(|e| StorageError::Internal(e.to_string()))?;
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "update tenant_tables set permissions = ? where tenant = ? and name = ?",
+            Dialect::Postgres => "update roost.tenant_tables set permissions = $1 where tenant = $2 and name_lower = lower($3)",
+        };
+        self.catalog_exec(sql, &[&perms, &t.record.name, &tbl.record.name]).await?;
+        self.forget(tenant);
+        self.changed().await
+    }
+
+    /// Adds a column of a logical type (management, not dynamic schema).
+    pub async fn add_column(&self, tenant: &str, table: &str, column: &str, ty: ColType) -> Result<()> {
+        let t = self.tenant(tenant).await?.ok_or(StorageError::NotFound)?;
+        let tbl = t.table(table).ok_or(StorageError::NotFound)?;
+        if !roost_odata::is_valid_identifier(column) {
+            return Err(StorageError::BadInput(roost_odata::invalid_identifier_message(column)));
+        }
+        if column.starts_with("__") || column.eq_ignore_ascii_case("id") {
+            return Err(StorageError::BadInput(format!("The column '{column}' is reserved.")));
+        }
+        let cols = t.columns(&tbl, true).await?;
+        if cols.iter().any(|c| c.name.eq_ignore_ascii_case(column)) {
+            return Err(StorageError::AlreadyExists(format!("Column '{column}'")));
+        }
+        ddl::add_columns(&t.db, t.schema.as_deref(), &tbl.record.name, &[Column { name: column.to_string(), ty }]).await?;
+        self.forget(tenant);
+        self.changed().await
+    }
+
+    /// Drops a user column.
+    pub async fn drop_column(&self, tenant: &str, table: &str, column: &str) -> Result<()> {
+        let t = self.tenant(tenant).await?.ok_or(StorageError::NotFound)?;
+        let tbl = t.table(table).ok_or(StorageError::NotFound)?;
+        let cols = t.columns(&tbl, true).await?;
+        let col = cols.iter().find(|c| c.name.eq_ignore_ascii_case(column)).ok_or(StorageError::NotFound)?;
+        if col.name.starts_with("__") || col.name == "id" {
+            return Err(StorageError::BadInput(format!("The column '{}' is a system column and cannot be dropped.", col.name)));
+        }
+        ddl::drop_column(&t.db, t.schema.as_deref(), &tbl.record.name, &col.name).await?;
+        self.forget(tenant);
+        self.changed().await
+    }
+}
+
+fn tenant_from_row(r: Vec<String>) -> Result<TenantRecord> {
+    let settings = serde_json::from_str(&r[3]).map_err(|e| StorageError::Internal(format!("settings of tenant {}: {e}", r[0])))?;
+    Ok(TenantRecord { name: r[0].clone(), application_key: r[1].clone(), master_key: r[2].clone(), settings, created_at: r[4].clone() })
+}
+
+fn remove_sqlite_files(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+/// Opens a SQLite pool: WAL, `synchronous=FULL` (an acknowledged write survives power loss), busy timeout.
+async fn sqlite_pool(path: &Path, create: bool, max: u32) -> Result<sqlx::SqlitePool> {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(create)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .pragma("cache_size", "-4000");
+    Ok(SqlitePoolOptions::new().max_connections(max).min_connections(0).connect_with(opts).await?)
+}
+
+/// Listens for catalog changes made by other processes and bumps the generation.
+fn spawn_listener(pool: sqlx::PgPool, generation: Arc<AtomicU64>) {
+    tokio::spawn(async move {
+        loop {
+            match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(mut l) => {
+                    if l.listen(CHANNEL).await.is_ok() {
+                        // Anything may have changed while we were not listening.
+                        generation.fetch_add(1, Ordering::AcqRel);
+                        while l.recv().await.is_ok() {
+                            generation.fetch_add(1, Ordering::AcqRel);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "Catalog listener could not connect; retrying"),
+            }
+            generation.fetch_add(1, Ordering::AcqRel);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+}
