@@ -157,18 +157,15 @@ impl Tenant {
     /// The table's columns (cached; `reload` forces a read from the database).
     pub async fn columns(&self, table: &Table, reload: bool) -> Result<Arc<Vec<Column>>> {
         if !reload {
-            if let Some(c) = table.columns.read().map_err(poisoned)?.as_ref() {
-                return Ok(c.clone());
+            let cached = table.columns.read().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(c) = cached {
+                return Ok(c);
             }
         }
         let cols = Arc::new(ddl::read_columns(&self.db, self.schema.as_deref(), &table.record.name).await?);
-        *table.columns.write().map_err(poisoned)? = Some(cols.clone());
+        *table.columns.write().unwrap_or_else(|e| e.into_inner()) = Some(cols.clone());
         Ok(cols)
     }
-}
-
-fn poisoned<T>(_: T) -> StorageError {
-    StorageError::Internal("lock poisoned".into())
 }
 
 /// The storage of one Roost process.
@@ -290,17 +287,16 @@ impl Storage {
     pub async fn tenant(&self, name: &str) -> Result<Option<Arc<Tenant>>> {
         let key = name.to_ascii_lowercase();
         let generation = self.generation();
-        {
-            let cache = self.cache.read().map_err(poisoned)?;
-            if cache.0 == generation {
-                if let Some(t) = cache.1.get(&key) {
-                    return Ok(Some(t.clone()));
-                }
-            }
+        let hit = {
+            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+            if cache.0 == generation { cache.1.get(&key).cloned() } else { None }
+        };
+        if hit.is_some() {
+            return Ok(hit);
         }
         let Some(record) = self.tenant_record(&key).await? else { return Ok(None) };
         let tenant = Arc::new(self.load_tenant(record).await?);
-        let mut cache = self.cache.write().map_err(poisoned)?;
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
         if cache.0 != generation {
             *cache = (generation, HashMap::new());
         }
@@ -310,9 +306,7 @@ impl Storage {
 
     /// Drops cached state of one tenant after a change made by this process.
     fn forget(&self, name: &str) {
-        if let Ok(mut c) = self.cache.write() {
-            c.1.remove(&name.to_ascii_lowercase());
-        }
+        self.cache.write().unwrap_or_else(|e| e.into_inner()).1.remove(&name.to_ascii_lowercase());
     }
 
     async fn load_tenant(&self, record: TenantRecord) -> Result<Tenant> {
@@ -449,7 +443,8 @@ impl Storage {
                     let e = StorageError::from(e);
                     return Err(if e.is_unique_violation() { StorageError::AlreadyExists(format!("Tenant '{name}'")) } else { e });
                 }
-                sqlx::raw_sql(&format!("create schema {}", roost_odata::sql::quote(&tenant_schema(&name)))).execute(&mut *tx).await?;
+                let ddl = format!("create schema {}", roost_odata::sql::quote(&tenant_schema(&name)));
+                sqlx::query(&ddl).execute(&mut *tx).await?;
                 tx.commit().await?;
             }
         }
@@ -481,7 +476,8 @@ impl Storage {
             Db::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 sqlx::query("delete from roost.tenants where name = $1").bind(&name).execute(&mut *tx).await?;
-                sqlx::raw_sql(&format!("drop schema if exists {} cascade", roost_odata::sql::quote(&tenant_schema(&name)))).execute(&mut *tx).await?;
+                let ddl = format!("drop schema if exists {} cascade", roost_odata::sql::quote(&tenant_schema(&name)));
+                sqlx::query(&ddl).execute(&mut *tx).await?;
                 tx.commit().await?;
             }
         }

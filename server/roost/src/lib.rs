@@ -1,1 +1,119 @@
-//! placeholder
+//! Roost: a self-hosted, multi-tenant mobile backend speaking the Azure Mobile Services protocol.
+//!
+//! This crate is the only one that knows HTTP. [`run`] wires the server; `main.rs` only parses the
+//! command line and calls it (tests call it too, with a port-0 listener).
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod manage;
+
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// Everything a request handler may need. Cloning is cheap.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// Process-wide state.
+pub struct App {
+    /// Catalog and tenant data.
+    pub storage: roost_storage::Storage,
+    /// Bearer token for `/manage/v1`.
+    pub admin_token: String,
+    /// `{tenant}.{domain}` addressing, lower-case, if configured.
+    pub tenant_domain: Option<String>,
+    /// Honour `X-Forwarded-Proto`.
+    pub trust_forwarded_proto: bool,
+}
+
+/// Installs the log subscriber (once per process).
+pub fn init_telemetry(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+/// Returns the configured admin token, or the one stored in the data folder, creating it on first
+/// start (the second value is true when it was just created).
+pub fn admin_token(config: &Config) -> anyhow::Result<(String, bool)> {
+    if !config.admin_token.is_empty() {
+        return Ok((config.admin_token.clone(), false));
+    }
+    let path = config.data.join("admin-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        if !t.trim().is_empty() {
+            return Ok((t.trim().to_string(), false));
+        }
+    }
+    std::fs::create_dir_all(&config.data)?;
+    let token = auth::generate_key();
+    std::fs::write(&path, &token).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok((token, true))
+}
+
+/// Builds the application state: opens (and migrates) storage.
+pub async fn build(config: &Config) -> anyhow::Result<AppState> {
+    let storage = roost_storage::Storage::open(&config.storage(true)).await?;
+    let (admin_token, created) = admin_token(config)?;
+    if created {
+        // Printed once, on first start, so the operator can call /manage/v1.
+        println!("Generated the platform admin token (stored in {}): {admin_token}", config.data.join("admin-token").display());
+    }
+    Ok(AppState(Arc::new(App {
+        storage,
+        admin_token,
+        tenant_domain: Some(config.tenant_domain.to_ascii_lowercase()).filter(|d| !d.is_empty()),
+        trust_forwarded_proto: config.trust_forwarded_proto,
+    })))
+}
+
+/// Serves until `shutdown` completes.
+pub async fn run(config: Config, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let state = build(&config).await?;
+    serve(state, listener, shutdown).await
+}
+
+/// Serves an already built state.
+pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let router = http::router(state);
+    tracing::info!(listen = %listener.local_addr()?, "Roost is listening");
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+/// Completes on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

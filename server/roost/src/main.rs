@@ -1,1 +1,334 @@
-fn main(){}
+//! The `roost` command: `serve`, `migrate`, `default-config`, and tenant/table management. Thin: it
+//! parses arguments, loads configuration and calls the library.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use roost::manage::{self, ManageError};
+use roost::Config;
+use roost_api::{ColumnIn, IdKind, TableIn, TablePermissions, TenantSettingsPatch};
+use std::path::PathBuf;
+
+/// Roost: a self-hosted, multi-tenant mobile backend speaking the Azure Mobile Services protocol.
+///
+/// Settings come from the embedded defaults (`roost default-config` prints them with comments), then
+/// `roost.toml` (or --config / ROOST_CONFIG), then environment variables:
+///   ROOST_LISTEN                 address of `serve` (default 127.0.0.1:8080)
+///   ROOST_DATA                   data folder (default ./roost-data)
+///   ROOST_DATABASE_URL           postgres://… to use PostgreSQL instead of the embedded SQLite
+///   ROOST_PG_MAX_CONNECTIONS     PostgreSQL pool size per node (default 32)
+///   ROOST_ADMIN_TOKEN            bearer token of /manage/v1 (default: generated into <data>/admin-token)
+///   ROOST_TENANT_DOMAIN          also address tenants as {tenant}.{domain}
+///   ROOST_TRUST_FORWARDED_PROTO  honour X-Forwarded-Proto (true/false)
+///   ROOST_LOG                    log filter, e.g. info or roost=debug
+/// then the flags below.
+#[derive(Parser, Debug)]
+#[command(name = "roost", version, verbatim_doc_comment)]
+struct Cli {
+    /// Configuration file (default: ./roost.toml if present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data folder (overrides ROOST_DATA).
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the platform.
+    Serve {
+        /// Listen address (overrides ROOST_LISTEN), e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Run catalog migrations and exit.
+    Migrate,
+    /// Print the default configuration file, with comments.
+    DefaultConfig,
+    /// Manage tenants ("mobile services").
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Manage a tenant's tables.
+    #[command(subcommand)]
+    Table(TableCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantCmd {
+    /// Create a tenant with fresh application and master keys.
+    Create {
+        name: String,
+        /// Print the tenant as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a tenant, its keys and settings.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a tenant and all its data.
+    Delete { name: String },
+    /// Mint a user token (X-ZUMO-AUTH) for a tenant.
+    Token {
+        name: String,
+        /// The token's user id, e.g. Custom:42.
+        #[arg(long)]
+        user_id: String,
+        /// Lifetime in seconds (default 30 days).
+        #[arg(long, default_value_t = 30 * 24 * 3600)]
+        ttl: i64,
+    },
+    /// Regenerate the application or master key.
+    RegenerateKey {
+        name: String,
+        /// `application` or `master`.
+        kind: String,
+    },
+    /// Change settings.
+    Set {
+        name: String,
+        /// Dynamic schema on or off.
+        #[arg(long)]
+        dynamic_schema: Option<bool>,
+        /// Allowed CORS host patterns, comma-separated.
+        #[arg(long)]
+        cors_origins: Option<String>,
+        /// Body size limit in KiB.
+        #[arg(long)]
+        max_body_kb: Option<u64>,
+        /// Request timeout in milliseconds.
+        #[arg(long)]
+        request_timeout_ms: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TableCmd {
+    /// Create a table (string ids by default).
+    Create {
+        tenant: String,
+        table: String,
+        /// Legacy integer identity ids (no system properties).
+        #[arg(long)]
+        integer_id: bool,
+        /// Soft delete (adds __deleted).
+        #[arg(long)]
+        soft_delete: bool,
+        /// e.g. insert=public,read=application,update=user,delete=admin (default application).
+        #[arg(long)]
+        permissions: Option<String>,
+    },
+    /// List a tenant's tables.
+    List {
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop a table and its rows.
+    Drop { tenant: String, table: String },
+    /// List a table's columns.
+    Columns {
+        tenant: String,
+        table: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a column: string, number, boolean or date.
+    AddColumn { tenant: String, table: String, column: String, r#type: String },
+    /// Drop a column.
+    DropColumn { tenant: String, table: String, column: String },
+    /// Set operation permissions, e.g. insert=public,read=user.
+    Permissions { tenant: String, table: String, spec: String },
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            match e.downcast_ref::<ManageError>() {
+                Some(m) => eprintln!("error: {m}"),
+                None => eprintln!("error: {e:#}"),
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Command::DefaultConfig) {
+        print!("{}", roost::config::DEFAULT_CONFIG);
+        return Ok(());
+    }
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(d) = cli.data {
+        config.data = d;
+    }
+    match cli.command {
+        Command::Serve { listen } => {
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            roost::init_telemetry(&config.log);
+            let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+            println!("Roost listening on http://{}", listener.local_addr()?);
+            roost::run(config, listener, roost::shutdown_signal()).await
+        }
+        Command::Migrate => {
+            roost_storage::Storage::open(&config.storage(false)).await?;
+            println!("Catalog is up to date.");
+            Ok(())
+        }
+        Command::DefaultConfig => Ok(()),
+        Command::Tenant(cmd) => tenant(&config, cmd).await,
+        Command::Table(cmd) => table(&config, cmd).await,
+    }
+}
+
+async fn open(config: &Config) -> anyhow::Result<roost_storage::Storage> {
+    Ok(roost_storage::Storage::open(&config.storage(false)).await?)
+}
+
+async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
+    let s = open(config).await?;
+    match cmd {
+        TenantCmd::Create { name, json } => {
+            let t = manage::create_tenant(&s, &name, None).await?;
+            if json {
+                print_json(&t)?;
+            } else {
+                println!("Created tenant {}\n  endpoint:        {}\n  application key: {}\n  master key:      {}", t.name, t.url, t.application_key, t.master_key);
+            }
+        }
+        TenantCmd::List { json } => {
+            let ts = manage::list_tenants(&s).await?;
+            if json {
+                print_json(&ts)?;
+            } else {
+                for t in ts {
+                    println!("{}", t.name);
+                }
+            }
+        }
+        TenantCmd::Show { name, json } => {
+            let t = manage::show_tenant(&s, &name).await?;
+            if json {
+                print_json(&t)?;
+            } else {
+                println!(
+                    "{}\n  endpoint:        {}\n  application key: {}\n  master key:      {}\n  dynamic schema:  {}\n  cors origins:    {}\n  max body:        {} KiB\n  request timeout: {} ms\n  created:         {}",
+                    t.name,
+                    t.url,
+                    t.application_key,
+                    t.master_key,
+                    t.settings.dynamic_schema,
+                    t.settings.cors_origins.join(", "),
+                    t.settings.max_body_kb,
+                    t.settings.request_timeout_ms,
+                    t.created_at
+                );
+            }
+        }
+        TenantCmd::Delete { name } => {
+            manage::delete_tenant(&s, &name).await?;
+            println!("Deleted tenant {name}");
+        }
+        TenantCmd::Token { name, user_id, ttl } => println!("{}", manage::mint_token(&s, &name, &user_id, ttl).await?),
+        TenantCmd::RegenerateKey { name, kind } => println!("{}", manage::regenerate_key(&s, &name, &kind).await?.key),
+        TenantCmd::Set { name, dynamic_schema, cors_origins, max_body_kb, request_timeout_ms } => {
+            let patch = TenantSettingsPatch {
+                dynamic_schema,
+                cors_origins: cors_origins.map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
+                max_body_kb,
+                request_timeout_ms,
+            };
+            print_json(&manage::update_settings(&s, &name, &patch).await?.settings)?;
+        }
+    }
+    Ok(())
+}
+
+async fn table(config: &Config, cmd: TableCmd) -> anyhow::Result<()> {
+    let s = open(config).await?;
+    match cmd {
+        TableCmd::Create { tenant, table, integer_id, soft_delete, permissions } => {
+            let mut perms = TablePermissions::default();
+            if let Some(spec) = permissions {
+                perms.apply_spec(&spec).map_err(ManageError::BadInput)?;
+            }
+            let spec = TableIn { name: table, id_kind: if integer_id { IdKind::Integer } else { IdKind::String }, soft_delete, permissions: perms };
+            let t = manage::create_table(&s, &tenant, &spec).await?;
+            println!("Created table {} in {tenant}", t.name);
+        }
+        TableCmd::List { tenant, json } => {
+            let ts = manage::list_tables(&s, &tenant).await?;
+            if json {
+                print_json(&ts)?;
+            } else {
+                for t in ts {
+                    let p = t.permissions;
+                    println!(
+                        "{}\t{:?} ids{}\tinsert={} read={} update={} delete={}",
+                        t.name,
+                        t.id_kind,
+                        if t.soft_delete { ", soft delete" } else { "" },
+                        p.insert.as_str(),
+                        p.read.as_str(),
+                        p.update.as_str(),
+                        p.delete.as_str()
+                    );
+                }
+            }
+        }
+        TableCmd::Drop { tenant, table } => {
+            manage::drop_table(&s, &tenant, &table).await?;
+            println!("Dropped table {table} of {tenant}");
+        }
+        TableCmd::Columns { tenant, table, json } => {
+            let t = manage::show_table(&s, &tenant, &table).await?;
+            if json {
+                print_json(&t.columns)?;
+            } else {
+                for c in t.columns {
+                    println!("{}\t{}{}", c.name, c.ty, if c.system { "\t(system)" } else { "" });
+                }
+            }
+        }
+        TableCmd::AddColumn { tenant, table, column, r#type } => {
+            manage::add_column(&s, &tenant, &table, &ColumnIn { name: column.clone(), ty: r#type }).await?;
+            println!("Added column {column} to {table}");
+        }
+        TableCmd::DropColumn { tenant, table, column } => {
+            manage::drop_column(&s, &tenant, &table, &column).await?;
+            println!("Dropped column {column} of {table}");
+        }
+        TableCmd::Permissions { tenant, table, spec } => {
+            let t = manage::show_table(&s, &tenant, &table).await?;
+            let mut perms = t.permissions;
+            perms.apply_spec(&spec).map_err(ManageError::BadInput)?;
+            manage::set_permissions(&s, &tenant, &table, &perms).await?;
+            println!("insert={} read={} update={} delete={}", perms.insert.as_str(), perms.read.as_str(), perms.update.as_str(), perms.delete.as_str());
+        }
+    }
+    Ok(())
+}

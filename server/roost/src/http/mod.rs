@@ -1,0 +1,184 @@
+//! HTTP transport: the root router, the tenant-endpoint pipeline of protocol.md §1.1 (tenant lookup,
+//! CORS, version check, method override, body limit, timeout, common headers), and dispatch to the
+//! resource modules. Tenant routes are matched here by hand because the protocol's routing is
+//! case-insensitive, tolerant of a trailing slash, and answers 405 with precise `Allow` headers.
+
+pub mod cors;
+pub mod manage;
+pub mod tables;
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use percent_encoding::percent_decode_str;
+use roost_storage::Tenant;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The root router: `/manage/v1`, tenant endpoints under `/t/{tenant}/`, and host-addressed tenants.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .nest("/manage/v1", manage::router(state.clone()))
+        .route("/t/{tenant}", any(tenant_by_path))
+        .route("/t/{tenant}/", any(tenant_by_path))
+        .route("/t/{tenant}/{*rest}", any(tenant_by_path))
+        .fallback(fallback)
+        .with_state(state)
+}
+
+/// The parts of a tenant request the resource handlers use.
+pub struct TenantRequest {
+    /// The tenant.
+    pub tenant: Arc<Tenant>,
+    /// Effective method (after `X-HTTP-Method-Override`).
+    pub method: Method,
+    /// Decoded path segments after the tenant base, trailing empty segment removed.
+    pub segments: Vec<String>,
+    /// The raw path as sent (for `Location`).
+    pub raw_path: String,
+    /// Decoded query parameters in order.
+    pub query: Vec<(String, String)>,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// The body, unless the §1.1 step 3 rules say it is not parsed.
+    pub body: Option<Bytes>,
+    /// `http` or `https` (R8).
+    pub scheme: &'static str,
+}
+
+async fn tenant_by_path(State(state): State<AppState>, Path(params): Path<Vec<(String, String)>>, req: Request) -> Response {
+    let tenant = params.iter().find(|(k, _)| k == "tenant").map(|(_, v)| v.clone()).unwrap_or_default();
+    let prefix_len = req.uri().path().find(&tenant).map(|i| i + tenant.len()).unwrap_or(0);
+    let rest = req.uri().path()[prefix_len..].to_string();
+    tenant_request(state, tenant, rest, req).await
+}
+
+async fn fallback(State(state): State<AppState>, req: Request) -> Response {
+    if let Some(domain) = &state.tenant_domain {
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host).to_ascii_lowercase();
+        if let Some(tenant) = host.strip_suffix(domain.as_str()).and_then(|t| t.strip_suffix('.')) {
+            if !tenant.is_empty() && !tenant.contains('.') {
+                let rest = req.uri().path().to_string();
+                return tenant_request(state.clone(), tenant.to_string(), rest, req).await;
+            }
+        }
+    }
+    ApiError::not_found().into_response()
+}
+
+/// Parses an `application/x-www-form-urlencoded` query string (`+` is a space).
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+async fn tenant_request(state: AppState, tenant_name: String, rest: String, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let tenant = match state.storage.tenant(&tenant_name).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return finish(ApiError::not_found().into_response(), None),
+        Err(e) => return finish(ApiError::Internal(e.to_string()).into_response(), None),
+    };
+    let cors = cors::headers_for(&tenant.record.settings.cors_origins, &parts.headers, parts.method == Method::OPTIONS);
+    // OPTIONS on any path: 204 with CORS headers, no auth (§1.1).
+    if parts.method == Method::OPTIONS {
+        return finish(StatusCode::NO_CONTENT.into_response(), Some(cors));
+    }
+    let timeout = Duration::from_millis(tenant.record.settings.request_timeout_ms);
+    let response = match tokio::time::timeout(timeout, handle(state, tenant.clone(), rest, parts, body)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => {
+            tracing::warn!(tenant.name = %tenant.record.name, "The request has timed out");
+            ApiError::Timeout.into_response()
+        }
+    };
+    finish(response, Some(cors))
+}
+
+async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, parts: axum::http::request::Parts, body: Body) -> Result<Response, ApiError> {
+    let mut segments: Vec<String> = rest.split('/').skip(1).map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned()).collect();
+    if segments.last().is_some_and(|s| s.is_empty()) {
+        segments.pop();
+    }
+    let query = parse_query(parts.uri.query().unwrap_or(""));
+    let first = segments.first().map(|s| s.to_ascii_lowercase()).unwrap_or_default();
+    // §1.1 step 2: v2 clients are refused on /tables and /api.
+    if (first == "tables" || first == "api")
+        && (parts.headers.contains_key("zumo-api-version") || query.iter().any(|(k, _)| k.eq_ignore_ascii_case("zumo-api-version")))
+    {
+        return Err(ApiError::VersionRejected);
+    }
+    // §1.6: body limit, checked on Content-Length first, then while reading.
+    let limit = usize::try_from(tenant.record.settings.max_body_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::TooLarge);
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge)?;
+    let mut method = parts.method.clone();
+    if let Some(m) = parts.headers.get("x-http-method-override").and_then(|v| v.to_str().ok()) {
+        if let Ok(m) = Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()) {
+            method = m;
+        }
+    }
+    // §1.1 step 3: GET/DELETE bodies with a Content-Type are never parsed.
+    let has_type = parts.headers.contains_key(header::CONTENT_TYPE);
+    let body = if (parts.method == Method::GET || parts.method == Method::DELETE) && has_type { None } else { Some(bytes) };
+    let forwarded_https = state.trust_forwarded_proto
+        && parts.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let r = TenantRequest {
+        tenant,
+        method,
+        segments,
+        raw_path: parts.uri.path().to_string(),
+        query,
+        headers: parts.headers,
+        body,
+        scheme: if forwarded_https { "https" } else { "http" },
+    };
+    match first.as_str() {
+        "tables" => tables::dispatch(r).await,
+        "status" if r.segments.len() == 1 => {
+            if r.method == Method::GET {
+                Ok(StatusCode::OK.into_response())
+            } else {
+                Err(ApiError::MethodNotAllowed("GET"))
+            }
+        }
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// Adds the headers of §1.4 to every tenant response.
+fn finish(mut r: Response, cors: Option<HeaderMap>) -> Response {
+    let h = r.headers_mut();
+    h.insert("x-zumo-version", HeaderValue::from_static(concat!("roost-", env!("CARGO_PKG_VERSION"))));
+    h.insert("x-zumo-server-version", HeaderValue::from_static("nodev1-1.0.1"));
+    if !h.contains_key(header::CONTENT_TYPE) {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    if let Some(cors) = cors {
+        for (k, v) in cors.iter() {
+            if !h.contains_key(k) {
+                h.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    r
+}

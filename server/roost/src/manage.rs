@@ -1,0 +1,233 @@
+//! Platform management: tenants, keys, settings, tables, columns, permissions. One implementation for
+//! the CLI and for `/manage/v1`, so both behave the same and print the same shapes (`roost-api`).
+
+use crate::auth;
+use roost_api::{ColumnIn, ColumnOut, IdKind, KeyOut, TableIn, TableOut, TablePermissions, TenantOut, TenantSettings, TenantSettingsPatch};
+use roost_odata::sql::ColType;
+use roost_storage::{Storage, StorageError, TableRecord, TenantRecord};
+
+/// A failed management operation.
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    /// 404
+    #[error("{0} does not exist.")]
+    NotFound(String),
+    /// 400
+    #[error("{0}")]
+    BadInput(String),
+    /// 409
+    #[error("{0} already exists.")]
+    Conflict(String),
+    /// 500
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ManageError {
+    fn from_storage(e: StorageError, what: impl FnOnce() -> String) -> Self {
+        match e {
+            StorageError::NotFound => ManageError::NotFound(what()),
+            StorageError::AlreadyExists(w) => ManageError::Conflict(w),
+            StorageError::BadInput(m) => ManageError::BadInput(m),
+            other => ManageError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// `Result` with [`ManageError`].
+pub type Result<T, E = ManageError> = std::result::Result<T, E>;
+
+/// The wire form of a tenant.
+pub fn tenant_out(r: &TenantRecord) -> TenantOut {
+    TenantOut {
+        name: r.name.clone(),
+        application_key: r.application_key.clone(),
+        master_key: r.master_key.clone(),
+        settings: r.settings.clone(),
+        created_at: r.created_at.clone(),
+        url: format!("/t/{}/", r.name),
+    }
+}
+
+fn validate_settings(s: &TenantSettings) -> Result<()> {
+    if s.max_body_kb == 0 || s.max_body_kb > 100 * 1024 {
+        return Err(ManageError::BadInput("max_body_kb must be between 1 and 102400.".into()));
+    }
+    if s.request_timeout_ms < 100 || s.request_timeout_ms > 600_000 {
+        return Err(ManageError::BadInput("request_timeout_ms must be between 100 and 600000.".into()));
+    }
+    for o in &s.cors_origins {
+        if o.is_empty() || o.len() > 253 || !o.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*')) {
+            return Err(ManageError::BadInput(format!("'{o}' is not a valid CORS host pattern (letters, digits, '-', '.', '*').")));
+        }
+    }
+    Ok(())
+}
+
+/// Creates a tenant with fresh keys.
+pub async fn create_tenant(storage: &Storage, name: &str, settings: Option<TenantSettings>) -> Result<TenantOut> {
+    let settings = settings.unwrap_or_default();
+    validate_settings(&settings)?;
+    let r = storage
+        .create_tenant(name, &auth::generate_key(), &auth::generate_key(), &settings)
+        .await
+        .map_err(|e| ManageError::from_storage(e, || format!("Tenant '{name}'")))?;
+    tracing::info!(tenant.name = %r.name, "Created tenant `{}`", r.name);
+    Ok(tenant_out(&r))
+}
+
+async fn record(storage: &Storage, name: &str) -> Result<TenantRecord> {
+    storage
+        .tenant(name)
+        .await
+        .map_err(|e| ManageError::Internal(e.to_string()))?
+        .map(|t| t.record.clone())
+        .ok_or_else(|| ManageError::NotFound(format!("Tenant '{name}'")))
+}
+
+/// Shows a tenant.
+pub async fn show_tenant(storage: &Storage, name: &str) -> Result<TenantOut> {
+    Ok(tenant_out(&record(storage, name).await?))
+}
+
+/// Lists tenants.
+pub async fn list_tenants(storage: &Storage) -> Result<Vec<TenantOut>> {
+    Ok(storage.list_tenants().await.map_err(|e| ManageError::Internal(e.to_string()))?.iter().map(tenant_out).collect())
+}
+
+/// Deletes a tenant and its data.
+pub async fn delete_tenant(storage: &Storage, name: &str) -> Result<()> {
+    storage.delete_tenant(name).await.map_err(|e| ManageError::from_storage(e, || format!("Tenant '{name}'")))?;
+    tracing::info!(tenant.name = %name, "Deleted tenant `{name}`");
+    Ok(())
+}
+
+/// Applies a settings patch.
+pub async fn update_settings(storage: &Storage, name: &str, patch: &TenantSettingsPatch) -> Result<TenantOut> {
+    let mut r = record(storage, name).await?;
+    if let Some(v) = patch.dynamic_schema {
+        r.settings.dynamic_schema = v;
+    }
+    if let Some(v) = &patch.cors_origins {
+        r.settings.cors_origins = v.clone();
+    }
+    if let Some(v) = patch.max_body_kb {
+        r.settings.max_body_kb = v;
+    }
+    if let Some(v) = patch.request_timeout_ms {
+        r.settings.request_timeout_ms = v;
+    }
+    validate_settings(&r.settings)?;
+    storage.update_tenant(&r).await.map_err(|e| ManageError::from_storage(e, || format!("Tenant '{name}'")))?;
+    Ok(tenant_out(&r))
+}
+
+/// Regenerates the `application` or `master` key.
+pub async fn regenerate_key(storage: &Storage, name: &str, kind: &str) -> Result<KeyOut> {
+    let mut r = record(storage, name).await?;
+    let key = auth::generate_key();
+    match kind {
+        "application" => r.application_key = key.clone(),
+        "master" => r.master_key = key.clone(),
+        other => return Err(ManageError::BadInput(format!("'{other}' is not a key kind (application, master)."))),
+    }
+    storage.update_tenant(&r).await.map_err(|e| ManageError::from_storage(e, || format!("Tenant '{name}'")))?;
+    tracing::info!(tenant.name = %r.name, key.kind = kind, "Regenerated the {kind} key of `{}`", r.name);
+    Ok(KeyOut { kind: kind.to_string(), key })
+}
+
+/// Mints a user token for a tenant (`uid` = `user_id`).
+pub async fn mint_token(storage: &Storage, name: &str, user_id: &str, ttl_seconds: i64) -> Result<String> {
+    if user_id.trim().is_empty() {
+        return Err(ManageError::BadInput("A user id is required (for example Custom:42).".into()));
+    }
+    if ttl_seconds <= 0 {
+        return Err(ManageError::BadInput("The token lifetime must be positive.".into()));
+    }
+    let r = record(storage, name).await?;
+    Ok(auth::mint_token(&r.master_key, user_id, ttl_seconds))
+}
+
+fn type_name(t: ColType) -> &'static str {
+    match t {
+        ColType::String => "string",
+        ColType::Number => "number",
+        ColType::Boolean => "boolean",
+        ColType::Date => "date",
+        ColType::Binary => "binary",
+        ColType::Integer => "integer",
+    }
+}
+
+/// Describes a table.
+pub async fn show_table(storage: &Storage, tenant: &str, table: &str) -> Result<TableOut> {
+    let t = storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
+    let tbl = t.table(table).ok_or_else(|| ManageError::NotFound(format!("Table '{table}'")))?;
+    let cols = t.columns(&tbl, true).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    Ok(TableOut {
+        name: tbl.record.name.clone(),
+        id_kind: tbl.record.id_kind,
+        soft_delete: tbl.record.soft_delete,
+        permissions: tbl.record.permissions,
+        columns: cols
+            .iter()
+            .map(|c| ColumnOut { name: c.name.clone(), ty: type_name(c.ty).into(), system: c.name == "id" || c.name.starts_with("__") })
+            .collect(),
+    })
+}
+
+/// Lists a tenant's tables.
+pub async fn list_tables(storage: &Storage, tenant: &str) -> Result<Vec<TableOut>> {
+    let t = storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
+    let mut out = Vec::new();
+    for tbl in t.tables() {
+        out.push(show_table(storage, tenant, &tbl.record.name).await?);
+    }
+    Ok(out)
+}
+
+/// Creates a table.
+pub async fn create_table(storage: &Storage, tenant: &str, spec: &TableIn) -> Result<TableOut> {
+    if spec.soft_delete && spec.id_kind == IdKind::Integer {
+        return Err(ManageError::BadInput("Soft delete needs a string-id table (integer-id tables have no system columns).".into()));
+    }
+    let rec = TableRecord { name: spec.name.clone(), id_kind: spec.id_kind, soft_delete: spec.soft_delete, permissions: spec.permissions };
+    storage.create_table(tenant, &rec).await.map_err(|e| ManageError::from_storage(e, || format!("Tenant '{tenant}'")))?;
+    tracing::info!(tenant.name = %tenant, table.name = %spec.name, "Created table `{}`", spec.name);
+    show_table(storage, tenant, &spec.name).await
+}
+
+/// Drops a table.
+pub async fn drop_table(storage: &Storage, tenant: &str, table: &str) -> Result<()> {
+    storage.drop_table(tenant, table).await.map_err(|e| ManageError::from_storage(e, || format!("Table '{table}' of tenant '{tenant}'")))?;
+    tracing::info!(tenant.name = %tenant, table.name = %table, "Dropped table `{table}`");
+    Ok(())
+}
+
+/// Replaces a table's permissions.
+pub async fn set_permissions(storage: &Storage, tenant: &str, table: &str, p: &TablePermissions) -> Result<TableOut> {
+    storage.set_permissions(tenant, table, p).await.map_err(|e| ManageError::from_storage(e, || format!("Table '{table}' of tenant '{tenant}'")))?;
+    show_table(storage, tenant, table).await
+}
+
+/// Adds a column.
+pub async fn add_column(storage: &Storage, tenant: &str, table: &str, c: &ColumnIn) -> Result<TableOut> {
+    let ty = match c.ty.to_ascii_lowercase().as_str() {
+        "string" | "text" => ColType::String,
+        "number" | "float" | "double" => ColType::Number,
+        "boolean" | "bool" => ColType::Boolean,
+        "date" | "datetime" => ColType::Date,
+        other => return Err(ManageError::BadInput(format!("'{other}' is not a column type (string, number, boolean, date)."))),
+    };
+    storage.add_column(tenant, table, &c.name, ty).await.map_err(|e| ManageError::from_storage(e, || format!("Table '{table}' of tenant '{tenant}'")))?;
+    show_table(storage, tenant, table).await
+}
+
+/// Drops a column.
+pub async fn drop_column(storage: &Storage, tenant: &str, table: &str, column: &str) -> Result<TableOut> {
+    storage
+        .drop_column(tenant, table, column)
+        .await
+        .map_err(|e| ManageError::from_storage(e, || format!("Column '{column}' of table '{table}'")))?;
+    show_table(storage, tenant, table).await
+}
