@@ -251,6 +251,19 @@ impl Renderer<'_> {
     fn text_arg(&self, b: &mut Builder, e: &Expr) -> Result<(), RenderError> {
         match (b.dialect, e) {
             (_, Expr::String(_)) => self.expr(b, e),
+            // SQLite prints an integral REAL as `1994.0`; JavaScript and SQL Server print `1994`.
+            (Dialect::Sqlite, _) if infer(e, self.schema) == Ty::Num => {
+                b.push("(CASE WHEN ");
+                self.expr(b, e)?;
+                b.push(" = CAST(");
+                self.expr(b, e)?;
+                b.push(" AS INTEGER) THEN CAST(CAST(");
+                self.expr(b, e)?;
+                b.push(" AS INTEGER) AS TEXT) ELSE CAST(");
+                self.expr(b, e)?;
+                b.push(" AS TEXT) END)");
+                Ok(())
+            }
             (Dialect::Sqlite, _) => {
                 b.push("CAST(");
                 self.expr(b, e)?;

@@ -1,1 +1,11 @@
+#![expect(unreachable_pub, reason = "helpers are shared by the modules of this one test binary")]
+//! The API test binary: every test drives a real Roost over HTTP, on SQLite and on PostgreSQL.
 
+mod helpers;
+
+mod http;
+mod manage;
+mod odata;
+mod permissions;
+mod robustness;
+mod tables;

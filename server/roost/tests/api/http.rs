@@ -1,0 +1,154 @@
+//! The HTTP surface of protocol.md §1: routes, 404/405, headers, CORS, version check, body limit,
+//! method override, host addressing.
+
+use crate::helpers::{send, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+crate::on_both_backends!(
+    status_and_unknown_routes,
+    methods_not_allowed_answer_405_with_allow,
+    every_response_carries_the_zumo_headers,
+    cors_follows_the_tenant_whitelist,
+    zumo_api_version_is_refused_with_plain_text,
+    bodies_over_the_limit_get_413,
+    method_override_and_content_type_rules,
+    tenants_are_addressable_by_host,
+    routes_are_case_insensitive_and_tolerate_a_trailing_slash,
+);
+
+async fn status_and_unknown_routes(app: TestApp) {
+    let r = app.request(Method::GET, "/status", &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.is_empty());
+    let r = app.request(Method::POST, "/status", &[], None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.header("allow").unwrap(), "GET");
+    let r = app.request(Method::GET, "/nothing/here", &[], None).await;
+    assert_eq!(r.json(), json!({"code":404,"error":"Error: Not Found"}));
+    let r = app.request(Method::GET, "/tables/a/b/c", &[], None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = send(app.client().get(format!("{}/t/no-such-tenant/status", app.base))).await;
+    assert_eq!(r.json(), json!({"code":404,"error":"Error: Not Found"}));
+}
+
+async fn methods_not_allowed_answer_405_with_allow(app: TestApp) {
+    app.create_table("todo", json!({})).await;
+    for (method, path, allow) in [
+        (Method::PUT, "/tables/todo", "GET, POST"),
+        (Method::DELETE, "/tables/todo", "GET, POST"),
+        (Method::PUT, "/tables/todo/1", "GET, POST, PATCH, DELETE"),
+    ] {
+        let r = app.request(method.clone(), path, &[("X-ZUMO-APPLICATION", &app.app_key)], None).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(r.header("allow").unwrap(), allow);
+        assert!(r.text.is_empty());
+    }
+}
+
+async fn every_response_carries_the_zumo_headers(app: TestApp) {
+    app.create_table("todo", json!({})).await;
+    for r in [app.get("/tables/todo").await, app.request(Method::GET, "/missing", &[], None).await, app.request(Method::PUT, "/tables/todo", &[], None).await] {
+        assert!(r.header("x-zumo-version").is_some());
+        assert_eq!(r.header("x-zumo-server-version").unwrap(), "nodev1-1.0.1");
+        assert_eq!(r.header("content-type").unwrap(), "application/json");
+        assert_eq!(r.header("cache-control").unwrap(), "no-cache");
+    }
+}
+
+async fn cors_follows_the_tenant_whitelist(app: TestApp) {
+    app.create_table("todo", json!({})).await;
+    let pre = app
+        .request(Method::OPTIONS, "/tables/todo/anything", &[("Origin", "http://localhost:4000"), ("Access-Control-Request-Headers", "x-zumo-application, content-type")], None)
+        .await;
+    assert_eq!(pre.status, StatusCode::NO_CONTENT);
+    assert_eq!(pre.header("access-control-allow-origin").unwrap(), "http://localhost:4000");
+    assert_eq!(pre.header("access-control-allow-headers").unwrap(), "x-zumo-application, content-type");
+    assert_eq!(pre.header("access-control-allow-methods").unwrap(), "GET, PUT, PATCH, POST, DELETE, OPTIONS");
+    assert_eq!(pre.header("access-control-max-age").unwrap(), "300");
+    let r = app.request(Method::GET, "/tables/todo", &[("Origin", "http://localhost"), ("X-ZUMO-APPLICATION", &app.app_key)], None).await;
+    assert_eq!(r.header("access-control-allow-origin").unwrap(), "http://localhost");
+    assert_eq!(r.header("access-control-expose-headers").unwrap(), "ETag, Location, x-zumo-version");
+    assert!(r.header("access-control-allow-methods").is_none());
+    // Not whitelisted: processed, without CORS headers.
+    let r = app.request(Method::GET, "/tables/todo", &[("Origin", "https://evil.example"), ("X-ZUMO-APPLICATION", &app.app_key)], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("access-control-allow-origin").is_none());
+    // A suspicious Access-Control-Request-Headers is not echoed.
+    let r = app.request(Method::OPTIONS, "/tables/todo", &[("Origin", "http://localhost"), ("Access-Control-Request-Headers", "x;y")], None).await;
+    assert!(r.header("access-control-allow-headers").is_none());
+    // The whitelist is a tenant setting; a change applies at once.
+    let r = app.manage(Method::PATCH, &format!("/tenants/{}/settings", app.tenant), Some(json!({"cors_origins": ["*.example.com"]}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.request(Method::GET, "/tables/todo", &[("Origin", "https://app.example.com"), ("X-ZUMO-APPLICATION", &app.app_key)], None).await;
+    assert_eq!(r.header("access-control-allow-origin").unwrap(), "https://app.example.com");
+    let r = app.request(Method::GET, "/tables/todo", &[("Origin", "http://localhost"), ("X-ZUMO-APPLICATION", &app.app_key)], None).await;
+    assert!(r.header("access-control-allow-origin").is_none());
+    let r = app.manage(Method::PATCH, &format!("/tenants/{}/settings", app.tenant), Some(json!({"cors_origins": ["bad origin!"]}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+async fn zumo_api_version_is_refused_with_plain_text(app: TestApp) {
+    app.create_table("todo", json!({})).await;
+    let expected = "This version (1.0.0) of the server does not support the use of the zumo-api-version in the request.  For more information and supported clients see: http://go.microsoft.com/fwlink/?LinkID=690568#1.0.0";
+    for r in [
+        app.request(Method::GET, "/tables/todo", &[("ZUMO-API-VERSION", "2.0.0")], None).await,
+        app.request(Method::GET, "/tables/todo?ZUMO-API-VERSION=2.0.0", &[], None).await,
+    ] {
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(r.text, expected);
+        assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    }
+    assert_eq!(app.request(Method::GET, "/status", &[("ZUMO-API-VERSION", "2.0.0")], None).await.status, StatusCode::OK);
+}
+
+async fn bodies_over_the_limit_get_413(app: TestApp) {
+    app.create_table("todo", json!({})).await;
+    let big = format!(r#"{{"text":"{}"}}"#, "x".repeat(1024 * 1024));
+    let r = app.request(Method::POST, "/tables/todo", &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json")], Some(&big)).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.json(), json!({"code":413,"error":"Error: Request body maximum size limit was exceeded."}));
+    // 64 KiB strings are fine.
+    let s = "é".repeat(32 * 1024);
+    let r = app.insert("todo", json!({"id":"big","text": s})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(app.get("/tables/todo/big").await.json()["text"].as_str().unwrap().len(), 64 * 1024);
+    // The limit is a setting.
+    app.manage(Method::PATCH, &format!("/tenants/{}/settings", app.tenant), Some(json!({"max_body_kb": 1}))).await;
+    let r = app.insert("todo", json!({"text": "y".repeat(2000)})).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+async fn method_override_and_content_type_rules(app: TestApp) {
+    app.create_table("todo", json!({})).await;
+    app.insert("todo", json!({"id":"o","n":1})).await;
+    let r = app
+        .request(Method::POST, "/tables/todo/o", &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json"), ("X-HTTP-Method-Override", "PATCH")], Some(r#"{"n":2}"#))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(app.get("/tables/todo/o").await.json()["n"], 2);
+    // No Content-Type but a body: JSON is assumed.
+    let r = app.request(Method::POST, "/tables/todo", &[("X-ZUMO-APPLICATION", &app.app_key)], Some(r#"{"n":3}"#)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+async fn tenants_are_addressable_by_host(app: TestApp) {
+    app.create_table("todo", json!({"permissions": {"read": "public"}})).await;
+    app.insert("todo", json!({"id":"h"})).await;
+    let r = send(app.client().get(format!("{}/tables/todo", app.base)).header("host", format!("{}.roost.test", app.tenant))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json(), json!([{"id":"h"}]));
+    let r = send(app.client().get(format!("{}/tables/todo", app.base)).header("host", "other.roost.test")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+async fn routes_are_case_insensitive_and_tolerate_a_trailing_slash(app: TestApp) {
+    app.create_table("TodoItem", json!({})).await;
+    app.insert("todoitem", json!({"id":"r"})).await;
+    for path in ["/TABLES/todoitem", "/tables/TODOITEM/", "/Tables/TodoItem/r", "/tables/todoitem/r/"] {
+        let r = app.get(path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
+    }
+    let r = app.get("/tables/todoitem/r").await;
+    assert_eq!(r.json(), json!({"id":"r"}));
+}
