@@ -705,9 +705,10 @@ impl Select<'_> {
             if i > 0 {
                 b.push(", ");
             }
-            // citext values are read back as text.
+            // citext values are read back as text. The alias cannot be an identifier (it has a dot), so
+            // ORDER BY "name" keeps resolving to the case-insensitive table column, not to this output.
             if dialect == Dialect::Postgres && c.ty == ColType::String {
-                b.push("CAST(").ident(&c.name).push(" AS text) AS ").ident(&c.name);
+                let _ = write!(b.sql.text, "CAST({} AS text) AS \"o.{i}\"", quote(&c.name));
             } else {
                 b.ident(&c.name);
             }
@@ -807,7 +808,7 @@ mod tests {
         let q = render("tolower(title) eq 'x' and price div 2 gt 1.5", "toupper(title) desc", Dialect::Postgres);
         assert_eq!(
             q.text,
-            r#"SELECT CAST("Title" AS text) AS "Title" FROM "t_demo"."todo" WHERE ((CAST(lower(CAST("Title" AS text)) AS citext) = CAST($1::text AS citext)) AND ((CAST("price" AS float8) / CAST($2::float8 AS float8)) > $3::float8)) ORDER BY CAST(upper(CAST("Title" AS text)) AS citext) DESC NULLS LAST, "__seq" LIMIT 50"#
+            r#"SELECT CAST("Title" AS text) AS "o.0" FROM "t_demo"."todo" WHERE ((CAST(lower(CAST("Title" AS text)) AS citext) = CAST($1::text AS citext)) AND ((CAST("price" AS float8) / CAST($2::float8 AS float8)) > $3::float8)) ORDER BY CAST(upper(CAST("Title" AS text)) AS citext) DESC NULLS LAST, "__seq" LIMIT 50"#
         );
         assert_eq!(q.params.len(), 3);
         let q = render("__version eq 'AAAAAAAAB9E='", "", Dialect::Postgres);
