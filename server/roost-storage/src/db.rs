@@ -15,6 +15,8 @@ pub enum Db {
     Sqlite(SqlitePool),
     /// PostgreSQL pool.
     Postgres(PgPool),
+    /// A tenant's SQLite database: group-committing writer and pooled readers.
+    SqliteEngine(std::sync::Arc<crate::sqlite_engine::SqliteEngine>),
 }
 
 fn sqlite_args(params: &[Value]) -> Result<SqliteArguments<'static>> {
@@ -92,7 +94,7 @@ impl Db {
     /// The dialect of this pool.
     pub fn dialect(&self) -> Dialect {
         match self {
-            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Sqlite(_) | Db::SqliteEngine(_) => Dialect::Sqlite,
             Db::Postgres(_) => Dialect::Postgres,
         }
     }
@@ -102,7 +104,16 @@ impl Db {
         Ok(match self {
             Db::Sqlite(p) => sqlx::query_with(&sql.text, sqlite_args(&sql.params)?).execute(p).await?.rows_affected(),
             Db::Postgres(p) => sqlx::query_with(&sql.text, pg_args(&sql.params)?).execute(p).await?.rows_affected(),
+            Db::SqliteEngine(e) => e.execute(sql).await?,
         })
+    }
+
+    /// Runs a write that returns rows (`INSERT … RETURNING`).
+    pub async fn write_fetch(&self, sql: &Sql, types: &[ColType]) -> Result<Vec<Vec<Value>>> {
+        match self {
+            Db::SqliteEngine(e) => e.write_fetch(sql, types).await,
+            other => other.fetch(sql, types).await,
+        }
     }
 
     /// Runs raw DDL without parameters.
@@ -114,6 +125,7 @@ impl Db {
             Db::Postgres(p) => {
                 sqlx::raw_sql(text).execute(p).await?;
             }
+            Db::SqliteEngine(e) => e.execute_raw(text).await?,
         }
         Ok(())
     }
@@ -133,6 +145,7 @@ impl Db {
                     .map(|r| types.iter().enumerate().map(|(i, t)| decode_pg(r, i, *t)).collect())
                     .collect()
             }
+            Db::SqliteEngine(e) => e.fetch(sql, types),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use crate::{Result, StorageError, Table, Tenant};
 use roost_api::IdKind;
-use roost_odata::sql::{Builder, ColType, Column, Dialect, RenderError, Select, Sql, TableRef, Value};
+use roost_odata::sql::{Builder, ColType, Column, RenderError, Select, Sql, TableRef, Value};
 use roost_odata::{BinaryOp, Expr, OrderBy};
 use std::sync::Arc;
 
@@ -208,13 +208,24 @@ impl Tenant {
                 add.push(Column { name: name.clone(), ty });
             }
         }
-        if let Err(e) = crate::ddl::add_columns(&self.db, self.schema.as_deref(), &table.record.name, &add).await {
-            // A concurrent request may have added the same column: accept if they now all exist.
-            let now = self.columns(table, true).await?;
-            if !missing(&now).is_empty() {
-                return Err(e);
+        // Concurrent requests may add some of the same columns at the same time: retry with whatever
+        // is still missing until every member has a column.
+        let mut attempt = 0;
+        loop {
+            match crate::ddl::add_columns(&self.db, self.schema.as_deref(), &table.record.name, &add).await {
+                Ok(()) => break,
+                Err(e) => {
+                    let now = self.columns(table, true).await?;
+                    add.retain(|c| !now.iter().any(|n| n.name.eq_ignore_ascii_case(&c.name)));
+                    attempt += 1;
+                    if add.is_empty() {
+                        return Ok(now);
+                    }
+                    if attempt >= 5 {
+                        return Err(e);
+                    }
+                }
             }
-            return Ok(now);
         }
         tracing::info!(tenant.name = %self.record.name, table.name = %table.record.name, columns = add.len(), "Added columns dynamically");
         self.columns(table, true).await
@@ -291,7 +302,7 @@ impl Tenant {
             }
         } else {
             b.push(" RETURNING \"id\"");
-            let rows = self.db.fetch(&b.finish(), &[ColType::Integer]).await?;
+            let rows = self.db.write_fetch(&b.finish(), &[ColType::Integer]).await?;
             written.id = rows.into_iter().next().and_then(|r| r.into_iter().next()).ok_or_else(|| StorageError::Internal("insert returned no id".into()))?;
         }
         Ok(written)
@@ -344,10 +355,7 @@ impl Tenant {
         if table.record.soft_delete && !undelete {
             b.push(" AND ").ident("__deleted").push(" = ").param(Value::Bool(false));
         }
-        let n = self.db.execute(&b.finish()).await.map_err(|e| match e {
-            StorageError::Sql(sqlx::Error::Database(ref d)) if is_conversion_error(d.message()) => StorageError::Conversion,
-            e => e,
-        })?;
+        let n = self.db.execute(&b.finish()).await.map_err(conversion)?;
         if n == 0 {
             return Err(self.explain_miss(table, id, if_match).await);
         }
@@ -466,10 +474,7 @@ impl Tenant {
         };
         let sql: Sql = select.render(&schema, self.dialect()).map_err(map)?;
         let types: Vec<ColType> = out.iter().map(|c| c.ty).collect();
-        let rows = self.db.fetch(&sql, &types).await.map_err(|e| match e {
-            StorageError::Sql(sqlx::Error::Database(ref d)) if is_conversion_error(d.message()) => StorageError::Conversion,
-            e => e,
-        })?;
+        let rows = self.db.fetch(&sql, &types).await.map_err(conversion)?;
         let rows = rows.into_iter().map(|r| out.iter().map(|c| c.name.clone()).zip(r).collect()).collect();
         let count = if q.count { Some(self.db.fetch_count(&select.render_count(&schema, self.dialect()).map_err(map)?).await?) } else { None };
         Ok((rows, count))
@@ -497,16 +502,17 @@ impl ColumnsExt for Vec<Column> {
     }
 }
 
+/// Turns a database's "this value does not fit that type" into [`StorageError::Conversion`].
+fn conversion(e: StorageError) -> StorageError {
+    match &e {
+        StorageError::Sql(sqlx::Error::Database(d)) if is_conversion_error(d.message()) => StorageError::Conversion,
+        StorageError::Database(m) if is_conversion_error(m) => StorageError::Conversion,
+        _ => e,
+    }
+}
+
 /// Database messages that mean "this value does not fit that type" (a client error, §2.8).
 fn is_conversion_error(msg: &str) -> bool {
     let m = msg.to_ascii_lowercase();
     m.contains("invalid input syntax") || m.contains("out of range") || m.contains("division by zero") || m.contains("datatype mismatch")
-}
-
-#[doc(hidden)]
-pub fn dialect_name(d: Dialect) -> &'static str {
-    match d {
-        Dialect::Sqlite => "sqlite",
-        Dialect::Postgres => "postgres",
-    }
 }

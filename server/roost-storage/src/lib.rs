@@ -10,6 +10,7 @@
 pub mod db;
 pub mod ddl;
 pub mod items;
+pub mod sqlite_engine;
 
 use db::Db;
 use roost_api::{IdKind, TablePermissions, TenantSettings};
@@ -47,6 +48,12 @@ pub enum StorageError {
     /// A database error.
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
+    /// A unique or primary key constraint refused a row (SQLite engine).
+    #[error("unique constraint: {0}")]
+    UniqueViolation(String),
+    /// The database refused a statement because of its values or names (SQLite engine).
+    #[error("database: {0}")]
+    Database(String),
     /// A migration failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -58,7 +65,11 @@ pub enum StorageError {
 impl StorageError {
     /// True if the database refused a duplicate key.
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StorageError::Sql(sqlx::Error::Database(e)) if e.is_unique_violation())
+        match self {
+            StorageError::Sql(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            StorageError::UniqueViolation(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -173,8 +184,8 @@ impl Tenant {
 pub struct Storage {
     catalog: Db,
     data_dir: PathBuf,
-    /// SQLite pools of tenants, opened once per process.
-    pools: tokio::sync::Mutex<HashMap<String, sqlx::SqlitePool>>,
+    /// SQLite engines of tenants, opened once per process.
+    pools: std::sync::Mutex<HashMap<String, Arc<sqlite_engine::SqliteEngine>>>,
     cache: RwLock<(u64, HashMap<String, Arc<Tenant>>)>,
     /// Bumped by this process's own changes and, on PostgreSQL, by NOTIFY from other processes.
     local_generation: Arc<AtomicU64>,
@@ -218,7 +229,7 @@ impl Storage {
             }
             None => {
                 std::fs::create_dir_all(config.data_dir.join("tenants")).map_err(|e| StorageError::Internal(e.to_string()))?;
-                let pool = sqlite_pool(&config.data_dir.join("catalog.db"), true, 4).await?;
+                let pool = sqlite_pool(&config.data_dir.join("catalog.db"), true, 2).await?;
                 sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
                 Db::Sqlite(pool)
             }
@@ -272,7 +283,7 @@ impl Storage {
             Db::Postgres(p) => {
                 sqlx::query("select pg_notify($1, 'changed')").bind(CHANNEL).execute(p).await?;
             }
-            Db::Sqlite(_) => {
+            Db::Sqlite(_) | Db::SqliteEngine(_) => {
                 let path = self.stamp_path();
                 let previous: u64 = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
                 let tmp = self.data_dir.join(format!(".catalog.generation.{}", uuid::Uuid::new_v4()));
@@ -312,7 +323,7 @@ impl Storage {
     async fn load_tenant(&self, record: TenantRecord) -> Result<Tenant> {
         let (db, schema) = match &self.catalog {
             Db::Postgres(p) => (Db::Postgres(p.clone()), Some(tenant_schema(&record.name))),
-            Db::Sqlite(_) => (Db::Sqlite(self.tenant_pool(&record.name, false).await?), None),
+            Db::Sqlite(_) | Db::SqliteEngine(_) => (Db::SqliteEngine(self.tenant_pool(&record.name, false)?), None),
         };
         let tables = self
             .table_records(&record.name)
@@ -327,14 +338,18 @@ impl Storage {
         self.data_dir.join("tenants").join(format!("{}.db", name.to_ascii_lowercase()))
     }
 
-    async fn tenant_pool(&self, name: &str, create: bool) -> Result<sqlx::SqlitePool> {
-        let mut pools = self.pools.lock().await;
+    fn tenant_pool(&self, name: &str, create: bool) -> Result<Arc<sqlite_engine::SqliteEngine>> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = pools.get(name) {
             return Ok(p.clone());
         }
-        let pool = sqlite_pool(&self.tenant_file(name), create, 8).await?;
-        pools.insert(name.to_string(), pool.clone());
-        Ok(pool)
+        let engine = Arc::new(sqlite_engine::SqliteEngine::open(&self.tenant_file(name), create)?);
+        pools.insert(name.to_string(), engine.clone());
+        Ok(engine)
+    }
+
+    fn close_tenant_pool(&self, name: &str) {
+        self.pools.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
     }
 
     async fn tenant_record(&self, name: &str) -> Result<Option<TenantRecord>> {
@@ -365,6 +380,7 @@ impl Storage {
                 let rows = q.fetch_all(p).await?;
                 rows.iter().map(|r| (0..r.len()).map(|i| r.try_get::<String, _>(i).map_err(Into::into)).collect()).collect()
             }
+            Db::SqliteEngine(_) => Err(StorageError::Internal("the catalog is never a tenant engine".into())),
         }
     }
 
@@ -384,6 +400,7 @@ impl Storage {
                 }
                 q.execute(p).await?.rows_affected()
             }
+            Db::SqliteEngine(_) => return Err(StorageError::Internal("the catalog is never a tenant engine".into())),
         })
     }
 
@@ -410,12 +427,12 @@ impl Storage {
         let settings_json = serde_json::to_string(settings).map_err(|e| StorageError::Internal(e.to_string()))?;
         let created_at = now_iso();
         match &self.catalog {
-            Db::Sqlite(_) => {
+            Db::Sqlite(_) | Db::SqliteEngine(_) => {
                 // Create the data file first: a catalog row never points at missing storage.
                 let path = self.tenant_file(&name);
                 remove_sqlite_files(&path);
-                self.pools.lock().await.remove(&name);
-                self.tenant_pool(&name, true).await?;
+                self.close_tenant_pool(&name);
+                self.tenant_pool(&name, true)?;
                 let r = self
                     .catalog_exec(
                         "insert into tenants (name, application_key, master_key, settings, created_at) values (?, ?, ?, ?, ?)",
@@ -423,9 +440,7 @@ impl Storage {
                     )
                     .await;
                 if let Err(e) = r {
-                    if let Some(p) = self.pools.lock().await.remove(&name) {
-                        p.close().await;
-                    }
+                    self.close_tenant_pool(&name);
                     remove_sqlite_files(&path);
                     return Err(if e.is_unique_violation() { StorageError::AlreadyExists(format!("Tenant '{name}'")) } else { e });
                 }
@@ -465,12 +480,10 @@ impl Storage {
             return Err(StorageError::NotFound);
         }
         match &self.catalog {
-            Db::Sqlite(_) => {
+            Db::Sqlite(_) | Db::SqliteEngine(_) => {
                 self.catalog_exec("delete from tenant_tables where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from tenants where name = ?", &[&name]).await?;
-                if let Some(p) = self.pools.lock().await.remove(&name) {
-                    p.close().await;
-                }
+                self.close_tenant_pool(&name);
                 remove_sqlite_files(&self.tenant_file(&name));
             }
             Db::Postgres(p) => {
@@ -641,7 +654,7 @@ fn remove_sqlite_files(path: &Path) {
     }
 }
 
-/// Opens a SQLite pool: WAL, `synchronous=FULL` (an acknowledged write survives power loss), busy timeout.
+/// Opens the SQLite catalog pool: WAL, `synchronous=FULL` (an acknowledged write survives power loss), busy timeout.
 async fn sqlite_pool(path: &Path, create: bool, max: u32) -> Result<sqlx::SqlitePool> {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
     let opts = SqliteConnectOptions::new()
@@ -650,7 +663,7 @@ async fn sqlite_pool(path: &Path, create: bool, max: u32) -> Result<sqlx::Sqlite
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
-        .pragma("cache_size", "-4000");
+        .pragma("cache_size", "-512");
     Ok(SqlitePoolOptions::new().max_connections(max).min_connections(0).connect_with(opts).await?)
 }
 

@@ -138,6 +138,10 @@ impl From<StorageError> for ApiError {
                 tracing::debug!(error.cause = %d, "Database refused a statement");
                 ApiError::BadRequest
             }
+            StorageError::Database(m) | StorageError::UniqueViolation(m) => {
+                tracing::debug!(error.cause = %m, "Database refused a statement");
+                ApiError::BadRequest
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -1,0 +1,259 @@
+//! The SQLite engine for tenant data: one writer thread per tenant database doing **group commit**, and
+//! a small pool of reader connections used in place.
+//!
+//! Why not sqlx here: sqlx hands every SQLite statement to a per-connection worker thread over a
+//! channel, and commits each write on its own; with `synchronous=FULL` every commit is an fsync. The
+//! writer below takes every write that is waiting, runs them all in one transaction and commits once,
+//! answering each caller only after that commit: each acknowledged write is durable, and N writers
+//! share one fsync. Reads are short indexed statements, run directly on the calling thread with a
+//! pooled connection (WAL lets them proceed while the writer commits).
+
+use crate::{Result, StorageError};
+use roost_odata::sql::{ColType, Sql, Value};
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Largest number of writes committed together.
+const MAX_BATCH: usize = 512;
+/// Idle reader connections kept per database.
+const MAX_IDLE_READERS: usize = 4;
+
+/// What a write job does.
+enum Work {
+    Execute(Sql),
+    Fetch(Sql, Vec<ColType>),
+    Raw(String),
+}
+
+/// The result of one job.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Rows changed.
+    pub affected: u64,
+    /// Rows returned (`RETURNING`).
+    pub rows: Vec<Vec<Value>>,
+}
+
+struct Job {
+    work: Work,
+    reply: tokio::sync::oneshot::Sender<Result<Outcome>>,
+}
+
+/// One tenant database.
+#[derive(Debug)]
+pub struct SqliteEngine {
+    path: PathBuf,
+    writer: Mutex<mpsc::Sender<Job>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn open(path: &Path, create: bool, synchronous_full: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags).map_err(db_error)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(db_error)?;
+    // A small page cache per connection keeps the server's memory low; the OS caches the file.
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA cache_size = -1024; PRAGMA temp_store = MEMORY;",
+        if synchronous_full { "FULL" } else { "NORMAL" }
+    ))
+    .map_err(db_error)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Maps a SQLite error: constraint violations keep their kind, the rest are database errors.
+fn db_error(e: rusqlite::Error) -> StorageError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, msg) => {
+            let message = msg.clone().unwrap_or_else(|| f.to_string());
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY {
+                StorageError::UniqueViolation(message)
+            } else if f.code == rusqlite::ErrorCode::DatabaseBusy || f.code == rusqlite::ErrorCode::DiskFull || f.code == rusqlite::ErrorCode::SystemIoFailure {
+                StorageError::Internal(message)
+            } else {
+                StorageError::Database(message)
+            }
+        }
+        _ => StorageError::Internal(e.to_string()),
+    }
+}
+
+fn to_sql(v: &Value) -> SqlValue {
+    match v {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Value::Number(n) => SqlValue::Real(*n),
+        Value::Int(i) => SqlValue::Integer(*i),
+        Value::Text(s) => SqlValue::Text(s.clone()),
+        Value::Date(d) => SqlValue::Text(roost_odata::format_datetime(d)),
+        Value::Bytes(b) => SqlValue::Blob(b.clone()),
+    }
+}
+
+fn decode(v: ValueRef<'_>, ty: ColType) -> Value {
+    match (v, ty) {
+        (ValueRef::Null, _) => Value::Null,
+        (ValueRef::Text(t), ColType::Date) => {
+            let s = String::from_utf8_lossy(t);
+            roost_odata::parse_loose_datetime(&s).map_or_else(|| Value::Text(s.into_owned()), Value::Date)
+        }
+        (ValueRef::Text(t), ColType::Number) => String::from_utf8_lossy(t).trim().parse().map_or(Value::Null, Value::Number),
+        (ValueRef::Text(t), _) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        (ValueRef::Integer(i), ColType::Number) => Value::Number(i as f64),
+        (ValueRef::Integer(i), ColType::Boolean) => Value::Bool(i != 0),
+        (ValueRef::Integer(i), ColType::String) => Value::Text(i.to_string()),
+        (ValueRef::Integer(i), _) => Value::Int(i),
+        (ValueRef::Real(f), ColType::Boolean) => Value::Bool(f != 0.0),
+        (ValueRef::Real(f), ColType::Integer) => Value::Int(f as i64),
+        (ValueRef::Real(f), ColType::String) => Value::Text(crate::items::js_number(f)),
+        (ValueRef::Real(f), _) => Value::Number(f),
+        (ValueRef::Blob(b), ColType::String) => Value::Text(String::from_utf8_lossy(b).into_owned()),
+        (ValueRef::Blob(b), _) => Value::Bytes(b.to_vec()),
+    }
+}
+
+fn fetch_on(conn: &Connection, sql: &Sql, types: &[ColType]) -> Result<Vec<Vec<Value>>> {
+    let mut stmt = conn.prepare_cached(&sql.text).map_err(db_error)?;
+    let params: Vec<SqlValue> = sql.params.iter().map(to_sql).collect();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(db_error)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_error)? {
+        let mut r = Vec::with_capacity(types.len());
+        for (i, t) in types.iter().enumerate() {
+            r.push(decode(row.get_ref(i).map_err(db_error)?, *t));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn run_job(conn: &Connection, work: &Work) -> Result<Outcome> {
+    match work {
+        Work::Execute(sql) => {
+            let mut stmt = conn.prepare_cached(&sql.text).map_err(db_error)?;
+            let params: Vec<SqlValue> = sql.params.iter().map(to_sql).collect();
+            let n = stmt.execute(rusqlite::params_from_iter(params.iter())).map_err(db_error)?;
+            Ok(Outcome { affected: n as u64, rows: Vec::new() })
+        }
+        Work::Fetch(sql, types) => {
+            let rows = fetch_on(conn, sql, types)?;
+            Ok(Outcome { affected: rows.len() as u64, rows })
+        }
+        Work::Raw(text) => {
+            conn.execute_batch(text).map_err(db_error)?;
+            Ok(Outcome::default())
+        }
+    }
+}
+
+/// The writer loop: take what is queued, run it in one transaction, commit once, then answer.
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let e = db_error(e);
+            for j in batch {
+                let _ = j.reply.send(Err(StorageError::Internal(format!("starting a transaction: {e}"))));
+            }
+            continue;
+        }
+        let mut done: Vec<(Job, Result<Outcome>)> = Vec::with_capacity(batch.len());
+        for job in batch {
+            let r = run_job(&conn, &job.work);
+            if r.is_err() && conn.is_autocommit() {
+                // The error rolled the whole transaction back: the jobs before it are lost too.
+                for (j, _) in done.drain(..) {
+                    let _ = j.reply.send(Err(StorageError::Internal("the transaction was rolled back".into())));
+                }
+                let _ = job.reply.send(r);
+                if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                    tracing::error!(error = %e, "Could not restart a write transaction");
+                }
+                continue;
+            }
+            done.push((job, r));
+        }
+        let committed = if conn.is_autocommit() { Ok(()) } else { conn.execute_batch("COMMIT").map_err(db_error) };
+        match committed {
+            Ok(()) => {
+                for (j, r) in done {
+                    let _ = j.reply.send(r);
+                }
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                for (j, _) in done {
+                    let _ = j.reply.send(Err(StorageError::Internal(format!("commit failed: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+impl SqliteEngine {
+    /// Opens (or creates) a tenant database and starts its writer thread.
+    pub fn open(path: &Path, create: bool) -> Result<Self> {
+        let writer_conn = open(path, create, true)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let name = format!("roost-writer-{}", path.file_stem().and_then(|s| s.to_str()).unwrap_or("db"));
+        std::thread::Builder::new()
+            .name(name)
+            .stack_size(256 * 1024)
+            .spawn(move || writer_loop(writer_conn, rx))
+            .map_err(|e| StorageError::Internal(format!("starting the writer thread: {e}")))?;
+        Ok(Self { path: path.to_path_buf(), writer: Mutex::new(tx), readers: Mutex::new(Vec::new()) })
+    }
+
+    async fn submit(&self, work: Work) -> Result<Outcome> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Job { work, reply })
+            .map_err(|_| StorageError::Internal("the writer thread has stopped".into()))?;
+        rx.await.map_err(|_| StorageError::Internal("the writer thread dropped a write".into()))?
+    }
+
+    /// Runs a write; returns the rows changed once it is committed.
+    pub async fn execute(&self, sql: &Sql) -> Result<u64> {
+        Ok(self.submit(Work::Execute(sql.clone())).await?.affected)
+    }
+
+    /// Runs a write that returns rows (`RETURNING`), committed.
+    pub async fn write_fetch(&self, sql: &Sql, types: &[ColType]) -> Result<Vec<Vec<Value>>> {
+        Ok(self.submit(Work::Fetch(sql.clone(), types.to_vec())).await?.rows)
+    }
+
+    /// Runs DDL through the writer (serialised with every other write).
+    pub async fn execute_raw(&self, text: &str) -> Result<()> {
+        self.submit(Work::Raw(text.to_string())).await.map(|_| ())
+    }
+
+    /// Runs a read on a pooled reader connection, on the calling thread.
+    pub fn fetch(&self, sql: &Sql, types: &[ColType]) -> Result<Vec<Vec<Value>>> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open(&self.path, false, false)?,
+        };
+        let r = fetch_on(&conn, sql, types);
+        let mut idle = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        r
+    }
+}
