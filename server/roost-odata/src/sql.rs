@@ -725,6 +725,11 @@ impl Select<'_> {
             b.push(", ");
         }
         b.ident(self.insertion_order);
+        // Ties follow the first term's direction, so an index on (column, insertion order) serves the
+        // whole ORDER BY in either direction.
+        if self.orderby.first().is_some_and(|o| o.descending) {
+            b.push(" DESC");
+        }
         if let Some(top) = self.top {
             let _ = write!(b.sql.text, " LIMIT {top}");
         } else if self.skip > 0 {
@@ -791,7 +796,7 @@ mod tests {
     #[test]
     fn sqlite_rendering() {
         let q = render("title eq 'x' and done", "price desc", Dialect::Sqlite);
-        assert_eq!(q.text, r#"SELECT "Title" FROM "todo" WHERE (("Title" = ? COLLATE NOCASE) AND ("done" = 1)) ORDER BY "price" DESC, "__seq" LIMIT 50"#);
+        assert_eq!(q.text, r#"SELECT "Title" FROM "todo" WHERE (("Title" = ? COLLATE NOCASE) AND ("done" = 1)) ORDER BY "price" DESC, "__seq" DESC LIMIT 50"#);
         assert_eq!(q.params, vec![Value::Text("x".into())]);
         let q = render("done eq false", "", Dialect::Sqlite);
         assert!(q.text.contains(r#"("done" = 0)"#), "{}", q.text);
@@ -808,7 +813,7 @@ mod tests {
         let q = render("tolower(title) eq 'x' and price div 2 gt 1.5", "toupper(title) desc", Dialect::Postgres);
         assert_eq!(
             q.text,
-            r#"SELECT CAST("Title" AS text) AS "o.0" FROM "t_demo"."todo" WHERE ((CAST(lower(CAST("Title" AS text)) AS citext) = CAST($1::text AS citext)) AND ((CAST("price" AS float8) / CAST($2::float8 AS float8)) > $3::float8)) ORDER BY CAST(upper(CAST("Title" AS text)) AS citext) DESC NULLS LAST, "__seq" LIMIT 50"#
+            r#"SELECT CAST("Title" AS text) AS "o.0" FROM "t_demo"."todo" WHERE ((CAST(lower(CAST("Title" AS text)) AS citext) = CAST($1::text AS citext)) AND ((CAST("price" AS float8) / CAST($2::float8 AS float8)) > $3::float8)) ORDER BY CAST(upper(CAST("Title" AS text)) AS citext) DESC NULLS LAST, "__seq" DESC LIMIT 50"#
         );
         assert_eq!(q.params.len(), 3);
         let q = render("__version eq 'AAAAAAAAB9E='", "", Dialect::Postgres);

@@ -145,3 +145,32 @@ pub async fn read_columns(db: &Db, schema: Option<&str>, table: &str) -> Result<
     }
     Ok(out)
 }
+
+/// The name of the automatic index on `column` of `table`: a stable hash, so it fits PostgreSQL's
+/// 63-byte identifiers whatever the names' lengths.
+pub fn auto_index_name(table: &str, column: &str) -> String {
+    // FNV-1a over the lower-cased names: stable across processes and Rust versions.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in table.to_ascii_lowercase().bytes().chain([0u8]).chain(column.to_ascii_lowercase().bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("ix_{h:016x}")
+}
+
+/// Creates the automatic index on (column, insertion order) unless it exists.
+pub async fn create_auto_index(db: &Db, schema: Option<&str>, table: &str, column: &str, order: &str) -> Result<()> {
+    let name = auto_index_name(table, column);
+    let sql = match db.dialect() {
+        Dialect::Sqlite => format!("CREATE INDEX IF NOT EXISTS {} ON {} ({}, {})", quote(&name), qualified(schema, table), quote(column), quote(order)),
+        // CONCURRENTLY: tenants keep writing while the index builds.
+        Dialect::Postgres => format!("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({}, {})", quote(&name), qualified(schema, table), quote(column), quote(order)),
+    };
+    db.execute_raw(&sql).await
+}
+
+/// Drops the automatic index of a column (SQLite refuses to drop an indexed column).
+pub async fn drop_auto_index(db: &Db, schema: Option<&str>, table: &str, column: &str) -> Result<()> {
+    let name = auto_index_name(table, column);
+    db.execute_raw(&format!("DROP INDEX IF EXISTS {}", qualified(schema, &name))).await
+}

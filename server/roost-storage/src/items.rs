@@ -474,10 +474,81 @@ impl Tenant {
         };
         let sql: Sql = select.render(&schema, self.dialect()).map_err(map)?;
         let types: Vec<ColType> = out.iter().map(|c| c.ty).collect();
+        self.note_usage(table, q);
         let rows = self.db.fetch(&sql, &types).await.map_err(conversion)?;
         let rows = rows.into_iter().map(|r| out.iter().map(|c| c.name.clone()).zip(r).collect()).collect();
         let count = if q.count { Some(self.db.fetch_count(&select.render_count(&schema, self.dialect()).map_err(map)?).await?) } else { None };
         Ok((rows, count))
+    }
+}
+
+/// Uses of a column in filters and orderings before it gets an index.
+const AUTO_INDEX_AFTER: u32 = 3;
+
+impl Tenant {
+    /// Counts the columns a query filters or orders on and, once a column has been used a few times,
+    /// indexes it in the background (tenants never have to ask for indexes).
+    fn note_usage(&self, table: &Table, q: &Query<'_>) {
+        let mut names: Vec<&str> = Vec::new();
+        if let Some(f) = q.filter {
+            compared_members(f, &mut names);
+        }
+        names.extend(q.orderby.iter().filter_map(|o| match &o.expr {
+            Expr::Member(m) => Some(m.as_str()),
+            _ => None,
+        }));
+        if names.is_empty() {
+            return;
+        }
+        let Ok(cols) = table.columns.read().map(|c| c.clone()) else { return };
+        let Some(cols) = cols else { return };
+        let mut due: Vec<String> = Vec::new();
+        {
+            let mut usage = table.usage.lock().unwrap_or_else(|e| e.into_inner());
+            for n in names {
+                let Some(c) = cols.iter().find(|c| c.name.eq_ignore_ascii_case(n)) else { continue };
+                if c.name == "id" || c.ty == ColType::Binary {
+                    continue;
+                }
+                let count = usage.entry(c.name.clone()).or_insert(0);
+                if *count < AUTO_INDEX_AFTER {
+                    *count += 1;
+                    if *count == AUTO_INDEX_AFTER {
+                        due.push(c.name.clone());
+                    }
+                }
+            }
+        }
+        for column in due {
+            let (db, schema, name, order) = (self.db.clone(), self.schema.clone(), table.record.name.clone(), table.insertion_order());
+            let tenant = self.record.name.clone();
+            tokio::spawn(async move {
+                match crate::ddl::create_auto_index(&db, schema.as_deref(), &name, &column, order).await {
+                    Ok(()) => tracing::info!(tenant.name = %tenant, table.name = %name, column.name = %column, "Indexed `{column}` of `{name}`"),
+                    Err(e) => tracing::warn!(tenant.name = %tenant, table.name = %name, column.name = %column, error = %e, "Could not index `{column}`"),
+                }
+            });
+        }
+    }
+}
+
+/// Columns compared in a filter (`col op value`), the ones an index can serve.
+fn compared_members<'a>(e: &'a Expr, out: &mut Vec<&'a str>) {
+    match e {
+        Expr::Binary(op, a, b) if op.is_comparison() => {
+            for side in [a, b] {
+                if let Expr::Member(m) = side.as_ref() {
+                    out.push(m);
+                }
+            }
+        }
+        Expr::Binary(_, a, b) => {
+            compared_members(a, out);
+            compared_members(b, out);
+        }
+        Expr::Unary(_, a) => compared_members(a, out),
+        Expr::Call(_, args) => args.iter().for_each(|a| compared_members(a, out)),
+        _ => {}
     }
 }
 

@@ -123,6 +123,8 @@ pub struct Table {
     /// Catalog record.
     pub record: TableRecord,
     columns: RwLock<Option<Arc<Vec<Column>>>>,
+    /// How often each column was filtered or ordered on, and which were indexed (see `items.rs`).
+    pub(crate) usage: std::sync::Mutex<HashMap<String, u32>>,
 }
 
 impl Table {
@@ -329,7 +331,7 @@ impl Storage {
             .table_records(&record.name)
             .await?
             .into_iter()
-            .map(|r| (r.name.to_ascii_lowercase(), Arc::new(Table { record: r, columns: RwLock::new(None) })))
+            .map(|r| (r.name.to_ascii_lowercase(), Arc::new(Table { record: r, columns: RwLock::new(None), usage: Default::default() })))
             .collect();
         Ok(Tenant { record, db, schema, tables })
     }
@@ -635,6 +637,7 @@ impl Storage {
         if col.name.starts_with("__") || col.name == "id" {
             return Err(StorageError::BadInput(format!("The column '{}' is a system column and cannot be dropped.", col.name)));
         }
+        ddl::drop_auto_index(&t.db, t.schema.as_deref(), &tbl.record.name, &col.name).await?;
         ddl::drop_column(&t.db, t.schema.as_deref(), &tbl.record.name, &col.name).await?;
         self.forget(tenant);
         self.changed().await
