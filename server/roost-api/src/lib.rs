@@ -208,6 +208,9 @@ pub struct TableOut {
     pub permissions: TablePermissions,
     /// Columns, in table order.
     pub columns: Vec<ColumnOut>,
+    /// Columns Roost indexed automatically because queries filter or order on them.
+    #[serde(default)]
+    pub indexes: Vec<String>,
 }
 
 /// Error body of the management API.

@@ -174,3 +174,19 @@ pub async fn drop_auto_index(db: &Db, schema: Option<&str>, table: &str, column:
     let name = auto_index_name(table, column);
     db.execute_raw(&format!("DROP INDEX IF EXISTS {}", qualified(schema, &name))).await
 }
+
+/// The columns of `table` that carry an automatic index.
+pub async fn read_auto_indexes(db: &Db, schema: Option<&str>, table: &str, columns: &[Column]) -> Result<Vec<String>> {
+    let sql = match db.dialect() {
+        Dialect::Sqlite => Sql { text: "SELECT name FROM pragma_index_list(?)".into(), params: vec![Value::Text(table.into())] },
+        Dialect::Postgres => Sql {
+            text: "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1::text AND tablename = $2::text".into(),
+            params: vec![Value::Text(schema.unwrap_or("public").into()), Value::Text(table.into())],
+        },
+    };
+    let names: Vec<String> = db.fetch(&sql, &[ColType::String]).await?.into_iter().filter_map(|r| match r.into_iter().next() {
+        Some(Value::Text(t)) => Some(t),
+        _ => None,
+    }).collect();
+    Ok(columns.iter().filter(|c| names.contains(&auto_index_name(table, &c.name))).map(|c| c.name.clone()).collect())
+}

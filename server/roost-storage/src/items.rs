@@ -519,16 +519,20 @@ impl Tenant {
                 }
             }
         }
-        for column in due {
-            let (db, schema, name, order) = (self.db.clone(), self.schema.clone(), table.record.name.clone(), table.insertion_order());
-            let tenant = self.record.name.clone();
-            tokio::spawn(async move {
+        if due.is_empty() {
+            return;
+        }
+        let (db, schema, name, order) = (self.db.clone(), self.schema.clone(), table.record.name.clone(), table.insertion_order());
+        let (tenant, lock) = (self.record.name.clone(), table.index_lock.clone());
+        tokio::spawn(async move {
+            let _one_at_a_time = lock.lock().await;
+            for column in due {
                 match crate::ddl::create_auto_index(&db, schema.as_deref(), &name, &column, order).await {
                     Ok(()) => tracing::info!(tenant.name = %tenant, table.name = %name, column.name = %column, "Indexed `{column}` of `{name}`"),
                     Err(e) => tracing::warn!(tenant.name = %tenant, table.name = %name, column.name = %column, error = %e, "Could not index `{column}`"),
                 }
-            });
-        }
+            }
+        });
     }
 }
 

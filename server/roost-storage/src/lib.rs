@@ -125,6 +125,8 @@ pub struct Table {
     columns: RwLock<Option<Arc<Vec<Column>>>>,
     /// How often each column was filtered or ordered on, and which were indexed (see `items.rs`).
     pub(crate) usage: std::sync::Mutex<HashMap<String, u32>>,
+    /// Serialises this table's index builds (concurrent builds on one table can deadlock).
+    pub(crate) index_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Table {
@@ -331,7 +333,7 @@ impl Storage {
             .table_records(&record.name)
             .await?
             .into_iter()
-            .map(|r| (r.name.to_ascii_lowercase(), Arc::new(Table { record: r, columns: RwLock::new(None), usage: Default::default() })))
+            .map(|r| (r.name.to_ascii_lowercase(), Arc::new(Table { record: r, columns: RwLock::new(None), usage: Default::default(), index_lock: Default::default() })))
             .collect();
         Ok(Tenant { record, db, schema, tables })
     }

@@ -164,7 +164,9 @@ pub async fn show_table(storage: &Storage, tenant: &str, table: &str) -> Result<
     let t = storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
     let tbl = t.table(table).ok_or_else(|| ManageError::NotFound(format!("Table '{table}'")))?;
     let cols = t.columns(&tbl, true).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    let indexes = roost_storage::ddl::read_auto_indexes(&t.db, t.schema.as_deref(), &tbl.record.name, &cols).await.map_err(|e| ManageError::Internal(e.to_string()))?;
     Ok(TableOut {
+        indexes,
         name: tbl.record.name.clone(),
         id_kind: tbl.record.id_kind,
         soft_delete: tbl.record.soft_delete,

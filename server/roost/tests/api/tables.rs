@@ -27,7 +27,36 @@ crate::on_both_backends!(
     failed_type_conversion_is_400_bad_request,
     numbers_are_doubles_and_dates_round_trip_with_milliseconds,
     custom_and_reserved_query_parameters,
+    columns_that_queries_filter_and_order_on_get_indexed,
 );
+
+async fn columns_that_queries_filter_and_order_on_get_indexed(app: TestApp) {
+    app.create_table("items", json!({})).await;
+    let items: Vec<Value> = (0..30).map(|i| json!({"price": i, "name": format!("n{i}"), "when": "2014-01-01T00:00:00Z"})).collect();
+    app.seed("items", &items).await;
+    let show = format!("/tenants/{}/tables/items", app.tenant);
+    assert_eq!(app.manage(Method::GET, &show, None).await.json()["indexes"], json!([]));
+    for i in 0..3 {
+        let rows = app.rows(&format!("/tables/items?$filter=price ge {}&$orderby=name desc&$top=5", 10 + i)).await;
+        assert_eq!(rows.len(), 5);
+    }
+    let mut indexes = json!([]);
+    for _ in 0..100 {
+        indexes = app.manage(Method::GET, &show, None).await.json()["indexes"].clone();
+        if indexes.as_array().is_some_and(|a| a.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(indexes, json!(["price", "name"]));
+    // Results are the same with the index, in both directions.
+    let rows = app.rows("/tables/items?$filter=price ge 25&$orderby=price desc&$select=price").await;
+    assert_eq!(rows, vec![json!({"price":29}), json!({"price":28}), json!({"price":27}), json!({"price":26}), json!({"price":25})]);
+    // An indexed column can still be dropped.
+    let r = app.manage(Method::DELETE, &format!("{show}/columns/price"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["indexes"], json!(["name"]));
+}
 
 async fn insert_returns_201_with_location_etag_and_requested_system_properties(app: TestApp) {
     app.create_table("todo", json!({})).await;
