@@ -7,7 +7,8 @@
 //!     cargo run --release -p roost-bench -- [--seconds 5] [--connections 16] [--rows 10000]
 //!
 //! The same binary also runs the servers: `roost-bench serve-roost <data> <addr-file> [db-url]` and
-//! `roost-bench serve-hello <addr-file>`.
+//! `roost-bench serve-hello <addr-file>`, and `roost-bench load <addr> <path> [seconds]` drives one GET
+//! path of a running server (for profiling).
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
@@ -20,6 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+
+/// mimalloc instead of glibc malloc: the server frees on other threads than it allocates (tokio moves
+/// tasks), where glibc's arena locks showed up as futex waits in the profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ADMIN: &str = "bench-admin-token";
 
@@ -34,6 +40,18 @@ fn main() -> anyhow::Result<()> {
     match args.get(1).map(String::as_str) {
         Some("serve-roost") => serve_roost(&args[2..]),
         Some("serve-hello") => serve_hello(&args[2..]),
+        // `load ADDR PATH SECONDS`: GET one path with 16 connections (for profiling a running server).
+        Some("load") => {
+            let (addr, path) = (args.get(2).context("addr")?.clone(), args.get(3).context("path")?.clone());
+            let seconds = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(5);
+            let o = Options { seconds, connections: 16, rows: 0 };
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
+                let p = path.clone();
+                let f = load(&addr, &o, vec![], 200, Arc::new(move |_| ("GET".into(), p.clone(), None))).await?;
+                print(&path, &f, None);
+                anyhow::Ok(())
+            })
+        }
         _ => {
             let mut o = Options { seconds: 5, connections: 16, rows: 10_000 };
             let mut i = 1;
