@@ -19,6 +19,7 @@ pub struct TestApp {
     pub admin_token: String,
     pub data: PathBuf,
     pub database_url: String,
+    pub backend: Backend,
     client: reqwest::Client,
     _dir: TempDir,
 }
@@ -99,6 +100,7 @@ impl TestApp {
             admin_token: config.admin_token.clone(),
             data: dir.clone(),
             database_url,
+            backend,
             client,
             _dir: TempDir(dir),
         };

@@ -15,7 +15,54 @@ crate::on_both_backends!(
     method_override_and_content_type_rules,
     tenants_are_addressable_by_host,
     routes_are_case_insensitive_and_tolerate_a_trailing_slash,
+    a_request_past_the_timeout_gets_503_and_the_server_recovers,
 );
+
+async fn a_request_past_the_timeout_gets_503_and_the_server_recovers(app: TestApp) {
+    app.create_table("todo", json!({})).await;
+    app.insert("todo", json!({"id":"before"})).await;
+    let r = app.manage(Method::PATCH, &format!("/tenants/{}/settings", app.tenant), Some(json!({"request_timeout_ms": 300}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Another client holds the table's write lock for 1.5 s, so the insert cannot finish in time.
+    let (locked_tx, locked_rx) = tokio::sync::oneshot::channel::<()>();
+    let holder = match app.backend {
+        crate::helpers::Backend::Sqlite => {
+            let file = app.data.join("tenants").join(format!("{}.db", app.tenant));
+            tokio::task::spawn_blocking(move || {
+                let conn = rusqlite::Connection::open(file).expect("open tenant file");
+                conn.execute_batch("BEGIN IMMEDIATE").expect("lock");
+                let _ = locked_tx.send(());
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+                conn.execute_batch("COMMIT").expect("unlock");
+            })
+        }
+        crate::helpers::Backend::Postgres => {
+            let (url, schema) = (app.database_url.clone(), format!("t_{}", app.tenant.replace('-', "_")));
+            tokio::spawn(async move {
+                use sqlx::Connection as _;
+                let mut c = sqlx::PgConnection::connect(&url).await.expect("connect");
+                let mut tx = c.begin().await.expect("begin");
+                sqlx::query(&format!("LOCK TABLE \"{schema}\".\"todo\" IN ACCESS EXCLUSIVE MODE")).execute(&mut *tx).await.expect("lock");
+                let _ = locked_tx.send(());
+                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                tx.commit().await.expect("unlock");
+            })
+        }
+    };
+    locked_rx.await.expect("lock taken");
+    let started = std::time::Instant::now();
+    let r = app.insert("todo", json!({"id":"during"})).await;
+    let waited = started.elapsed();
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.json(), json!({"code":503,"error":"Error: The request has timed out."}));
+    assert!(waited >= std::time::Duration::from_millis(290) && waited < std::time::Duration::from_millis(1200), "{waited:?}");
+    // Other requests of the tenant that need no lock keep answering meanwhile.
+    assert_eq!(app.request(Method::GET, "/status", &[], None).await.status, StatusCode::OK);
+    holder.await.expect("holder");
+    let r = app.insert("todo", json!({"id":"after"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(app.rows("/tables/todo").await.iter().any(|r| r["id"] == "after"));
+}
 
 async fn status_and_unknown_routes(app: TestApp) {
     let r = app.request(Method::GET, "/status", &[], None).await;
