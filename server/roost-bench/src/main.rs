@@ -307,7 +307,7 @@ async fn setup_tenant(addr: &str, tenant: &str) -> anyhow::Result<String> {
 }
 
 async fn run_roost(roost: &Server, backend: &str, o: &Options, hello_rps: f64) -> anyhow::Result<()> {
-    let tenant = format!("bench-{backend}");
+    let tenant = format!("bench-{backend}-{}", std::process::id());
     let key = setup_tenant(&roost.addr, &tenant).await?;
     let headers = vec![("x-zumo-application".to_string(), key.clone())];
     // Inserts go to their own table, so the read scenarios run on exactly `rows` rows.

@@ -164,7 +164,8 @@ pub async fn create_auto_index(db: &Db, schema: Option<&str>, table: &str, colum
     let sql = match db.dialect() {
         Dialect::Sqlite => format!("CREATE INDEX IF NOT EXISTS {} ON {} ({}, {})", quote(&name), qualified(schema, table), quote(column), quote(order)),
         // CONCURRENTLY: tenants keep writing while the index builds.
-        Dialect::Postgres => format!("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({}, {})", quote(&name), qualified(schema, table), quote(column), quote(order)),
+        // NULLS FIRST matches how Roost orders (as SQL Server does), so the index serves the ORDER BY.
+        Dialect::Postgres => format!("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({} ASC NULLS FIRST, {})", quote(&name), qualified(schema, table), quote(column), quote(order)),
     };
     db.execute_raw(&sql).await
 }
