@@ -149,6 +149,14 @@ impl Db {
         }
     }
 
+    /// Runs a read that may be answered from the SQLite engine's result cache (reads by id).
+    pub async fn fetch_cached(&self, sql: &Sql, types: &[ColType]) -> Result<Vec<Vec<Value>>> {
+        match self {
+            Db::SqliteEngine(e) => Ok(e.fetch_cached(sql, types)?.as_ref().clone()),
+            other => other.fetch(sql, types).await,
+        }
+    }
+
     /// Runs a query returning one integer (a count).
     pub async fn fetch_count(&self, sql: &Sql) -> Result<i64> {
         let rows = self.fetch(sql, &[ColType::Integer]).await?;

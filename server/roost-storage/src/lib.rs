@@ -327,7 +327,12 @@ impl Storage {
     async fn load_tenant(&self, record: TenantRecord) -> Result<Tenant> {
         let (db, schema) = match &self.catalog {
             Db::Postgres(p) => (Db::Postgres(p.clone()), Some(tenant_schema(&record.name))),
-            Db::Sqlite(_) | Db::SqliteEngine(_) => (Db::SqliteEngine(self.tenant_pool(&record.name, false)?), None),
+            Db::Sqlite(_) | Db::SqliteEngine(_) => {
+                // Loading happens after a catalog change: the schema may have changed under the cache.
+                let engine = self.tenant_pool(&record.name, false)?;
+                engine.invalidate();
+                (Db::SqliteEngine(engine), None)
+            }
         };
         let tables = self
             .table_records(&record.name)

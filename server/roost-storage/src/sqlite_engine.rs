@@ -7,6 +7,11 @@
 //! answering each caller only after that commit: each acknowledged write is durable, and N writers
 //! share one fsync. Reads are short indexed statements, run directly on the calling thread with a
 //! pooled connection (WAL lets them proceed while the writer commits).
+//!
+//! Reads by id may be answered from a small result cache. Every cached result carries the *write
+//! epoch* it was read at; the writer bumps the epoch after each commit and before answering, so no read
+//! that starts after a write was acknowledged can see a result from before it. This is exact only while
+//! one server process writes the database, which `roost serve` enforces with a lock on the data folder.
 
 use crate::{Result, StorageError};
 use roost_odata::sql::{ColType, Sql, Value};
@@ -21,6 +26,10 @@ use std::time::Duration;
 const MAX_BATCH: usize = 512;
 /// Idle reader connections kept per database.
 const MAX_IDLE_READERS: usize = 4;
+/// Cached read results per database (the cache is emptied when full).
+const MAX_CACHED: usize = 16_384;
+
+type CacheMap = std::collections::HashMap<String, (u64, std::sync::Arc<Vec<Vec<Value>>>)>;
 
 /// What a write job does.
 enum Work {
@@ -49,6 +58,8 @@ pub struct SqliteEngine {
     path: PathBuf,
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
+    epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    cache: Mutex<CacheMap>,
 }
 
 fn open(path: &Path, create: bool, synchronous_full: bool) -> Result<Connection> {
@@ -154,7 +165,8 @@ fn run_job(conn: &Connection, work: &Work) -> Result<Outcome> {
 }
 
 /// The writer loop: take what is queued, run it in one transaction, commit once, then answer.
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, epoch: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::Ordering;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -187,6 +199,8 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             done.push((job, r));
         }
         let committed = if conn.is_autocommit() { Ok(()) } else { conn.execute_batch("COMMIT").map_err(db_error) };
+        // Before anyone hears of these writes, cached reads from before them become stale.
+        epoch.fetch_add(1, Ordering::AcqRel);
         match committed {
             Ok(()) => {
                 for (j, r) in done {
@@ -209,12 +223,14 @@ impl SqliteEngine {
         let writer_conn = open(path, create, true)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let name = format!("roost-writer-{}", path.file_stem().and_then(|s| s.to_str()).unwrap_or("db"));
+        let epoch = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let writer_epoch = epoch.clone();
         std::thread::Builder::new()
             .name(name)
             .stack_size(256 * 1024)
-            .spawn(move || writer_loop(writer_conn, rx))
+            .spawn(move || writer_loop(writer_conn, rx, writer_epoch))
             .map_err(|e| StorageError::Internal(format!("starting the writer thread: {e}")))?;
-        Ok(Self { path: path.to_path_buf(), writer: Mutex::new(tx), readers: Mutex::new(Vec::new()) })
+        Ok(Self { path: path.to_path_buf(), writer: Mutex::new(tx), readers: Mutex::new(Vec::new()), epoch, cache: Mutex::new(CacheMap::new()) })
     }
 
     async fn submit(&self, work: Work) -> Result<Outcome> {
@@ -240,6 +256,39 @@ impl SqliteEngine {
     /// Runs DDL through the writer (serialised with every other write).
     pub async fn execute_raw(&self, text: &str) -> Result<()> {
         self.submit(Work::Raw(text.to_string())).await.map(|_| ())
+    }
+
+    /// Forgets every cached result (another process changed the schema).
+    pub fn invalidate(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Like [`Self::fetch`], answered from the cache when nothing was written since it was cached.
+    pub fn fetch_cached(&self, sql: &Sql, types: &[ColType]) -> Result<std::sync::Arc<Vec<Vec<Value>>>> {
+        use std::fmt::Write as _;
+        use std::sync::atomic::Ordering;
+        let mut key = String::with_capacity(sql.text.len() + 48);
+        key.push_str(&sql.text);
+        for p in &sql.params {
+            let _ = write!(key, "\u{0}{p:?}");
+        }
+        let epoch = self.epoch.load(Ordering::Acquire);
+        if let Some((e, rows)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            if *e == epoch {
+                return Ok(rows.clone());
+            }
+        }
+        let rows = std::sync::Arc::new(self.fetch(sql, types)?);
+        // Only a result read entirely within one epoch may be cached.
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= MAX_CACHED {
+                cache.clear();
+            }
+            cache.insert(key, (epoch, rows.clone()));
+        }
+        Ok(rows)
     }
 
     /// Runs a read on a pooled reader connection, on the calling thread.

@@ -35,6 +35,27 @@ pub struct App {
     pub tenant_domain: Option<String>,
     /// Honour `X-Forwarded-Proto`.
     pub trust_forwarded_proto: bool,
+    /// On SQLite, the lock that makes this the only server of its data folder (held while alive).
+    pub data_lock: Option<std::fs::File>,
+}
+
+/// Takes the data folder's server lock: on SQLite one server process owns a data folder (its write
+/// path and read cache rely on it; the CLI may still run beside it).
+fn lock_data_folder(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
+    if !config.database_url.is_empty() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(&config.data)?;
+    let path = config.data.join("server.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another Roost server is already serving the data folder {} (one server per SQLite data folder; use PostgreSQL to run several nodes)",
+            config.data.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => anyhow::bail!("locking {}: {e}", path.display()),
+    }
 }
 
 /// Installs the log subscriber (once per process).
@@ -68,6 +89,7 @@ pub fn admin_token(config: &Config) -> anyhow::Result<(String, bool)> {
 
 /// Builds the application state: opens (and migrates) storage.
 pub async fn build(config: &Config) -> anyhow::Result<AppState> {
+    let data_lock = lock_data_folder(config)?;
     let storage = roost_storage::Storage::open(&config.storage(true)).await?;
     let (admin_token, created) = admin_token(config)?;
     if created {
@@ -79,6 +101,7 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         admin_token,
         tenant_domain: Some(config.tenant_domain.to_ascii_lowercase()).filter(|d| !d.is_empty()),
         trust_forwarded_proto: config.trust_forwarded_proto,
+        data_lock,
     })))
 }
 

@@ -127,6 +127,11 @@ async fn cli_changes_apply_to_the_running_server_at_once(app: TestApp) {
     assert!(!ok && err.contains("is not a valid identifier"), "{err}");
     let (ok, _, err) = app.cli(&["tenant", "show", "no-such-tenant"]);
     assert!(!ok && err.contains("does not exist"), "{err}");
+    // A second server cannot take an SQLite data folder that is being served.
+    if app.database_url.is_empty() {
+        let (ok, _, err) = app.cli(&["serve", "--listen", "127.0.0.1:0"]);
+        assert!(!ok && err.contains("another Roost server is already serving"), "{err}");
+    }
     // A tenant created by the CLI answers at once; `--json` prints the keys.
     let name = crate::helpers::random_name("cli-");
     let (ok, out, err) = app.cli(&["tenant", "create", &name, "--json"]);

@@ -28,7 +28,31 @@ crate::on_both_backends!(
     numbers_are_doubles_and_dates_round_trip_with_milliseconds,
     custom_and_reserved_query_parameters,
     columns_that_queries_filter_and_order_on_get_indexed,
+    reads_by_id_see_every_acknowledged_write,
 );
+
+async fn reads_by_id_see_every_acknowledged_write(app: TestApp) {
+    app.create_table("todo", json!({"soft_delete": true})).await;
+    app.insert("todo", json!({"id":"c","n":1,"gone":"x"})).await;
+    let read = || async { app.get("/tables/todo/c?__systemproperties=version").await };
+    assert_eq!(read().await.json()["n"], 1);
+    assert_eq!(read().await.json()["n"], 1, "a repeated read (possibly cached) is the same");
+    app.call(Method::PATCH, "/tables/todo/c", Some(json!({"n":2}))).await;
+    assert_eq!(read().await.json()["n"], 2, "an update is visible at once");
+    let v = read().await.json()["__version"].as_str().unwrap().to_string();
+    app.request(Method::PATCH, "/tables/todo/c", &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json"), ("If-Match", &format!("\"{v}\""))], Some(r#"{"n":3}"#)).await;
+    assert_eq!(read().await.json()["n"], 3);
+    assert_ne!(read().await.json()["__version"], v.as_str());
+    app.call(Method::DELETE, "/tables/todo/c", None).await;
+    assert_eq!(read().await.status, StatusCode::NOT_FOUND, "a delete is visible at once");
+    app.call(Method::POST, "/tables/todo/c", None).await;
+    assert_eq!(read().await.status, StatusCode::OK, "an undelete is visible at once");
+    app.call(Method::PATCH, "/tables/todo/c", Some(json!({"added":"y"}))).await;
+    assert_eq!(read().await.json()["added"], "y", "a new column is visible at once");
+    let (ok, _, err) = app.cli(&["table", "drop-column", &app.tenant, "todo", "gone"]);
+    assert!(ok, "{err}");
+    assert!(read().await.json().get("gone").is_none(), "a column dropped by the CLI is gone at once");
+}
 
 async fn columns_that_queries_filter_and_order_on_get_indexed(app: TestApp) {
     app.create_table("items", json!({})).await;
