@@ -7,8 +7,8 @@
 //!     cargo run --release -p roost-bench -- [--seconds 5] [--connections 16] [--rows 10000]
 //!
 //! The same binary also runs the servers: `roost-bench serve-roost <data> <addr-file> [db-url]` and
-//! `roost-bench serve-hello <addr-file>`, and `roost-bench load <addr> <path> [seconds]` drives one GET
-//! path of a running server (for profiling).
+//! `roost-bench serve-hello <addr-file>`, and `roost-bench load <addr> <path> [seconds] [post]` drives one path
+//! of a running server with GETs, or POSTs of generated items (for profiling).
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
@@ -47,7 +47,13 @@ fn main() -> anyhow::Result<()> {
             let o = Options { seconds, connections: 16, rows: 0 };
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
                 let p = path.clone();
-                let f = load(&addr, &o, vec![], 200, Arc::new(move |_| ("GET".into(), p.clone(), None))).await?;
+                // With a fifth argument `post`, POST generated items (expecting 201) instead of GET.
+                let post = args.get(5).is_some_and(|a| a == "post");
+                let f = if post {
+                    load(&addr, &o, vec![], 201, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?
+                } else {
+                    load(&addr, &o, vec![], 200, Arc::new(move |_| ("GET".into(), p.clone(), None))).await?
+                };
                 print(&path, &f, None);
                 anyhow::Ok(())
             })
