@@ -465,10 +465,7 @@ impl Tenant {
         if let Some(name) = q.filter.into_iter().chain(q.orderby.iter().map(|o| &o.expr)).find_map(hidden_reference) {
             return Err(StorageError::UnknownColumn(name));
         }
-        let mut schema: Vec<Column> = cols.to_vec();
-        if table.record.id_kind == IdKind::String {
-            schema.push(Column { name: crate::ddl::SEQ.into(), ty: ColType::Integer });
-        }
+        let schema = WithSeq { cols: &cols, seq: (table.record.id_kind == IdKind::String).then_some(&*SEQ_COLUMN) };
         let map = |e: RenderError| match e {
             RenderError::UnknownColumn(n) => StorageError::UnknownColumn(n),
         };
@@ -554,6 +551,21 @@ fn compared_members<'a>(e: &'a Expr, out: &mut Vec<&'a str>) {
         Expr::Unary(_, a) => compared_members(a, out),
         Expr::Call(_, args) => args.iter().for_each(|a| compared_members(a, out)),
         _ => {}
+    }
+}
+
+/// The hidden order column as the renderer sees it.
+static SEQ_COLUMN: std::sync::LazyLock<Column> = std::sync::LazyLock::new(|| Column { name: crate::ddl::SEQ.into(), ty: ColType::Integer });
+
+/// A table's columns plus, on string-id tables, the hidden `__seq` (which only Roost's own SQL names).
+struct WithSeq<'a> {
+    cols: &'a [Column],
+    seq: Option<&'a Column>,
+}
+
+impl roost_odata::sql::Schema for WithSeq<'_> {
+    fn column(&self, name: &str) -> Option<&Column> {
+        self.cols.iter().find(|c| c.name.eq_ignore_ascii_case(name)).or(self.seq.filter(|s| s.name.eq_ignore_ascii_case(name)))
     }
 }
 

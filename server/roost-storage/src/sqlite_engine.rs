@@ -275,7 +275,16 @@ impl SqliteEngine {
         let mut key = String::with_capacity(sql.text.len() + 48);
         key.push_str(&sql.text);
         for p in &sql.params {
-            let _ = write!(key, "\u{0}{p:?}");
+            key.push('\u{0}');
+            match p {
+                Value::Text(t) => key.push_str(t),
+                Value::Int(i) => {
+                    let _ = write!(key, "i{i}");
+                }
+                other => {
+                    let _ = write!(key, "{other:?}");
+                }
+            }
         }
         let epoch = self.epoch.load(Ordering::Acquire);
         if let Some((e, rows)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
