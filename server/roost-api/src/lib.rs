@@ -89,11 +89,13 @@ pub struct TenantSettings {
     pub max_body_kb: u64,
     /// Request timeout in milliseconds (§1.7); default 30000.
     pub request_timeout_ms: u64,
+    /// Refuse plain-HTTP requests with 403 (`MS_RequireHttps`, §1.1 step 1); default false.
+    pub require_https: bool,
 }
 
 impl Default for TenantSettings {
     fn default() -> Self {
-        Self { dynamic_schema: true, cors_origins: vec!["localhost".into()], max_body_kb: 1024, request_timeout_ms: 30_000 }
+        Self { dynamic_schema: true, cors_origins: vec!["localhost".into()], max_body_kb: 1024, request_timeout_ms: 30_000, require_https: false }
     }
 }
 
@@ -108,6 +110,9 @@ pub struct TenantSettingsPatch {
     pub max_body_kb: Option<u64>,
     /// See [`TenantSettings::request_timeout_ms`].
     pub request_timeout_ms: Option<u64>,
+    /// See [`TenantSettings::require_https`].
+    #[serde(default)]
+    pub require_https: Option<bool>,
 }
 
 /// `POST /manage/v1/tenants`.

@@ -167,7 +167,12 @@ pub async fn create_auto_index(db: &Db, schema: Option<&str>, table: &str, colum
         // NULLS FIRST matches how Roost orders (as SQL Server does), so the index serves the ORDER BY.
         Dialect::Postgres => format!("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({} ASC NULLS FIRST, {})", quote(&name), qualified(schema, table), quote(column), quote(order)),
     };
-    db.execute_raw(&sql).await
+    let r = db.execute_raw(&sql).await;
+    if r.is_err() && db.dialect() == Dialect::Postgres {
+        // A failed concurrent build leaves an INVALID index that IF NOT EXISTS would keep forever.
+        let _ = db.execute_raw(&format!("DROP INDEX CONCURRENTLY IF EXISTS {}", qualified(schema, &name))).await;
+    }
+    r
 }
 
 /// Drops the automatic index of a column (SQLite refuses to drop an indexed column).

@@ -33,6 +33,7 @@ pub mod msg {
     pub const IF_MATCH_MULTIPLE: &str = "Only single etag 'if-match' headers are supported.";
     pub const UNDELETE_UNSUPPORTED: &str = "The undelete operation is not supported on this table.";
     pub const UNDELETE_CONTENT: &str = "An undelete request must not have content.";
+    pub const HTTPS_REQUIRED: &str = "HTTPS connections are required for this service. Please update your endpoint to use the https protocol.";
     pub const VERSION_REJECTED: &str = "This version (1.0.0) of the server does not support the use of the zumo-api-version in the request.  For more information and supported clients see: http://go.microsoft.com/fwlink/?LinkID=690568#1.0.0";
 }
 
@@ -45,6 +46,8 @@ pub enum ApiError {
     BadRequest,
     /// 400 plain-text body (`ZUMO-API-VERSION`, §1.1 step 2).
     VersionRejected,
+    /// 403 plain-text body (`require_https`, §1.1 step 1).
+    HttpsRequired,
     /// 400 with a body that is not `Error:`-prefixed (JSON syntax errors keep their own prefix).
     Syntax(String),
     /// 401 with a message (`Unauthorized` or a token message).
@@ -98,6 +101,9 @@ impl IntoResponse for ApiError {
             ApiError::Syntax(m) => json_error(StatusCode::BAD_REQUEST, m),
             ApiError::VersionRejected => {
                 (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))], msg::VERSION_REJECTED).into_response()
+            }
+            ApiError::HttpsRequired => {
+                (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))], msg::HTTPS_REQUIRED).into_response()
             }
             ApiError::Unauthorized(m) => json_error(StatusCode::UNAUTHORIZED, format!("Error: {m}")),
             ApiError::NotFound(m) => json_error(StatusCode::NOT_FOUND, format!("Error: {m}")),

@@ -37,6 +37,8 @@ pub struct App {
     pub trust_forwarded_proto: bool,
     /// On SQLite, the lock that makes this the only server of its data folder (held while alive).
     pub data_lock: Option<std::fs::File>,
+    /// When this process started (for `/diagnostics` uptime).
+    pub started: std::time::Instant,
 }
 
 /// Takes the data folder's server lock: on SQLite one server process owns a data folder (its write
@@ -102,6 +104,7 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         tenant_domain: Some(config.tenant_domain.to_ascii_lowercase()).filter(|d| !d.is_empty()),
         trust_forwarded_proto: config.trust_forwarded_proto,
         data_lock,
+        started: std::time::Instant::now(),
     })))
 }
 

@@ -112,6 +112,9 @@ enum TenantCmd {
         /// Request timeout in milliseconds.
         #[arg(long)]
         request_timeout_ms: Option<u64>,
+        /// Refuse plain-HTTP requests (403).
+        #[arg(long)]
+        require_https: Option<bool>,
     },
 }
 
@@ -260,12 +263,13 @@ async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
         }
         TenantCmd::Token { name, user_id, ttl } => println!("{}", manage::mint_token(&s, &name, &user_id, ttl).await?),
         TenantCmd::RegenerateKey { name, kind } => println!("{}", manage::regenerate_key(&s, &name, &kind).await?.key),
-        TenantCmd::Set { name, dynamic_schema, cors_origins, max_body_kb, request_timeout_ms } => {
+        TenantCmd::Set { name, dynamic_schema, cors_origins, max_body_kb, request_timeout_ms, require_https } => {
             let patch = TenantSettingsPatch {
                 dynamic_schema,
                 cors_origins: cors_origins.map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
                 max_body_kb,
                 request_timeout_ms,
+                require_https,
             };
             print_json(&manage::update_settings(&s, &name, &patch).await?.settings)?;
         }

@@ -117,6 +117,9 @@ pub async fn update_settings(storage: &Storage, name: &str, patch: &TenantSettin
     if let Some(v) = patch.request_timeout_ms {
         r.settings.request_timeout_ms = v;
     }
+    if let Some(v) = patch.require_https {
+        r.settings.require_https = v;
+    }
     validate_settings(&r.settings)?;
     storage.update_tenant(&r).await.map_err(|e| ManageError::from_storage(e, || format!("Tenant '{name}'")))?;
     Ok(tenant_out(&r))

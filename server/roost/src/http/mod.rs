@@ -4,9 +4,12 @@
 //! case-insensitive, tolerant of a trailing slash, and answers 405 with precise `Allow` headers.
 
 pub mod cors;
+pub mod crossdomain;
+pub mod diagnostics;
 pub mod manage;
 pub mod tables;
 
+use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::{Body, Bytes};
@@ -114,6 +117,12 @@ async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, parts: axum:
         segments.pop();
     }
     let query = parse_query(parts.uri.query().unwrap_or(""));
+    let forwarded_https = state.trust_forwarded_proto
+        && parts.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    // §1.1 step 1: a tenant may require HTTPS (behind a TLS proxy: X-Forwarded-Proto or x-arr-ssl).
+    if tenant.record.settings.require_https && !forwarded_https && !parts.headers.contains_key("x-arr-ssl") {
+        return Err(ApiError::HttpsRequired);
+    }
     let first = segments.first().map(|s| s.to_ascii_lowercase()).unwrap_or_default();
     // §1.1 step 2: v2 clients are refused on /tables and /api.
     if (first == "tables" || first == "api")
@@ -137,8 +146,6 @@ async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, parts: axum:
     // §1.1 step 3: GET/DELETE bodies with a Content-Type are never parsed.
     let has_type = parts.headers.contains_key(header::CONTENT_TYPE);
     let body = if (parts.method == Method::GET || parts.method == Method::DELETE) && has_type { None } else { Some(bytes) };
-    let forwarded_https = state.trust_forwarded_proto
-        && parts.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"));
     let r = TenantRequest {
         tenant,
         method,
@@ -151,6 +158,8 @@ async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, parts: axum:
     };
     match first.as_str() {
         "tables" => tables::dispatch(r).await,
+        "diagnostics" if r.segments.len() == 1 => diagnostics::get_diagnostics(&state, r).await,
+        "crossdomain" => crossdomain::dispatch(r),
         "status" if r.segments.len() == 1 => {
             if r.method == Method::GET {
                 Ok(StatusCode::OK.into_response())
@@ -160,6 +169,22 @@ async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, parts: axum:
         }
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// Authenticates the caller from the request's keys and token (§5.1, §5.3).
+pub(crate) fn authenticate(r: &TenantRequest) -> crate::error::Result<Caller> {
+    let t = &r.tenant.record;
+    let header = |name: &str| r.headers.get(name).and_then(|v| v.to_str().ok());
+    let mut caller = Caller {
+        master: header("x-zumo-master").is_some_and(|k| auth::secrets_equal(k, &t.master_key)),
+        application: header("x-zumo-application").is_some_and(|k| auth::secrets_equal(k, &t.application_key)),
+        user: None,
+    };
+    if let Some(token) = r.headers.get("x-zumo-auth") {
+        let token = token.to_str().map_err(|_| ApiError::Unauthorized("Invalid token format. Expected Envelope.Claims.Signature.".into()))?;
+        caller.user = Some(auth::validate_token(&t.master_key, token).map_err(|m| ApiError::Unauthorized(m.into()))?);
+    }
+    Ok(caller)
 }
 
 /// Adds the headers of §1.4 to every tenant response.

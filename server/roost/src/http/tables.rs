@@ -4,7 +4,7 @@
 //! permission (401), query validation (400), then the operation. Body validation follows §2.2's steps.
 
 use super::TenantRequest;
-use crate::auth::{self, Caller};
+use crate::auth;
 use crate::error::{msg, ApiError, Result};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -40,6 +40,8 @@ struct TableParams {
     system: SystemProps,
     include_deleted: bool,
     no_script: bool,
+    /// Custom parameters (§2.11), in order, for scripts (`request.parameters`).
+    parameters: Vec<(String, String)>,
 }
 
 fn invalid_query(e: impl std::fmt::Display) -> ApiError {
@@ -99,12 +101,14 @@ impl TableParams {
                         p.include_deleted = v.eq_ignore_ascii_case("true");
                     } else if lower == "noscript" {
                         p.no_script = !v.is_empty();
+                        p.parameters.push((k.clone(), v.clone()));
                     } else if k.starts_with('$') || k.starts_with("__") {
                         return Err(ApiError::BadInput(format!(
                             "Invalid query parameter name '{k}'. Custom query parameter names must not start with $ or __."
                         )));
+                    } else {
+                        p.parameters.push((k.clone(), v.clone()));
                     }
-                    // Anything else is a custom parameter, kept for scripts.
                 }
             }
         }
@@ -120,22 +124,6 @@ fn parse_count(v: &str, name: &str) -> Result<i64> {
     }
     // Out-of-range values are still numbers: saturate, the limits below decide.
     Ok(t.parse::<i64>().unwrap_or(if t.starts_with('-') { i64::MIN } else { i64::MAX }))
-}
-
-/// Authenticates the caller from the request's keys and token (§5.1, §5.3).
-fn authenticate(r: &TenantRequest) -> Result<Caller> {
-    let t = &r.tenant.record;
-    let header = |name: &str| r.headers.get(name).and_then(|v| v.to_str().ok());
-    let mut caller = Caller {
-        master: header("x-zumo-master").is_some_and(|k| auth::secrets_equal(k, &t.master_key)),
-        application: header("x-zumo-application").is_some_and(|k| auth::secrets_equal(k, &t.application_key)),
-        user: None,
-    };
-    if let Some(token) = r.headers.get("x-zumo-auth") {
-        let token = token.to_str().map_err(|_| ApiError::Unauthorized("Invalid token format. Expected Envelope.Claims.Signature.".into()))?;
-        caller.user = Some(auth::validate_token(&t.master_key, token).map_err(|m| ApiError::Unauthorized(m.into()))?);
-    }
-    Ok(caller)
 }
 
 /// Entry point for `/tables/...`.
@@ -156,7 +144,7 @@ pub async fn dispatch(r: TenantRequest) -> Result<Response> {
         (_, true) => return Err(ApiError::MethodNotAllowed("GET, POST, PATCH, DELETE")),
     };
     let params = TableParams::parse(&r.query, r.method == Method::GET)?;
-    let caller = authenticate(&r)?;
+    let caller = super::authenticate(&r)?;
     let perms = &table.record.permissions;
     let required: Permission = match op {
         Op::Read => perms.read,

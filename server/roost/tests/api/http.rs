@@ -16,7 +16,54 @@ crate::on_both_backends!(
     tenants_are_addressable_by_host,
     routes_are_case_insensitive_and_tolerate_a_trailing_slash,
     a_request_past_the_timeout_gets_503_and_the_server_recovers,
+    diagnostics_need_the_master_key_and_time_the_database,
+    crossdomain_pages_check_the_origin,
+    require_https_refuses_plain_http,
 );
+
+async fn diagnostics_need_the_master_key_and_time_the_database(app: TestApp) {
+    assert_eq!(app.get("/diagnostics").await.status, StatusCode::UNAUTHORIZED, "the application key is not enough");
+    let r = app.request(Method::GET, "/diagnostics", &[("X-ZUMO-MASTER", &app.master_key)], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let body = r.json();
+    assert_eq!(body["service"]["status"]["serviceName"], app.tenant.as_str());
+    assert!(body["service"]["status"]["uptime"].as_str().unwrap().contains(':'));
+    assert_eq!(body["tables.sql"]["status"]["statusCode"], 200);
+    assert!(body["tables.sql"]["status"]["latencyMS"].is_u64());
+    let r = app.request(Method::POST, "/diagnostics", &[("X-ZUMO-MASTER", &app.master_key)], None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+async fn crossdomain_pages_check_the_origin(app: TestApp) {
+    let r = app.request(Method::GET, "/crossdomain/bridge?origin=http%3A%2F%2Flocalhost%3A8000", &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert!(r.text.contains(r#"var originRoot = "http://localhost:8000";"#), "{}", r.text);
+    assert!(r.text.contains("X-HTTP-Method-Override"));
+    let r = app.request(Method::GET, "/crossdomain/loginreceiver?completion_origin=http%3A%2F%2Flocalhost", &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains("transferLoginResult"));
+    let r = app.request(Method::GET, "/crossdomain/bridge?origin=https%3A%2F%2Fevil.example", &[], None).await;
+    assert_eq!(r.json(), json!({"code":401,"error":"Error: Not a whitelisted origin: https://evil.example"}));
+    // A hostile origin can never close the script element.
+    let r = app.request(Method::GET, "/crossdomain/bridge?origin=http%3A%2F%2Flocalhost%2F%3C%2Fscript%3E", &[], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.request(Method::GET, "/crossdomain/other", &[], None).await.status, StatusCode::NOT_FOUND);
+    let r = app.request(Method::POST, "/crossdomain/bridge", &[], None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.header("allow").unwrap(), "GET");
+}
+
+async fn require_https_refuses_plain_http(app: TestApp) {
+    let (ok, _, err) = app.cli(&["tenant", "set", &app.tenant, "--require-https", "true"]);
+    assert!(ok, "{err}");
+    let r = app.request(Method::GET, "/status", &[], None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.text, "HTTPS connections are required for this service. Please update your endpoint to use the https protocol.");
+    // Behind a TLS proxy (trusted X-Forwarded-Proto, or Azure's x-arr-ssl) requests pass.
+    assert_eq!(app.request(Method::GET, "/status", &[("x-forwarded-proto", "https")], None).await.status, StatusCode::OK);
+    assert_eq!(app.request(Method::GET, "/status", &[("x-arr-ssl", "1")], None).await.status, StatusCode::OK);
+}
 
 async fn a_request_past_the_timeout_gets_503_and_the_server_recovers(app: TestApp) {
     app.create_table("todo", json!({})).await;

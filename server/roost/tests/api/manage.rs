@@ -5,7 +5,27 @@ use crate::helpers::{send, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-crate::on_both_backends!(management_api_requires_the_admin_token, tenant_lifecycle_through_the_api, table_management_through_the_api, cli_changes_apply_to_the_running_server_at_once);
+crate::on_both_backends!(configuration_comes_from_defaults_file_and_environment, management_api_requires_the_admin_token, tenant_lifecycle_through_the_api, table_management_through_the_api, cli_changes_apply_to_the_running_server_at_once);
+
+async fn configuration_comes_from_defaults_file_and_environment(app: TestApp) {
+    let (ok, out, _) = app.cli(&["default-config"]);
+    assert!(ok && out.contains("listen = \"127.0.0.1:8080\"") && out.contains("database_url"));
+    let (ok, out, _) = app.cli(&["--help"]);
+    for var in ["ROOST_LISTEN", "ROOST_DATA", "ROOST_DATABASE_URL", "ROOST_ADMIN_TOKEN", "ROOST_TENANT_DOMAIN", "ROOST_LOG"] {
+        assert!(ok && out.contains(var), "--help documents {var}");
+    }
+    let file = app.data.join("bad.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:1\"\nmystery = 1\n").unwrap();
+    let (ok, _, err) = app.cli(&["--config", file.to_str().unwrap(), "tenant", "list"]);
+    assert!(!ok && err.contains("unknown setting `mystery`"), "{err}");
+    std::fs::write(&file, "listen = \"not an address\"\n").unwrap();
+    let (ok, _, err) = app.cli(&["--config", file.to_str().unwrap(), "tenant", "list"]);
+    assert!(!ok && err.contains("listen"), "{err}");
+    // The file's data folder is used unless ROOST_DATA overrides it (the helper sets ROOST_DATA).
+    std::fs::write(&file, "data = \"/nonexistent/never\"\n").unwrap();
+    let (ok, out, err) = app.cli(&["--config", file.to_str().unwrap(), "tenant", "list"]);
+    assert!(ok && out.contains(&app.tenant), "{out} {err}");
+}
 
 async fn management_api_requires_the_admin_token(app: TestApp) {
     let r = send(app.client().get(format!("{}/manage/v1/tenants", app.base))).await;
@@ -23,7 +43,7 @@ async fn tenant_lifecycle_through_the_api(app: TestApp) {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let t = r.json();
     assert_eq!(t["name"], name.to_lowercase());
-    assert_eq!(t["settings"], json!({"dynamic_schema":true,"cors_origins":["localhost"],"max_body_kb":1024,"request_timeout_ms":30000}));
+    assert_eq!(t["settings"], json!({"dynamic_schema":true,"cors_origins":["localhost"],"max_body_kb":1024,"request_timeout_ms":30000,"require_https":false}));
     assert_ne!(t["application_key"], t["master_key"]);
     assert_eq!(app.manage(Method::POST, "/tenants", Some(json!({"name": name.to_uppercase()}))).await.status, StatusCode::CONFLICT);
     for bad in ["", "1abc", "has space", "under_score", "x".repeat(49).as_str(), "a'b"] {
