@@ -287,6 +287,10 @@ async fn bench(o: Options) -> anyhow::Result<()> {
             None => println!("roost/{name} peak RSS: unavailable"),
         }
     }
+    match (std::env::var("ROOST_BENCH_PARSE_SERVER"), std::env::var("ROOST_BENCH_DATABASE_URL")) {
+        (Ok(bin), Ok(url)) => parse_server(Path::new(&bin), &url, &o, base.rps).await?,
+        _ => println!("(Parse Server: set ROOST_BENCH_PARSE_SERVER to its bin/parse-server (npm install parse-server) with ROOST_BENCH_DATABASE_URL to compare on PostgreSQL)"),
+    }
     if let Some(pb) = which("pocketbase") {
         pocketbase(&pb, &o, base.rps).await?;
     } else {
@@ -454,6 +458,81 @@ async fn pocketbase(bin: &Path, o: &Options, hello_rps: f64) -> anyhow::Result<(
     print("pocketbase query 50 rows", &query, Some(hello_rps));
     if let Some(kib) = server.peak_rss_kib() {
         println!("pocketbase peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+    }
+    Ok(())
+}
+
+/// The same three scenarios against Parse Server (Node.js, from npm) on the same PostgreSQL.
+async fn parse_server(bin: &Path, database_url: &str, o: &Options, hello_rps: f64) -> anyhow::Result<()> {
+    let dir = temp_dir("parse")?;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let child = Command::new("node")
+        .arg(bin)
+        .args(["--appId", "bench", "--masterKey", "bench-master", "--databaseURI", database_url, "--port", &port.to_string(), "--mountPath", "/parse"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting node (Parse Server)")?;
+    let server = Server { child, addr: format!("127.0.0.1:{port}"), _dir: TempDir(dir) };
+    let start = Instant::now();
+    let mut c = loop {
+        if let Ok(mut c) = Conn::open(&server.addr).await {
+            if let Ok((200, _)) = c.send("GET", "/parse/health", &[], None).await {
+                break c;
+            }
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("Parse Server did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let app = [("x-parse-application-id", "bench")];
+    let class = format!("Item{}", std::process::id());
+    let inserts = format!("Insert{}", std::process::id());
+    for name in [&class, &inserts] {
+        let schema = json!({"className": name, "fields": {"name": {"type": "String"}, "price": {"type": "Number"}, "category": {"type": "String"}, "qty": {"type": "Number"}}});
+        let (s, b) = c.send("POST", &format!("/parse/schemas/{name}"), &[("x-parse-application-id", "bench"), ("x-parse-master-key", "bench-master")], Some(&schema.to_string())).await?;
+        if s != 200 {
+            bail!("Parse Server schema: {s} {}", String::from_utf8_lossy(&b));
+        }
+    }
+    let headers = vec![("x-parse-application-id".to_string(), "bench".to_string())];
+    let p = format!("/parse/classes/{inserts}");
+    let ins = load(&server.addr, o, headers.clone(), 201, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?;
+    print("parse-server insert", &ins, Some(hello_rps));
+    let p = format!("/parse/classes/{class}");
+    fill_rows(&server.addr, &Options { seconds: 0, connections: o.connections, rows: 0 }, &headers, o.rows, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?;
+    // Node closes keep-alive connections idle for 5 s: use a fresh one after the load phases.
+    c = Conn::open(&server.addr).await?;
+    let mut ids = Vec::new();
+    while ids.len() < o.rows.min(5000) {
+        let (_, b) = c.send("GET", &format!("/parse/classes/{class}?keys=objectId&limit=1000&skip={}", ids.len()), &app, None).await?;
+        let v: Value = serde_json::from_slice(&b)?;
+        let items = v["results"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            break;
+        }
+        ids.extend(items.iter().filter_map(|r| r["objectId"].as_str().map(str::to_string)));
+    }
+    let ids = Arc::new(ids);
+    let p = format!("/parse/classes/{class}");
+    let by_id = load(&server.addr, o, headers.clone(), 200, Arc::new(move |n| ("GET".into(), format!("{p}/{}", ids[(n as usize * 7919) % ids.len()]), None))).await?;
+    print("parse-server read by id", &by_id, Some(hello_rps));
+    let p = format!("/parse/classes/{class}");
+    let query = load(
+        &server.addr,
+        o,
+        headers,
+        200,
+        Arc::new(move |n| ("GET".into(), format!("{p}?where=%7B%22price%22%3A%7B%22%24gte%22%3A{}%7D%7D&order=price&limit=50", (n * 37) % 900), None)),
+    )
+    .await?;
+    print("parse-server query 50 rows", &query, Some(hello_rps));
+    if let Some(kib) = server.peak_rss_kib() {
+        println!("parse-server peak RSS: {:.1} MiB", kib as f64 / 1024.0);
     }
     Ok(())
 }

@@ -219,7 +219,10 @@ impl Storage {
         let local_generation = Arc::new(AtomicU64::new(0));
         let catalog = match &config.database_url {
             Some(url) => {
+                // No ping before each acquire: it doubled the round trips of every statement. A broken
+                // connection fails its statement and is discarded by the pool.
                 let pool = sqlx::postgres::PgPoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(config.pg_max_connections)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
@@ -674,7 +677,7 @@ async fn sqlite_pool(path: &Path, create: bool, max: u32) -> Result<sqlx::Sqlite
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
         .pragma("cache_size", "-512");
-    Ok(SqlitePoolOptions::new().max_connections(max).min_connections(0).connect_with(opts).await?)
+    Ok(SqlitePoolOptions::new().test_before_acquire(false).max_connections(max).min_connections(0).connect_with(opts).await?)
 }
 
 /// Listens for catalog changes made by other processes and bumps the generation.

@@ -90,10 +90,12 @@ fn db_error(e: rusqlite::Error) -> StorageError {
             let message = msg.clone().unwrap_or_else(|| f.to_string());
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY {
                 StorageError::UniqueViolation(message)
-            } else if f.code == rusqlite::ErrorCode::DatabaseBusy || f.code == rusqlite::ErrorCode::DiskFull || f.code == rusqlite::ErrorCode::SystemIoFailure {
-                StorageError::Internal(message)
-            } else {
+            } else if matches!(f.code, rusqlite::ErrorCode::ConstraintViolation | rusqlite::ErrorCode::TypeMismatch | rusqlite::ErrorCode::Unknown | rusqlite::ErrorCode::TooBig) {
+                // The statement or its values were refused: the client's doing (§4.2 "Bad request.").
                 StorageError::Database(message)
+            } else {
+                // Corruption, I/O, locking, a file that cannot be opened: the server's problem (500).
+                StorageError::Internal(format!("{}: {message}", f.extended_code))
             }
         }
         _ => StorageError::Internal(e.to_string()),

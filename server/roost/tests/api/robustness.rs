@@ -9,7 +9,60 @@ use proptest::test_runner::{Config, TestRunner};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-crate::on_both_backends!(injection_attempts_are_inert, odd_bodies_never_cause_a_500, random_filters_never_cause_a_500, tenants_are_isolated);
+crate::on_both_backends!(injection_attempts_are_inert, odd_bodies_never_cause_a_500, random_filters_never_cause_a_500, tenants_are_isolated, a_broken_database_gives_the_generic_500);
+
+/// A failure that is the server's, not the client's: 500 with the generic body (never the cause),
+/// and the other tenants keep working.
+async fn a_broken_database_gives_the_generic_500(app: TestApp) {
+    app.create_table("todo", json!({"permissions":{"read":"public"}})).await;
+    app.insert("todo", json!({"id":"a"})).await;
+    let other = app.new_tenant().await;
+    let other_name = other["name"].as_str().unwrap().to_string();
+    app.manage(Method::POST, &format!("/tenants/{other_name}/tables"), Some(json!({"name":"todo","permissions":{"read":"public"}}))).await;
+    match app.backend {
+        crate::helpers::Backend::Sqlite => {
+            // Storage destroyed under the server's feet.
+            let file = app.data.join("tenants").join(format!("{}.db", app.tenant));
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = file.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::write(std::path::PathBuf::from(p), vec![0x5a; 8192]);
+            }
+        }
+        crate::helpers::Backend::Postgres => {
+            // The database server kills every connection of the pool.
+            use sqlx::Connection as _;
+            let mut c = sqlx::PgConnection::connect(&app.database_url).await.expect("connect");
+            sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where pid <> pg_backend_pid() and datname = current_database() and application_name = ''")
+                .execute(&mut c)
+                .await
+                .expect("terminate");
+        }
+    }
+    if app.backend == crate::helpers::Backend::Sqlite {
+        let r = app.request(Method::GET, "/tables/todo", &[], None).await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
+        assert_eq!(r.json(), json!({"code":500,"error":"Error: Internal Server Error"}));
+        let r = crate::helpers::send(app.client().get(format!("{}/t/{other_name}/tables/todo", app.base))).await;
+        assert_eq!(r.status, StatusCode::OK, "other tenants are unaffected: {}", r.text);
+        return;
+    }
+    // PostgreSQL: a statement on a killed connection fails with the generic 500; the pool then replaces
+    // its connections, so both tenants answer again within a few requests.
+    for url in [app.url("/tables/todo"), format!("{}/t/{other_name}/tables/todo", app.base)] {
+        let mut recovered = false;
+        for _ in 0..8 {
+            let r = crate::helpers::send(app.client().get(&url)).await;
+            if r.status == StatusCode::OK {
+                recovered = true;
+                break;
+            }
+            assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
+            assert_eq!(r.json(), json!({"code":500,"error":"Error: Internal Server Error"}));
+        }
+        assert!(recovered, "{url} did not recover");
+    }
+}
 
 fn enc(s: &str) -> String {
     utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
