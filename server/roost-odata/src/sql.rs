@@ -678,8 +678,9 @@ pub struct Select<'a> {
     pub extra: &'a [Expr],
     /// The client's `$orderby`.
     pub orderby: &'a [OrderBy],
-    /// Column giving insertion order (R4), used when no order is given and as the final tiebreak.
-    pub insertion_order: &'a str,
+    /// Column giving insertion order (R4), used when no order is given and as the final tiebreak;
+    /// `None` for a statement that selects at most one row (a read by id), which needs no order.
+    pub insertion_order: Option<&'a str>,
     /// `$top`.
     pub top: Option<u64>,
     /// `$skip`.
@@ -719,16 +720,25 @@ impl Select<'_> {
         b.push(" FROM ");
         self.table.render(&mut b);
         self.render_where(&r, &mut b)?;
-        b.push(" ORDER BY ");
-        for o in self.orderby {
-            r.order_term(&mut b, o)?;
-            b.push(", ");
-        }
-        b.ident(self.insertion_order);
-        // Ties follow the first term's direction, so an index on (column, insertion order) serves the
-        // whole ORDER BY in either direction.
-        if self.orderby.first().is_some_and(|o| o.descending) {
-            b.push(" DESC");
+        if !self.orderby.is_empty() || self.insertion_order.is_some() {
+            b.push(" ORDER BY ");
+            for (i, o) in self.orderby.iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                r.order_term(&mut b, o)?;
+            }
+            if let Some(seq) = self.insertion_order {
+                if !self.orderby.is_empty() {
+                    b.push(", ");
+                }
+                b.ident(seq);
+                // Ties follow the first term's direction, so an index on (column, insertion order)
+                // serves the whole ORDER BY in either direction.
+                if self.orderby.first().is_some_and(|o| o.descending) {
+                    b.push(" DESC");
+                }
+            }
         }
         if let Some(top) = self.top {
             let _ = write!(b.sql.text, " LIMIT {top}");
@@ -785,7 +795,7 @@ mod tests {
             filter: Some(&f),
             extra: &[],
             orderby: &o,
-            insertion_order: "__seq",
+            insertion_order: Some("__seq"),
             top: Some(50),
             skip: 0,
         }
@@ -826,7 +836,7 @@ mod tests {
     fn unknown_column_is_reported() {
         let s = schema();
         let f = parse_filter("nope eq 1").unwrap();
-        let sel = Select { table: TableRef { schema: None, name: "t" }, columns: &[], filter: Some(&f), extra: &[], orderby: &[], insertion_order: "__seq", top: None, skip: 3 };
+        let sel = Select { table: TableRef { schema: None, name: "t" }, columns: &[], filter: Some(&f), extra: &[], orderby: &[], insertion_order: Some("__seq"), top: None, skip: 3 };
         assert_eq!(sel.render(&s, Dialect::Sqlite), Err(RenderError::UnknownColumn("nope".into())));
     }
 }

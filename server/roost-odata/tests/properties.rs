@@ -50,7 +50,7 @@ fn render_all(filter: &str) {
     for dialect in [Dialect::Sqlite, Dialect::Postgres] {
         let cols = vec![s[1].clone()];
         let orderby = parse_orderby(filter).unwrap_or_default();
-        let sel = Select { table: TableRef { schema: Some("t"), name: "x" }, columns: &cols, filter: Some(&f), extra: &[], orderby: &orderby, insertion_order: "__seq", top: Some(10), skip: 3 };
+        let sel = Select { table: TableRef { schema: Some("t"), name: "x" }, columns: &cols, filter: Some(&f), extra: &[], orderby: &orderby, insertion_order: Some("__seq"), top: Some(10), skip: 3 };
         if let Ok(sql) = sel.render(&s, dialect) {
             // Exactly one placeholder per bound value (NULL is written inline, never bound).
             let placeholders = match dialect {
@@ -94,7 +94,7 @@ proptest! {
     fn string_literals_round_trip(s in ".{0,40}") {
         let f = format!("s eq '{}'", s.replace('\'', "''"));
         let e = parse_filter(&f).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let sql = Select { table: TableRef { schema: None, name: "x" }, columns: &[], filter: Some(&e), extra: &[], orderby: &[], insertion_order: "__seq", top: None, skip: 0 }
+        let sql = Select { table: TableRef { schema: None, name: "x" }, columns: &[], filter: Some(&e), extra: &[], orderby: &[], insertion_order: Some("__seq"), top: None, skip: 0 }
             .render(&schema(), Dialect::Sqlite)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(sql.params, vec![Value::Text(s)]);

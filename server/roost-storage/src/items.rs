@@ -456,7 +456,8 @@ impl Tenant {
             filter: q.filter,
             extra: &extra,
             orderby: q.orderby,
-            insertion_order: table.insertion_order(),
+            // A read by id matches at most one row: no order to compute.
+            insertion_order: if q.id.is_some() { None } else { Some(table.insertion_order()) },
             top: q.top,
             skip: q.skip,
         };
