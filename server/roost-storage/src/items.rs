@@ -261,6 +261,7 @@ impl Tenant {
         let mut names: Vec<&str> = Vec::new();
         let mut values: Vec<Value> = Vec::new();
         let mut written = Written { id: Value::Null, created_at: None, updated_at: None, version: None };
+        let mut values_for_batch: Vec<Value> = Vec::new();
         if string_id {
             let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string().to_ascii_uppercase());
             if id.chars().count() > 255 {
@@ -287,6 +288,7 @@ impl Tenant {
                 b.ident(n);
             }
             b.push(") VALUES (");
+            values_for_batch = values.clone();
             for (i, v) in values.into_iter().enumerate() {
                 if i > 0 {
                     b.push(", ");
@@ -295,7 +297,13 @@ impl Tenant {
             }
             b.push(")");
         }
-        if string_id {
+        if let (true, Some(inserter)) = (string_id, &self.inserter) {
+            // PostgreSQL: concurrent inserts share one multi-row statement and one commit.
+            let mut t = Builder::new(self.dialect());
+            self.table_ref(table).render(&mut t);
+            let row = crate::pg_batch::Row { table: t.finish().text, columns: names.iter().map(|n| n.to_string()).collect(), values: values_for_batch };
+            inserter.insert(row).await.map_err(|e| if e.is_unique_violation() { StorageError::Duplicate } else { e })?;
+        } else if string_id {
             let n = self.db.execute(&b.finish()).await.map_err(|e| if e.is_unique_violation() { StorageError::Duplicate } else { e })?;
             if n != 1 {
                 return Err(StorageError::Internal(format!("insert affected {n} rows")));

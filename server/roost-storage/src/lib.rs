@@ -10,6 +10,7 @@
 pub mod db;
 pub mod ddl;
 pub mod items;
+pub mod pg_batch;
 pub mod sqlite_engine;
 
 use db::Db;
@@ -149,6 +150,8 @@ pub struct Tenant {
     /// PostgreSQL schema; `None` on SQLite.
     pub schema: Option<String>,
     tables: HashMap<String, Arc<Table>>,
+    /// PostgreSQL: the batching front that groups concurrent inserts.
+    pub(crate) inserter: Option<Arc<pg_batch::PgInserter>>,
 }
 
 impl Tenant {
@@ -193,6 +196,8 @@ pub struct Storage {
     cache: RwLock<(u64, HashMap<String, Arc<Tenant>>)>,
     /// Bumped by this process's own changes and, on PostgreSQL, by NOTIFY from other processes.
     local_generation: Arc<AtomicU64>,
+    /// PostgreSQL: groups concurrent inserts into multi-row statements.
+    pg_inserter: Option<Arc<pg_batch::PgInserter>>,
 }
 
 /// Tenant names: a letter, then letters, digits or `-`, at most 48, stored lower-case.
@@ -241,7 +246,12 @@ impl Storage {
                 Db::Sqlite(pool)
             }
         };
+        let pg_inserter = match &catalog {
+            Db::Postgres(p) => Some(Arc::new(pg_batch::PgInserter::start(p.clone()))),
+            _ => None,
+        };
         Ok(Self {
+            pg_inserter,
             catalog,
             data_dir: config.data_dir.clone(),
             pools: Default::default(),
@@ -343,7 +353,7 @@ impl Storage {
             .into_iter()
             .map(|r| (r.name.to_ascii_lowercase(), Arc::new(Table { record: r, columns: RwLock::new(None), usage: Default::default(), index_lock: Default::default() })))
             .collect();
-        Ok(Tenant { record, db, schema, tables })
+        Ok(Tenant { record, db, schema, tables, inserter: self.pg_inserter.clone() })
     }
 
     fn tenant_file(&self, name: &str) -> PathBuf {

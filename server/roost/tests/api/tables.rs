@@ -29,7 +29,39 @@ crate::on_both_backends!(
     custom_and_reserved_query_parameters,
     columns_that_queries_filter_and_order_on_get_indexed,
     reads_by_id_see_every_acknowledged_write,
+    concurrent_inserts_each_get_their_own_outcome,
 );
+
+async fn concurrent_inserts_each_get_their_own_outcome(app: TestApp) {
+    app.create_table("todo", json!({})).await;
+    app.insert("todo", json!({"id":"seed","n":1})).await;
+    // The same id (in any case) from 20 requests at once: exactly one wins.
+    let same: Vec<_> = (0..20).map(|i| app.insert("todo", json!({"id": if i % 2 == 0 { "dup" } else { "DUP" }, "n": i}))).collect();
+    let results = futures::future::join_all(same).await;
+    let created = results.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    let conflicts = results.iter().filter(|r| r.status == StatusCode::CONFLICT).count();
+    assert_eq!((created, conflicts), (1, 19), "{:?}", results.iter().map(|r| r.status).collect::<Vec<_>>());
+    // A value Roost refuses (not a number) and one only the database refuses (PostgreSQL text cannot
+    // hold NUL; SQLite can) fail alone; their neighbours are written.
+    app.insert("todo", json!({"id":"s0","s":"text"})).await;
+    let body = |i: usize| match i {
+        7 => json!({"id": "bad", "n": "not a number"}),
+        11 => json!({"id": "nul", "s": "nul\u{0}inside"}),
+        _ => json!({"id": format!("ok{i}"), "n": i}),
+    };
+    let results = futures::future::join_all((0..20).map(|i| app.insert("todo", body(i)))).await;
+    let nul_refused = app.backend == crate::helpers::Backend::Postgres;
+    for (i, r) in results.iter().enumerate() {
+        let expected = match i {
+            7 => StatusCode::BAD_REQUEST,
+            11 if nul_refused => StatusCode::BAD_REQUEST,
+            _ => StatusCode::CREATED,
+        };
+        assert_eq!(r.status, expected, "{i}: {}", r.text);
+    }
+    assert_eq!(app.get("/tables/todo/bad").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.rows("/tables/todo?$filter=startswith(id, 'ok')&$top=100").await.len(), 18);
+}
 
 async fn reads_by_id_see_every_acknowledged_write(app: TestApp) {
     app.create_table("todo", json!({"soft_delete": true})).await;
