@@ -145,7 +145,12 @@ async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, parts: axum:
     }
     // §1.1 step 3: GET/DELETE bodies with a Content-Type are never parsed.
     let has_type = parts.headers.contains_key(header::CONTENT_TYPE);
-    let body = if (parts.method == Method::GET || parts.method == Method::DELETE) && has_type { None } else { Some(bytes) };
+    let mut body = if (parts.method == Method::GET || parts.method == Method::DELETE) && has_type { None } else { Some(bytes) };
+    // §1.1 step 5: a `_method` member of a JSON object body also overrides the method, and is removed.
+    if let Some((m, rest)) = body.as_ref().and_then(|b| method_member(b)) {
+        method = m;
+        body = Some(rest);
+    }
     let r = TenantRequest {
         tenant,
         method,
@@ -185,6 +190,21 @@ pub(crate) fn authenticate(r: &TenantRequest) -> crate::error::Result<Caller> {
         caller.user = Some(auth::validate_token(&t.master_key, token).map_err(|m| ApiError::Unauthorized(m.into()))?);
     }
     Ok(caller)
+}
+
+/// The `_method` member of a JSON object body: the method it names and the body without it.
+fn method_member(body: &Bytes) -> Option<(Method, Bytes)> {
+    // Cheap test first: almost no body carries it.
+    if !body.windows(9).any(|w| w == b"\"_method\"") {
+        return None;
+    }
+    let mut obj = match serde_json::from_slice::<serde_json::Value>(body).ok()? {
+        serde_json::Value::Object(o) => o,
+        _ => return None,
+    };
+    let m = obj.remove("_method")?;
+    let m = Method::from_bytes(m.as_str()?.trim().to_ascii_uppercase().as_bytes()).ok()?;
+    Some((m, Bytes::from(serde_json::Value::Object(obj).to_string())))
 }
 
 /// Adds the headers of §1.4 to every tenant response.

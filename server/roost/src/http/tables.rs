@@ -308,6 +308,20 @@ async fn read(r: &TenantRequest, table: &Table, id: Option<&str>, p: &TableParam
 fn json_body(r: &TenantRequest) -> Result<Option<Json>> {
     let Some(bytes) = r.body.as_ref().filter(|b| !b.is_empty()) else { return Ok(None) };
     let ct = r.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+    if ct.as_deref().is_some_and(|c| c.contains("x-www-form-urlencoded")) {
+        // Forms parse into an object of strings (§1.6); repeated names become arrays.
+        let mut obj = Map::new();
+        for (k, v) in super::parse_query(&String::from_utf8_lossy(bytes)) {
+            match obj.get_mut(&k) {
+                Some(Json::Array(a)) => a.push(Json::String(v)),
+                Some(prev) => *prev = Json::Array(vec![prev.take(), Json::String(v)]),
+                None => {
+                    obj.insert(k, Json::String(v));
+                }
+            }
+        }
+        return Ok(Some(Json::Object(obj)));
+    }
     if ct.as_deref().is_some_and(|c| !c.contains("json")) {
         // Any other content type arrives as a raw string (§1.6): never an object.
         return Ok(Some(Json::String(String::from_utf8_lossy(bytes).into_owned())));

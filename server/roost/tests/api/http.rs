@@ -221,6 +221,16 @@ async fn method_override_and_content_type_rules(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(app.get("/tables/todo/o").await.json()["n"], 2);
+    // A `_method` member overrides too, and is not stored.
+    let r = app.request(Method::POST, "/tables/todo/o", &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json")], Some(r#"{"_method":"patch","n":4}"#)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(app.get("/tables/todo/o").await.json(), json!({"id":"o","n":4}));
+    // A form body is an object of strings.
+    let r = app.request(Method::POST, "/tables/todo", &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/x-www-form-urlencoded")], Some("id=f&text=hello+world")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(app.get("/tables/todo/f?$select=text").await.json(), json!({"text":"hello world"}));
+    let r = app.request(Method::POST, "/tables/todo", &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/x-www-form-urlencoded")], Some("a=1&a=2")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // No Content-Type but a body: JSON is assumed.
     let r = app.request(Method::POST, "/tables/todo", &[("X-ZUMO-APPLICATION", &app.app_key)], Some(r#"{"n":3}"#)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
