@@ -102,7 +102,8 @@ async fn a_request_past_the_timeout_gets_503_and_the_server_recovers(app: TestAp
     let waited = started.elapsed();
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
     assert_eq!(r.json(), json!({"code":503,"error":"Error: The request has timed out."}));
-    assert!(waited >= std::time::Duration::from_millis(290) && waited < std::time::Duration::from_millis(1200), "{waited:?}");
+    // The timeout answered, not the release of the lock (held 1.5 s from before the request).
+    assert!(waited >= std::time::Duration::from_millis(290) && waited < std::time::Duration::from_millis(1450), "{waited:?}");
     // Other requests of the tenant that need no lock keep answering meanwhile.
     assert_eq!(app.request(Method::GET, "/status", &[], None).await.status, StatusCode::OK);
     holder.await.expect("holder");
