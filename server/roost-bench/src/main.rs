@@ -469,7 +469,9 @@ async fn parse_server(bin: &Path, database_url: &str, o: &Options, hello_rps: f6
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
     };
+    // Parse Server writes a logs/ folder into its working directory: keep it in the temp folder.
     let child = Command::new("node")
+        .current_dir(&dir)
         .arg(bin)
         .args(["--appId", "bench", "--masterKey", "bench-master", "--databaseURI", database_url, "--port", &port.to_string(), "--mountPath", "/parse"])
         .stdout(Stdio::null())
