@@ -464,6 +464,7 @@ async fn pocketbase(bin: &Path, o: &Options, hello_rps: f64) -> anyhow::Result<(
 
 /// The same three scenarios against Parse Server (Node.js, from npm) on the same PostgreSQL.
 async fn parse_server(bin: &Path, database_url: &str, o: &Options, hello_rps: f64) -> anyhow::Result<()> {
+    let bin = bin.canonicalize().with_context(|| format!("{}", bin.display()))?;
     let dir = temp_dir("parse")?;
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
