@@ -123,8 +123,7 @@ pub fn js_number(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e21 {
         format!("{}", n as i128)
     } else {
-        let s = format!("{n}");
-        s
+        format!("{n}")
     }
 }
 

@@ -13,7 +13,7 @@ use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -54,10 +54,15 @@ pub struct TenantRequest {
     pub scheme: &'static str,
 }
 
-async fn tenant_by_path(State(state): State<AppState>, Path(params): Path<Vec<(String, String)>>, req: Request) -> Response {
-    let tenant = params.iter().find(|(k, _)| k == "tenant").map(|(_, v)| v.clone()).unwrap_or_default();
-    let prefix_len = req.uri().path().find(&tenant).map(|i| i + tenant.len()).unwrap_or(0);
-    let rest = req.uri().path()[prefix_len..].to_string();
+async fn tenant_by_path(State(state): State<AppState>, req: Request) -> Response {
+    // `/t/{tenant}[/rest]`: the tenant is the second raw segment, wherever its name also occurs.
+    let path = req.uri().path();
+    let after = path.strip_prefix("/t/").unwrap_or("");
+    let (raw_tenant, rest) = match after.find('/') {
+        Some(i) => (&after[..i], after[i..].to_string()),
+        None => (after, String::new()),
+    };
+    let tenant = percent_decode_str(raw_tenant).decode_utf8_lossy().into_owned();
     tenant_request(state, tenant, rest, req).await
 }
 

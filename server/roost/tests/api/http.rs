@@ -125,6 +125,17 @@ async fn status_and_unknown_routes(app: TestApp) {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = send(app.client().get(format!("{}/t/no-such-tenant/status", app.base))).await;
     assert_eq!(r.json(), json!({"code":404,"error":"Error: Not Found"}));
+    // The tenant segment is taken from its position, whatever the name: `t` itself, or percent-encoded.
+    app.manage(Method::DELETE, "/tenants/t", None).await;
+    let r = app.manage(Method::POST, "/tenants", Some(json!({"name":"t"}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    for url in [format!("{}/t/t/status", app.base), format!("{}/t/%74/status", app.base), format!("{}/t/T/status/", app.base)] {
+        let r = send(app.client().get(&url)).await;
+        assert_eq!(r.status, StatusCode::OK, "{url}: {}", r.text);
+    }
+    let r = send(app.client().get(format!("{}/t/t/tables/missing", app.base))).await;
+    assert_eq!(r.error(), "Error: Table 'missing' does not exist.");
+    app.manage(Method::DELETE, "/tenants/t", None).await;
 }
 
 async fn methods_not_allowed_answer_405_with_allow(app: TestApp) {
