@@ -78,7 +78,8 @@ async fn run(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Job>) {
 
 /// Splits jobs into statements: same table and columns, no id twice, at most `MAX_ROWS` rows.
 async fn run_jobs(pool: &PgPool, jobs: Vec<Job>) {
-    let mut groups: HashMap<(String, Vec<String>), Vec<Vec<Job>>> = HashMap::new();
+    // Per (table, columns): batches, each with the (lower-cased) ids it holds.
+    let mut groups: HashMap<(String, Vec<String>), Vec<(HashSet<String>, Vec<Job>)>> = HashMap::new();
     for job in jobs {
         let key = (job.row.table.clone(), job.row.columns.clone());
         let id = match job.row.values.first() {
@@ -86,13 +87,15 @@ async fn run_jobs(pool: &PgPool, jobs: Vec<Job>) {
             _ => String::new(),
         };
         let batches = groups.entry(key).or_default();
-        let slot = batches.iter().position(|b| b.len() < MAX_ROWS && !b.iter().any(|j| matches!(j.row.values.first(), Some(Value::Text(s)) if s.to_lowercase() == id)));
-        match slot {
-            Some(i) => batches[i].push(job),
-            None => batches.push(vec![job]),
+        match batches.iter_mut().find(|(ids, b)| b.len() < MAX_ROWS && !ids.contains(&id)) {
+            Some((ids, b)) => {
+                ids.insert(id);
+                b.push(job);
+            }
+            None => batches.push((HashSet::from([id]), vec![job])),
         }
     }
-    for batch in groups.into_values().flatten() {
+    for (_, batch) in groups.into_values().flatten() {
         run_batch(pool, batch).await;
     }
 }
