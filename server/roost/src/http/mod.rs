@@ -138,10 +138,7 @@ async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, parts: axum:
     // §1.6: body limit, checked on Content-Length first, then while reading.
     let limit = usize::try_from(tenant.record.settings.max_body_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::TooLarge);
-    }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge)?;
+    let bytes = read_body(body, limit, declared).await?;
     let mut method = parts.method.clone();
     if let Some(m) = parts.headers.get("x-http-method-override").and_then(|v| v.to_str().ok()) {
         if let Ok(m) = Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()) {
@@ -195,6 +192,35 @@ pub(crate) fn authenticate(r: &TenantRequest) -> crate::error::Result<Caller> {
         caller.user = Some(auth::validate_token(&t.master_key, token).map_err(|m| ApiError::Unauthorized(m.into()))?);
     }
     Ok(caller)
+}
+
+/// Reads a body of at most `limit` bytes. A larger one is answered with 413, but only after reading
+/// (and discarding) the rest of it, up to 16 times the limit: a client still writing its body would
+/// otherwise meet a closed connection and never see the 413. Beyond that the connection is cut.
+async fn read_body(body: Body, limit: usize, declared: Option<u64>) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt as _;
+    let drain_limit = limit.saturating_mul(16) as u64;
+    if declared.is_some_and(|n| n > drain_limit) {
+        return Err(ApiError::TooLarge);
+    }
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ApiError::TooLarge)?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len() as u64;
+        if seen > drain_limit {
+            return Err(ApiError::TooLarge);
+        }
+        if seen <= limit as u64 && declared.is_none_or(|n| n <= limit as u64) {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if seen > limit as u64 || declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::TooLarge);
+    }
+    Ok(buf.freeze())
 }
 
 /// The `_method` member of a JSON object body: the method it names and the body without it.
