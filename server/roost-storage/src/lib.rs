@@ -4,8 +4,9 @@
 //!
 //! This crate owns every SQL statement Roost runs; tenant-table SQL comes from `roost-odata`'s renderer
 //! or from [`ddl`]. It never knows HTTP. Control-plane changes bump a *generation* that every process
-//! sharing the catalog observes (a stamp file on SQLite, `NOTIFY` on PostgreSQL), so a change made with
-//! the CLI takes effect on a running server at once.
+//! sharing the catalog observes (a stamp file on SQLite; on PostgreSQL a `NOTIFY` that every server
+//! acknowledges before the change returns), so a change made with the CLI takes effect on a running
+//! server at once.
 
 pub mod db;
 pub mod ddl;
@@ -216,6 +217,12 @@ fn now_iso() -> String {
 }
 
 const CHANNEL: &str = "roost_catalog";
+/// Servers answer each change notification on this channel once they have applied it.
+const ACK_CHANNEL: &str = "roost_catalog_ack";
+/// `application_name` of the servers' listener connections, which the changer counts.
+const LISTENER_APP: &str = "roost-listener";
+/// How long a change waits for every server to acknowledge it.
+const ACK_WAIT: Duration = Duration::from_secs(2);
 
 impl Storage {
     /// Opens (and migrates) the catalog.
@@ -297,9 +304,7 @@ impl Storage {
     async fn changed(&self) -> Result<()> {
         self.local_generation.fetch_add(1, Ordering::AcqRel);
         match &self.catalog {
-            Db::Postgres(p) => {
-                sqlx::query("select pg_notify($1, 'changed')").bind(CHANNEL).execute(p).await?;
-            }
+            Db::Postgres(p) => notify_and_wait_for_servers(p).await?,
             Db::Sqlite(_) | Db::SqliteEngine(_) => {
                 let path = self.stamp_path();
                 let previous: u64 = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
@@ -690,17 +695,53 @@ async fn sqlite_pool(path: &Path, create: bool, max: u32) -> Result<sqlx::Sqlite
     Ok(SqlitePoolOptions::new().test_before_acquire(false).max_connections(max).min_connections(0).connect_with(opts).await?)
 }
 
-/// Listens for catalog changes made by other processes and bumps the generation.
+/// Announces a change and returns once every running server has applied it (or after `ACK_WAIT`,
+/// with a warning): a change made with the CLI is in force on every node when the CLI exits.
+async fn notify_and_wait_for_servers(pool: &sqlx::PgPool) -> Result<()> {
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let mut acks = sqlx::postgres::PgListener::connect_with(pool).await?;
+    acks.listen(ACK_CHANNEL).await?;
+    let servers: i64 = sqlx::query_scalar("select count(*) from pg_stat_activity where application_name = $1 and datname = current_database()")
+        .bind(LISTENER_APP)
+        .fetch_one(pool)
+        .await?;
+    sqlx::query("select pg_notify($1, $2)").bind(CHANNEL).bind(format!("changed:{nonce}")).execute(pool).await?;
+    let deadline = tokio::time::Instant::now() + ACK_WAIT;
+    let mut acknowledged = 0;
+    while acknowledged < servers {
+        match tokio::time::timeout_at(deadline, acks.recv()).await {
+            Ok(Ok(n)) if n.payload() == nonce => acknowledged += 1,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => {
+                tracing::warn!(servers, acknowledged, "Not every server acknowledged a catalog change in time; the others apply it when the notification arrives");
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Listens for catalog changes made by other processes, bumps the generation, then acknowledges.
 fn spawn_listener(pool: sqlx::PgPool, generation: Arc<AtomicU64>) {
+    // The listener's own connection carries an application name, so changers can count servers.
+    let options = pool.connect_options().as_ref().clone().application_name(LISTENER_APP);
+    let listen_pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_lazy_with(options);
     tokio::spawn(async move {
         loop {
-            match sqlx::postgres::PgListener::connect_with(&pool).await {
+            match sqlx::postgres::PgListener::connect_with(&listen_pool).await {
                 Ok(mut l) => {
                     if l.listen(CHANNEL).await.is_ok() {
                         // Anything may have changed while we were not listening.
                         generation.fetch_add(1, Ordering::AcqRel);
-                        while l.recv().await.is_ok() {
+                        while let Ok(n) = l.recv().await {
                             generation.fetch_add(1, Ordering::AcqRel);
+                            if let Some(nonce) = n.payload().strip_prefix("changed:") {
+                                let ack = sqlx::query("select pg_notify($1, $2)").bind(ACK_CHANNEL).bind(nonce).execute(&pool).await;
+                                if let Err(e) = ack {
+                                    tracing::warn!(error = %e, "Could not acknowledge a catalog change");
+                                }
+                            }
                         }
                     }
                 }

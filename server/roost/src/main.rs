@@ -208,8 +208,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::DefaultConfig => Ok(()),
-        Command::Tenant(cmd) => tenant(&config, cmd).await,
-        Command::Table(cmd) => table(&config, cmd).await,
+        Command::Tenant(cmd) => {
+            // Commands print their results; only warnings (e.g. a server that did not confirm a change) are logged.
+            roost::init_telemetry("warn");
+            tenant(&config, cmd).await
+        }
+        Command::Table(cmd) => {
+            roost::init_telemetry("warn");
+            table(&config, cmd).await
+        }
     }
 }
 
