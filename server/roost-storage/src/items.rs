@@ -529,18 +529,26 @@ impl Tenant {
             return;
         }
         let (db, schema, name, order) = (self.db.clone(), self.schema.clone(), table.record.name.clone(), table.insertion_order());
-        let (tenant, lock) = (self.record.name.clone(), table.index_lock.clone());
+        let (tenant, usage) = (self.record.name.clone(), table.usage.clone());
         tokio::spawn(async move {
-            let _one_at_a_time = lock.lock().await;
+            // One build at a time in this process: concurrent CREATE INDEX CONCURRENTLY statements wait
+            // on each other's transactions, and PostgreSQL breaks the deadlock by failing one.
+            let _one_at_a_time = INDEX_BUILDS.lock().await;
             for column in due {
                 match crate::ddl::create_auto_index(&db, schema.as_deref(), &name, &column, order).await {
                     Ok(()) => tracing::info!(tenant.name = %tenant, table.name = %name, column.name = %column, "Indexed `{column}` of `{name}`"),
-                    Err(e) => tracing::warn!(tenant.name = %tenant, table.name = %name, column.name = %column, error = %e, "Could not index `{column}`"),
+                    Err(e) => {
+                        tracing::warn!(tenant.name = %tenant, table.name = %name, column.name = %column, error = %e, "Could not index `{column}`; later queries will try again");
+                        usage.lock().unwrap_or_else(|e| e.into_inner()).insert(column, 0);
+                    }
                 }
             }
         });
     }
 }
+
+/// Serialises this process's automatic index builds.
+static INDEX_BUILDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Columns compared in a filter (`col op value`), the ones an index can serve.
 fn compared_members<'a>(e: &'a Expr, out: &mut Vec<&'a str>) {

@@ -126,9 +126,7 @@ pub struct Table {
     pub record: TableRecord,
     columns: RwLock<Option<Arc<Vec<Column>>>>,
     /// How often each column was filtered or ordered on, and which were indexed (see `items.rs`).
-    pub(crate) usage: std::sync::Mutex<HashMap<String, u32>>,
-    /// Serialises this table's index builds (concurrent builds on one table can deadlock).
-    pub(crate) index_lock: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) usage: Arc<std::sync::Mutex<HashMap<String, u32>>>,
 }
 
 impl Table {
@@ -356,7 +354,7 @@ impl Storage {
             .table_records(&record.name)
             .await?
             .into_iter()
-            .map(|r| (r.name.to_ascii_lowercase(), Arc::new(Table { record: r, columns: RwLock::new(None), usage: Default::default(), index_lock: Default::default() })))
+            .map(|r| (r.name.to_ascii_lowercase(), Arc::new(Table { record: r, columns: RwLock::new(None), usage: Default::default() })))
             .collect();
         Ok(Tenant { record, db, schema, tables, inserter: self.pg_inserter.clone() })
     }

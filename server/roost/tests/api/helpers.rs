@@ -99,7 +99,7 @@ impl TestApp {
             master_key: String::new(),
             admin_token: config.admin_token.clone(),
             data: dir.clone(),
-            database_url,
+            database_url: config.database_url.clone(),
             backend,
             client,
             _dir: TempDir(dir),

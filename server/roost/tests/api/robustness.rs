@@ -14,6 +14,39 @@ crate::on_both_backends!(injection_attempts_are_inert, odd_bodies_never_cause_a_
 /// A failure that is the server's, not the client's: 500 with the generic body (never the cause),
 /// and the other tenants keep working.
 async fn a_broken_database_gives_the_generic_500(app: TestApp) {
+    // On PostgreSQL this test kills connections: it gets a database of its own, so that tests running
+    // beside it on the shared server are untouched.
+    let own_database = match app.backend {
+        crate::helpers::Backend::Postgres => Some(own_database(&app.database_url).await),
+        crate::helpers::Backend::Sqlite => None,
+    };
+    let app = match &own_database {
+        Some((url, _)) => {
+            let url = url.clone();
+            TestApp::spawn_with(crate::helpers::Backend::Postgres, move |c| c.database_url = url).await
+        }
+        None => app,
+    };
+    broken_database(&app).await;
+    if let Some((_, name)) = own_database {
+        use sqlx::Connection as _;
+        let admin_url = std::env::var("ROOST_TEST_DATABASE_URL").expect("url");
+        let mut c = sqlx::PgConnection::connect(&admin_url).await.expect("connect");
+        sqlx::query(&format!("drop database \"{name}\" with (force)")).execute(&mut c).await.expect("drop database");
+    }
+}
+
+/// Creates a fresh database on the test server; returns its URL and name.
+async fn own_database(url: &str) -> (String, String) {
+    use sqlx::Connection as _;
+    let name = crate::helpers::random_name("roost_broken_");
+    let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+    sqlx::query(&format!("create database \"{name}\"")).execute(&mut c).await.expect("create database");
+    let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
+    (format!("{base}/{name}"), name)
+}
+
+async fn broken_database(app: &TestApp) {
     app.create_table("todo", json!({"permissions":{"read":"public"}})).await;
     app.insert("todo", json!({"id":"a"})).await;
     let other = app.new_tenant().await;
