@@ -1,0 +1,512 @@
+//! The QuickJS side: one runtime per tenant (memory cap, interrupt handler), a fresh context per
+//! invocation, and the step loop that runs JavaScript on the blocking pool and waits for host calls
+//! and timers on the async runtime.
+
+use crate::{Entry, Invocation, LogLevel, ScriptBody, ScriptFailure, ScriptHost, ScriptLimits, ScriptResponse};
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
+use rquickjs::{Context, Ctx, Function, Object, Runtime};
+use serde_json::Value as Json;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, Semaphore};
+
+/// The JavaScript of the Mobile Services API, evaluated in every fresh context.
+const PRELUDE: &str = concat!(include_str!("js/core.js"), include_str!("js/query.js"), include_str!("js/table.js"), include_str!("js/api.js"));
+/// Node-style built-in modules, evaluated only when a script requires them.
+const BUILTINS: &[(&str, &str)] = &[
+    ("util", include_str!("js/util.js")),
+    ("events", include_str!("js/events.js")),
+    ("querystring", include_str!("js/querystring.js")),
+    ("url", include_str!("js/url.js")),
+    ("assert", include_str!("js/assert.js")),
+    ("crypto", include_str!("js/crypto.js")),
+    ("request", include_str!("js/request.js")),
+];
+
+/// Deadline value meaning "no step is running".
+const NO_DEADLINE: u64 = u64::MAX;
+
+/// One tenant's QuickJS runtime.
+struct TenantRuntime {
+    rt: Runtime,
+    /// Nanoseconds since `epoch` at which the running step must stop.
+    deadline: Arc<AtomicU64>,
+    /// Set by the interrupt handler when it stopped a step.
+    interrupted: Arc<AtomicBool>,
+    epoch: Instant,
+    limits: ScriptLimits,
+    permits: Arc<Semaphore>,
+}
+
+impl TenantRuntime {
+    fn new(limits: ScriptLimits) -> Result<Self, ScriptFailure> {
+        let rt = Runtime::new().map_err(|e| ScriptFailure::Error(format!("creating the script runtime: {e}")))?;
+        rt.set_memory_limit(usize::try_from(limits.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX));
+        // Blocking-pool threads have 2 MiB stacks; deep recursion must fail as a script error first.
+        rt.set_max_stack_size(512 * 1024);
+        let deadline = Arc::new(AtomicU64::new(NO_DEADLINE));
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let epoch = Instant::now();
+        let (d, i) = (deadline.clone(), interrupted.clone());
+        rt.set_interrupt_handler(Some(Box::new(move || {
+            let stop = epoch.elapsed().as_nanos() as u64 > d.load(Ordering::Relaxed);
+            if stop {
+                i.store(true, Ordering::Relaxed);
+            }
+            stop
+        })));
+        Ok(Self { rt, deadline, interrupted, epoch, limits, permits: Arc::new(Semaphore::new(limits.max_concurrent.max(1))) })
+    }
+}
+
+/// The script engine of one Roost process: tenant runtimes, created on first use.
+#[derive(Default)]
+pub struct ScriptEngine {
+    runtimes: Mutex<HashMap<String, Arc<TenantRuntime>>>,
+}
+
+impl std::fmt::Debug for ScriptEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptEngine").field("runtimes", &self.runtime_count()).finish()
+    }
+}
+
+/// A running invocation: its response (as soon as the script gives one) and its end.
+pub struct InvocationHandle {
+    /// Resolves with the response, or `Ok(None)` when the script ended without responding.
+    pub response: oneshot::Receiver<Result<Option<ScriptResponse>, ScriptFailure>>,
+    /// Resolves when the invocation has finished all its work (callbacks, timers).
+    pub done: tokio::task::JoinHandle<Result<(), ScriptFailure>>,
+}
+
+impl ScriptEngine {
+    /// An engine with no runtimes yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of tenant runtimes alive.
+    pub fn runtime_count(&self) -> usize {
+        self.runtimes.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Memory used by a tenant's runtime, in bytes (0 if it has none).
+    pub fn memory_used(&self, tenant: &str) -> i64 {
+        let rts = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
+        rts.get(tenant).map(|r| r.rt.memory_usage().memory_used_size).unwrap_or(0)
+    }
+
+    /// Drops a tenant's runtime (tenant deleted); running invocations keep theirs until they end.
+    pub fn forget(&self, tenant: &str) {
+        self.runtimes.lock().unwrap_or_else(|e| e.into_inner()).remove(tenant);
+    }
+
+    fn runtime(&self, tenant: &str, limits: ScriptLimits) -> Result<Arc<TenantRuntime>, ScriptFailure> {
+        let mut rts = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rt) = rts.get(tenant).filter(|r| r.limits == limits) {
+            return Ok(rt.clone());
+        }
+        // New tenant, or its limits changed: a new runtime (the old one ends with its invocations).
+        let rt = Arc::new(TenantRuntime::new(limits)?);
+        rts.insert(tenant.to_string(), rt.clone());
+        Ok(rt)
+    }
+
+    /// Starts an invocation. Must be called within a Tokio runtime.
+    pub fn invoke(&self, tenant: &str, limits: ScriptLimits, invocation: Invocation, host: Arc<dyn ScriptHost>) -> InvocationHandle {
+        let (tx, rx) = oneshot::channel();
+        let rt = self.runtime(tenant, limits);
+        let done = tokio::spawn(async move {
+            let rt = match rt {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(e.clone()));
+                    return Err(e);
+                }
+            };
+            let source = invocation.source.clone();
+            let result = run(rt, invocation, host.clone(), tx).await;
+            if let Err(e) = &result {
+                host.log(LogLevel::Error, &source, &failure_log(&source, e));
+            }
+            result
+        });
+        InvocationHandle { response: rx, done }
+    }
+}
+
+fn failure_log(source: &str, e: &ScriptFailure) -> String {
+    match e {
+        ScriptFailure::Error(m) => format!("Error in script '{source}'. {m}"),
+        other => format!("Error in script '{source}'. {other}"),
+    }
+}
+
+/// What a step's natives recorded for the loop.
+#[derive(Default)]
+struct InvState {
+    next_id: u32,
+    /// Host calls started in this step: (id, op, JSON args).
+    calls: Vec<(u32, String, String)>,
+    /// Timers started in this step: (id, milliseconds).
+    timers: Vec<(u32, u64)>,
+    /// Timers cleared.
+    cleared: HashSet<u32>,
+    /// The response, once given (JSON text from `__roost.respond`).
+    response: Option<String>,
+    responded: bool,
+    logs: Vec<(LogLevel, String, String)>,
+}
+
+/// Something the script waits for has happened.
+enum Event {
+    Call(u32, Result<Json, Json>),
+    Timer(u32),
+}
+
+async fn run(rt: Arc<TenantRuntime>, inv: Invocation, host: Arc<dyn ScriptHost>, tx: oneshot::Sender<Result<Option<ScriptResponse>, ScriptFailure>>) -> Result<(), ScriptFailure> {
+    let limits = rt.limits;
+    let wall_deadline = tokio::time::Instant::now() + Duration::from_millis(limits.wall_ms);
+    let mut tx = Some(tx);
+    let fail = |tx: &mut Option<oneshot::Sender<_>>, e: ScriptFailure| {
+        if let Some(tx) = tx.take() {
+            let _ = tx.send(Err(e.clone()));
+        }
+        Err(e)
+    };
+    let _permit = match tokio::time::timeout_at(wall_deadline, rt.permits.clone().acquire_owned()).await {
+        Ok(Ok(p)) => p,
+        _ => return fail(&mut tx, ScriptFailure::Busy),
+    };
+    let state = Arc::new(Mutex::new(InvState::default()));
+    let mut cpu_left = Duration::from_millis(limits.cpu_ms);
+    let ctx = {
+        let rt2 = rt.clone();
+        let r = tokio::task::spawn_blocking(move || Context::full(&rt2.rt)).await;
+        match r {
+            Ok(Ok(c)) => Arc::new(c),
+            _ => return fail(&mut tx, ScriptFailure::MemoryLimit(limits.memory_mb)),
+        }
+    };
+    let config = host.config();
+    let mut step: Step = Step::Start { inv: Box::new(inv.clone()), config, host: host.clone() };
+    let mut pending: FuturesUnordered<futures::future::BoxFuture<'static, Event>> = FuturesUnordered::new();
+    let mut live_timers: HashSet<u32> = HashSet::new();
+    loop {
+        let (rt2, ctx2, st2) = (rt.clone(), ctx.clone(), state.clone());
+        let budget = cpu_left;
+        let outcome = tokio::task::spawn_blocking(move || run_step(&rt2, &ctx2, &st2, step, budget)).await;
+        let (elapsed, result) = match outcome {
+            Ok(x) => x,
+            Err(e) => return fail(&mut tx, ScriptFailure::Error(format!("the script step panicked: {e}"))),
+        };
+        cpu_left = cpu_left.saturating_sub(elapsed);
+        // Natives' records: logs, response, new calls and timers.
+        let (calls, timers, cleared, response, logs) = {
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            (std::mem::take(&mut s.calls), std::mem::take(&mut s.timers), std::mem::take(&mut s.cleared), s.response.take(), std::mem::take(&mut s.logs))
+        };
+        for (level, source, message) in logs {
+            host.log(level, &source, &message);
+        }
+        if let Some(r) = response {
+            if let Some(tx) = tx.take() {
+                let _ = tx.send(parse_response(&r).map(Some));
+            }
+        }
+        if let Err(e) = result {
+            return fail(&mut tx, e);
+        }
+        for id in cleared {
+            live_timers.remove(&id);
+        }
+        for (id, op, args) in calls {
+            let args: Json = serde_json::from_str(&args).unwrap_or(Json::Null);
+            let fut = host.call(&op, args);
+            pending.push(async move { Event::Call(id, fut.await) }.boxed());
+        }
+        for (id, ms) in timers {
+            live_timers.insert(id);
+            pending.push(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Event::Timer(id)
+            }
+            .boxed());
+        }
+        // Wait for the next event that still matters (cleared timers are skipped).
+        let mut events = Vec::new();
+        loop {
+            if pending.is_empty() {
+                break;
+            }
+            let next = tokio::time::timeout_at(wall_deadline, pending.next()).await;
+            match next {
+                Err(_) => return fail(&mut tx, ScriptFailure::WallLimit(limits.wall_ms)),
+                Ok(None) => break,
+                Ok(Some(Event::Timer(id))) if !live_timers.contains(&id) => continue,
+                Ok(Some(ev)) => {
+                    events.push(ev);
+                    // Deliver everything else already finished in the same step.
+                    while let Some(Some(ev)) = pending.next().now_or_never() {
+                        events.push(ev);
+                    }
+                    break;
+                }
+            }
+        }
+        if events.is_empty() {
+            break;
+        }
+        for ev in &events {
+            if let Event::Timer(id) = ev {
+                live_timers.remove(id);
+            }
+        }
+        step = Step::Deliver(events);
+    }
+    if let Some(tx) = tx.take() {
+        let _ = tx.send(Ok(None));
+    }
+    drop(ctx);
+    Ok(())
+}
+
+enum Step {
+    Start { inv: Box<Invocation>, config: Json, host: Arc<dyn ScriptHost> },
+    Deliver(Vec<Event>),
+}
+
+/// Runs one step of JavaScript under the runtime lock, with the CPU budget as deadline.
+fn run_step(rt: &TenantRuntime, ctx: &Context, state: &Arc<Mutex<InvState>>, step: Step, budget: Duration) -> (Duration, Result<(), ScriptFailure>) {
+    ctx.with(|ctx| {
+        let started = Instant::now();
+        rt.interrupted.store(false, Ordering::Relaxed);
+        let deadline = (started + budget).duration_since(rt.epoch).as_nanos() as u64;
+        rt.deadline.store(deadline, Ordering::Relaxed);
+        let result = match step {
+            Step::Start { inv, config, host } => start(&ctx, state, &inv, &config, host),
+            Step::Deliver(events) => deliver(&ctx, events),
+        };
+        // Promise reactions (scripts using async functions) run in the same step.
+        // (The runtime is locked here: only `Ctx` methods, never `Runtime` ones, which would lock again.)
+        let mut jobs = 0u32;
+        while ctx.execute_pending_job() {
+            jobs += 1;
+            if rt.interrupted.load(Ordering::Relaxed) || jobs > 1_000_000 {
+                break;
+            }
+        }
+        let result = if rt.interrupted.load(Ordering::Relaxed) { Err(rquickjs::Error::Exception) } else { result };
+        rt.deadline.store(NO_DEADLINE, Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        let result = result.map_err(|e| classify(&ctx, rt, e));
+        (elapsed, result)
+    })
+}
+
+/// Turns a QuickJS error into a failure: interrupted (CPU), out of memory, or an exception with its stack.
+fn classify(ctx: &Ctx<'_>, rt: &TenantRuntime, e: rquickjs::Error) -> ScriptFailure {
+    if rt.interrupted.load(Ordering::Relaxed) {
+        let _ = ctx.catch();
+        return ScriptFailure::CpuLimit(rt.limits.cpu_ms);
+    }
+    let text = match e {
+        rquickjs::Error::Exception => describe_exception(ctx),
+        rquickjs::Error::Allocation => "out of memory".to_string(),
+        other => other.to_string(),
+    };
+    if text.contains("out of memory") {
+        return ScriptFailure::MemoryLimit(rt.limits.memory_mb);
+    }
+    ScriptFailure::Error(text)
+}
+
+fn describe_exception(ctx: &Ctx<'_>) -> String {
+    let v = ctx.catch();
+    if let Some(ex) = v.as_exception() {
+        let msg = ex.message().unwrap_or_default();
+        let name: String = ex.get("name").unwrap_or_else(|_| "Error".to_string());
+        let stack = ex.stack().unwrap_or_default();
+        return format!("{name}: {msg}\n{}", stack.trim_end());
+    }
+    ctx.json_stringify(v).ok().flatten().and_then(|s| s.to_string().ok()).unwrap_or_else(|| "uncaught exception".into())
+}
+
+fn start(ctx: &Ctx<'_>, state: &Arc<Mutex<InvState>>, inv: &Invocation, config: &Json, host: Arc<dyn ScriptHost>) -> rquickjs::Result<()> {
+    install_natives(ctx, state, &inv.source, host)?;
+    let mut opts = rquickjs::context::EvalOptions::default();
+    opts.global = true;
+    opts.strict = false;
+    opts.filename = Some("roost:prelude".into());
+    ctx.eval_with_options::<(), _>(PRELUDE, opts)?;
+    let boot: Function = ctx.globals().get("__roost_boot")?;
+    boot.call::<_, ()>((config.to_string(),))?;
+    // Table, job and startup scripts are text evaluated in strict mode in the context (§6.2); API
+    // modules are wrapped as CommonJS modules by the prelude.
+    let entry: Function = ctx.globals().get("__roost_enter")?;
+    let kind = match &inv.entry {
+        Entry::Table => "table".to_string(),
+        Entry::Api => "api".to_string(),
+        Entry::Job(name) => format!("job:{name}"),
+        Entry::Startup => "startup".to_string(),
+    };
+    let loader: Function = ctx.globals().get("__roost_load")?;
+    match &inv.entry {
+        Entry::Table | Entry::Job(_) => {
+            let mut opts = rquickjs::context::EvalOptions::default();
+            opts.global = true;
+            opts.strict = true;
+            opts.filename = Some(inv.source.clone());
+            // Same line numbers as the file: the directive shares the first line.
+            let text = format!("\"use strict\";{}", inv.script);
+            ctx.eval_with_options::<(), _>(text, opts)?;
+        }
+        Entry::Api | Entry::Startup => {
+            loader.call::<_, ()>((inv.source.clone(), inv.script.to_string()))?;
+        }
+    }
+    let mut input = inv.input.clone();
+    if let Json::Object(o) = &mut input {
+        o.insert("source".into(), Json::String(inv.source.clone()));
+    }
+    entry.call::<_, ()>((kind, input.to_string()))
+}
+
+fn deliver(ctx: &Ctx<'_>, events: Vec<Event>) -> rquickjs::Result<()> {
+    let f: Function = ctx.globals().get("__roost_dispatch")?;
+    for ev in events {
+        match ev {
+            Event::Call(id, Ok(v)) => f.call::<_, ()>((id, rquickjs::Null, v.to_string()))?,
+            Event::Call(id, Err(e)) => f.call::<_, ()>((id, e.to_string(), rquickjs::Null))?,
+            Event::Timer(id) => f.call::<_, ()>((id, rquickjs::Undefined, rquickjs::Undefined))?,
+        }
+    }
+    Ok(())
+}
+
+/// The natives the prelude builds on, on a `__roost` global.
+fn install_natives<'js>(ctx: &Ctx<'js>, state: &Arc<Mutex<InvState>>, source: &str, host: Arc<dyn ScriptHost>) -> rquickjs::Result<()> {
+    let n = Object::new(ctx.clone())?;
+    let st = state.clone();
+    n.set(
+        "call",
+        Function::new(ctx.clone(), move |op: String, args: String| -> u32 {
+            let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
+            s.next_id += 1;
+            let id = s.next_id;
+            s.calls.push((id, op, args));
+            id
+        })?,
+    )?;
+    let st = state.clone();
+    n.set(
+        "timer",
+        Function::new(ctx.clone(), move |ms: f64| -> u32 {
+            let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
+            s.next_id += 1;
+            let id = s.next_id;
+            let ms = if ms.is_finite() && ms > 0.0 { ms.min(86_400_000.0) as u64 } else { 0 };
+            s.timers.push((id, ms));
+            id
+        })?,
+    )?;
+    let st = state.clone();
+    n.set(
+        "clearTimer",
+        Function::new(ctx.clone(), move |id: u32| {
+            st.lock().unwrap_or_else(|e| e.into_inner()).cleared.insert(id);
+        })?,
+    )?;
+    let st = state.clone();
+    n.set(
+        "respond",
+        Function::new(ctx.clone(), move |json: String| -> bool {
+            let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
+            if s.responded {
+                return false;
+            }
+            s.responded = true;
+            s.response = Some(json);
+            true
+        })?,
+    )?;
+    let st = state.clone();
+    let default_source = source.to_string();
+    n.set(
+        "log",
+        Function::new(ctx.clone(), move |level: String, message: String, source: rquickjs::function::Opt<String>| {
+            let level = LogLevel::parse(&level).unwrap_or(LogLevel::Information);
+            let source = source.0.unwrap_or_else(|| default_source.clone());
+            st.lock().unwrap_or_else(|e| e.into_inner()).logs.push((level, source, message));
+        })?,
+    )?;
+    n.set(
+        "translate",
+        Function::new(ctx.clone(), move |ctx: Ctx<'_>, src: String, args: String| -> rquickjs::Result<String> {
+            let args: Vec<Json> = serde_json::from_str(&args).unwrap_or_default();
+            crate::predicate::translate_predicate(&src, &args).map_err(|m| rquickjs::Exception::throw_message(&ctx, &m))
+        })?,
+    )?;
+    n.set(
+        "compile",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, text: String, filename: String| -> rquickjs::Result<rquickjs::Value<'js>> {
+            let mut opts = rquickjs::context::EvalOptions::default();
+            opts.global = true;
+            opts.strict = false;
+            opts.filename = Some(filename);
+            ctx.eval_with_options(text, opts)
+        })?,
+    )?;
+    n.set(
+        "module",
+        Function::new(ctx.clone(), move |name: String| -> Option<String> {
+            if let Some((_, src)) = BUILTINS.iter().find(|(n, _)| *n == name) {
+                return Some((*src).to_string());
+            }
+            name.strip_prefix("shared/").and_then(|n| host.module(n)).map(|s| s.to_string())
+        })?,
+    )?;
+    n.set(
+        "digest",
+        Function::new(ctx.clone(), move |ctx: Ctx<'_>, alg: String, key: Option<String>, data: String| -> rquickjs::Result<String> {
+            crate::syntax::digest(&alg, key.as_deref(), &data).map_err(|m| rquickjs::Exception::throw_message(&ctx, &m))
+        })?,
+    )?;
+    n.set(
+        "randomBytes",
+        Function::new(ctx.clone(), move |count: u32| -> String {
+            use base64::Engine as _;
+            use rand::RngCore as _;
+            let mut b = vec![0u8; count.min(1 << 20) as usize];
+            rand::thread_rng().fill_bytes(&mut b);
+            base64::engine::general_purpose::STANDARD.encode(b)
+        })?,
+    )?;
+    ctx.globals().set("__roost", n)?;
+    Ok(())
+}
+
+/// Parses the JSON a script's `respond` produced: `{status, headers?, json?|text?|base64?}`.
+fn parse_response(text: &str) -> Result<ScriptResponse, ScriptFailure> {
+    let v: Json = serde_json::from_str(text).map_err(|e| ScriptFailure::Error(format!("bad response from the script runtime: {e}")))?;
+    let status = v.get("status").and_then(Json::as_u64).filter(|s| (100..=599).contains(s)).unwrap_or(500) as u16;
+    let headers = v
+        .get("headers")
+        .and_then(Json::as_array)
+        .map(|a| a.iter().filter_map(|h| Some((h.get(0)?.as_str()?.to_string(), h.get(1)?.as_str()?.to_string()))).collect())
+        .unwrap_or_default();
+    let body = if let Some(j) = v.get("json") {
+        ScriptBody::Json(j.clone())
+    } else if let Some(t) = v.get("text").and_then(Json::as_str) {
+        ScriptBody::Text(t.to_string())
+    } else if let Some(b) = v.get("base64").and_then(Json::as_str) {
+        use base64::Engine as _;
+        ScriptBody::Bytes(base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default())
+    } else {
+        ScriptBody::Empty
+    };
+    Ok(ScriptResponse { status, headers, body })
+}

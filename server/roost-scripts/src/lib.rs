@@ -1,0 +1,164 @@
+//! Roost's server scripts: the Azure Mobile Services script API (protocol.md §6) on QuickJS.
+//!
+//! The whole engine sits behind [`ScriptEngine`]: the server hands it an [`Invocation`] (which script,
+//! which entry point, the JSON input) and an implementation of [`ScriptHost`], through which a script
+//! reaches everything outside its sandbox (tables, SQL, outbound HTTP, logs, shared modules). This crate
+//! never touches storage or HTTP itself.
+//!
+//! Rules the engine keeps (R9):
+//! - Every invocation gets a fresh QuickJS context (no state survives between requests), in the
+//!   tenant's own runtime, whose memory is capped per tenant.
+//! - JavaScript runs on the blocking pool, in *steps*: the first step evaluates the script and calls its
+//!   entry function; each later step delivers finished host calls or timers. Between steps the script
+//!   holds no thread and no lock, so a script waiting on the database costs nothing.
+//! - CPU time is counted across steps and enforced by QuickJS's interrupt handler; wall-clock time
+//!   and the number of concurrent invocations per tenant are limited too.
+//! - The Mobile Services API itself is JavaScript (`src/js/*.js`), talking to Rust through a handful
+//!   of natives (`__roost.*`); host calls carry JSON.
+
+mod engine;
+mod predicate;
+mod syntax;
+
+pub use engine::{InvocationHandle, ScriptEngine};
+pub use predicate::translate_predicate;
+pub use syntax::{check_syntax, ScriptKind, SyntaxError};
+
+use futures::future::BoxFuture;
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+/// Per-tenant limits (tenant settings, with the defaults of [`ScriptLimits::default`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ScriptLimits {
+    /// CPU time one invocation may use, in milliseconds.
+    pub cpu_ms: u64,
+    /// Wall-clock time one invocation may live, in milliseconds (callbacks included).
+    pub wall_ms: u64,
+    /// Memory of the tenant's script runtime, in MiB (all its running invocations together).
+    pub memory_mb: u64,
+    /// Invocations of one tenant that may run at once; more wait for a slot until `wall_ms`.
+    pub max_concurrent: usize,
+}
+
+impl Default for ScriptLimits {
+    fn default() -> Self {
+        Self { cpu_ms: 1_000, wall_ms: 30_000, memory_mb: 64, max_concurrent: 32 }
+    }
+}
+
+/// A log line's level (protocol §6.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// `console.log`, `console.info`.
+    Information,
+    /// `console.warn`.
+    Warning,
+    /// `console.error` and script failures.
+    Error,
+}
+
+impl LogLevel {
+    /// The protocol's name of the level.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Information => "information",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+        }
+    }
+
+    /// Parses a protocol level name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "information" => Some(LogLevel::Information),
+            "warning" => Some(LogLevel::Warning),
+            "error" => Some(LogLevel::Error),
+            _ => None,
+        }
+    }
+}
+
+/// What the script engine needs from the server, per invocation.
+pub trait ScriptHost: Send + Sync + 'static {
+    /// Runs one asynchronous host operation (`table.insert`, `execute`, `mssql.query`, `http.request`,
+    /// …). `Err` carries a JSON error description `{status, message, body?}` handed to the script.
+    fn call(&self, op: &str, args: Json) -> BoxFuture<'static, Result<Json, Json>>;
+    /// The source of a shared module (`shared/<name>.js`, `name` lower-case, without extension).
+    fn module(&self, name: &str) -> Option<Arc<str>>;
+    /// Stores a log line of the tenant.
+    fn log(&self, level: LogLevel, source: &str, message: &str);
+    /// The tenant's configuration for `process.env` and `mobileservice-config`:
+    /// `{ "env": {…app settings…}, "config": {…} }`.
+    fn config(&self) -> Json;
+}
+
+/// One run of a script.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The script's path in the Mobile Services layout, for logs and stacks: `/table/todo.insert.js`.
+    pub source: String,
+    /// The script text.
+    pub script: Arc<str>,
+    /// How the script is entered.
+    pub entry: Entry,
+    /// The entry's input, as JSON (its shape depends on `entry`; see `src/js/`).
+    pub input: Json,
+}
+
+/// How an invocation enters its script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A table script: the script defines `function insert|read|update|del(...)` (§6.3).
+    Table,
+    /// A custom API module (§6.10), called for one request.
+    Api,
+    /// A scheduler job: the script defines `function <name>()` (§6.11).
+    Job(String),
+    /// `extensions/startup.js` (§6.12).
+    Startup,
+}
+
+/// A response a script produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers the script set (names as given).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: ScriptBody,
+}
+
+/// A response body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScriptBody {
+    /// No body.
+    Empty,
+    /// A JSON value, serialised by the server.
+    Json(Json),
+    /// Text, sent as is.
+    Text(String),
+    /// Bytes (a `Buffer`).
+    Bytes(Vec<u8>),
+}
+
+/// Why an invocation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptFailure {
+    /// The CPU-time limit was reached.
+    #[error("The script exceeded its CPU time limit of {0} ms and was stopped.")]
+    CpuLimit(u64),
+    /// The tenant's script memory cap was reached.
+    #[error("The script exceeded the memory limit of {0} MB and was stopped.")]
+    MemoryLimit(u64),
+    /// The wall-clock limit was reached.
+    #[error("The script did not finish within {0} ms and was stopped.")]
+    WallLimit(u64),
+    /// No invocation slot became free in time.
+    #[error("Too many scripts of this service are running at once.")]
+    Busy,
+    /// An uncaught exception or another script error (the message is logged as is).
+    #[error("{0}")]
+    Error(String),
+}
