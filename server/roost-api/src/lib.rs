@@ -91,11 +91,33 @@ pub struct TenantSettings {
     pub request_timeout_ms: u64,
     /// Refuse plain-HTTP requests with 403 (`MS_RequireHttps`, §1.1 step 1); default false.
     pub require_https: bool,
+    /// CPU time one script invocation may use, in milliseconds (R9); default 1000.
+    pub script_cpu_ms: u64,
+    /// Memory of the tenant's script runtime, in MiB (R9); default 64.
+    pub script_memory_mb: u64,
+    /// Script invocations of the tenant that may run at once; default 32.
+    pub script_max_concurrent: u64,
+    /// App settings: `process.env` and `mobileservice-config`'s `appSettings` (§6.9, §6.13).
+    pub app_settings: std::collections::BTreeMap<String, String>,
+    /// Hosts (or `host:port`) that `require('request')` may reach even on loopback or private
+    /// addresses, which are refused otherwise.
+    pub outbound_allow: Vec<String>,
 }
 
 impl Default for TenantSettings {
     fn default() -> Self {
-        Self { dynamic_schema: true, cors_origins: vec!["localhost".into()], max_body_kb: 1024, request_timeout_ms: 30_000, require_https: false }
+        Self {
+            dynamic_schema: true,
+            cors_origins: vec!["localhost".into()],
+            max_body_kb: 1024,
+            request_timeout_ms: 30_000,
+            require_https: false,
+            script_cpu_ms: 1_000,
+            script_memory_mb: 64,
+            script_max_concurrent: 32,
+            app_settings: Default::default(),
+            outbound_allow: Vec::new(),
+        }
     }
 }
 
@@ -113,6 +135,21 @@ pub struct TenantSettingsPatch {
     /// See [`TenantSettings::require_https`].
     #[serde(default)]
     pub require_https: Option<bool>,
+    /// See [`TenantSettings::script_cpu_ms`].
+    #[serde(default)]
+    pub script_cpu_ms: Option<u64>,
+    /// See [`TenantSettings::script_memory_mb`].
+    #[serde(default)]
+    pub script_memory_mb: Option<u64>,
+    /// See [`TenantSettings::script_max_concurrent`].
+    #[serde(default)]
+    pub script_max_concurrent: Option<u64>,
+    /// See [`TenantSettings::app_settings`] (replaces them all).
+    #[serde(default)]
+    pub app_settings: Option<std::collections::BTreeMap<String, String>>,
+    /// See [`TenantSettings::outbound_allow`].
+    #[serde(default)]
+    pub outbound_allow: Option<Vec<String>>,
 }
 
 /// `POST /manage/v1/tenants`.
@@ -225,4 +262,131 @@ pub struct ErrorOut {
     pub code: u16,
     /// Message.
     pub error: String,
+    /// For a script syntax error: its 1-based line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// For a script syntax error: its 1-based column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+}
+
+/// One permission entry of a metadata file (§5.2): `{"permission": "public"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionEntry {
+    /// The level.
+    pub permission: Permission,
+}
+
+/// A route of an API permissions file: one level for every verb, or one per verb (`get`, `post`,
+/// `put`, `patch`, `delete`, `*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RoutePermissions {
+    /// `{"permission": "…"}`
+    All(PermissionEntry),
+    /// `{"get": {"permission": "…"}, …}`
+    Verbs(std::collections::BTreeMap<String, PermissionEntry>),
+}
+
+/// `api/<name>.json` (§5.2): permissions by route pattern (`*` for the rest). Without one, every
+/// route needs the master key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiPermissions {
+    /// Route pattern (as registered, e.g. `/title/:title`, or `*`) → permissions.
+    pub routes: std::collections::BTreeMap<String, RoutePermissions>,
+}
+
+/// How often a scheduled job runs (R14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleUnit {
+    /// Minutes.
+    Minute,
+    /// Hours.
+    Hour,
+    /// Days.
+    Day,
+    /// Calendar months.
+    Month,
+}
+
+/// A job's schedule (R14).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSchedule {
+    /// Every `interval` units (at least 1).
+    pub interval: u32,
+    /// The unit.
+    pub unit: ScheduleUnit,
+    /// First run (ISO-8601, UTC); runs are at `start + k·interval`. Default: when the schedule is saved.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Runs only while enabled.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// A script to store: `PUT /manage/v1/tenants/{t}/scripts/{kind}/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScriptIn {
+    /// The JavaScript text.
+    pub body: String,
+    /// API scripts: route permissions (default: admin everywhere).
+    #[serde(default)]
+    pub permissions: Option<ApiPermissions>,
+    /// Job scripts: the schedule (default: none, runs only when asked).
+    #[serde(default)]
+    pub schedule: Option<JobSchedule>,
+}
+
+/// A stored script.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScriptOut {
+    /// `table`, `api`, `job`, `shared` or `extension`.
+    pub kind: String,
+    /// `todo.insert`, `movies`, `cleanup`, `util`, `startup`.
+    pub name: String,
+    /// Its path in the Mobile Services layout: `/table/todo.insert.js`.
+    pub path: String,
+    /// The JavaScript text.
+    pub body: String,
+    /// Last change (ISO-8601).
+    pub updated_at: String,
+    /// API permissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<ApiPermissions>,
+    /// Job schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<JobSchedule>,
+}
+
+/// A script log line (§6.8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogOut {
+    /// Sequence number (pass the last one as `after` to page on).
+    pub id: i64,
+    /// `timeCreated` (ISO-8601).
+    pub time: String,
+    /// `information`, `warning` or `error`.
+    pub level: String,
+    /// The script path.
+    pub source: String,
+    /// The message.
+    pub message: String,
+}
+
+/// A job run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRunOut {
+    /// Job name.
+    pub job: String,
+    /// The schedule time it ran for.
+    pub due: String,
+    /// Start time.
+    pub started_at: String,
+    /// `succeeded` or `failed: …`; absent while running.
+    pub outcome: Option<String>,
+    /// Duration in milliseconds.
+    pub duration_ms: Option<i64>,
 }

@@ -343,7 +343,7 @@ fn start(ctx: &Ctx<'_>, state: &Arc<Mutex<InvState>>, inv: &Invocation, config: 
     opts.filename = Some("roost:prelude".into());
     ctx.eval_with_options::<(), _>(PRELUDE, opts)?;
     let boot: Function = ctx.globals().get("__roost_boot")?;
-    boot.call::<_, ()>((config.to_string(),))?;
+    boot.call::<_, ()>((config.to_string(), inv.source.clone()))?;
     // Table, job and startup scripts are text evaluated in strict mode in the context (§6.2); API
     // modules are wrapped as CommonJS modules by the prelude.
     let entry: Function = ctx.globals().get("__roost_enter")?;

@@ -12,6 +12,7 @@ pub mod db;
 pub mod ddl;
 pub mod items;
 pub mod pg_batch;
+pub mod scripts;
 pub mod sqlite_engine;
 
 use db::Db;
@@ -149,6 +150,8 @@ pub struct Tenant {
     /// PostgreSQL schema; `None` on SQLite.
     pub schema: Option<String>,
     tables: HashMap<String, Arc<Table>>,
+    /// Scripts by kind and lower-case name.
+    scripts: HashMap<(scripts::ScriptKind, String), Arc<scripts::ScriptRecord>>,
     /// PostgreSQL: the batching front that groups concurrent inserts.
     pub(crate) inserter: Option<Arc<pg_batch::PgInserter>>,
 }
@@ -169,6 +172,18 @@ impl Tenant {
     /// The dialect of this tenant's data.
     pub fn dialect(&self) -> Dialect {
         self.db.dialect()
+    }
+
+    /// A script by kind and name (case-insensitive).
+    pub fn script(&self, kind: scripts::ScriptKind, name: &str) -> Option<Arc<scripts::ScriptRecord>> {
+        self.scripts.get(&(kind, name.to_ascii_lowercase())).cloned()
+    }
+
+    /// All scripts, by kind then name.
+    pub fn scripts(&self) -> Vec<Arc<scripts::ScriptRecord>> {
+        let mut v: Vec<_> = self.scripts.values().cloned().collect();
+        v.sort_by(|a, b| (a.kind, a.name.to_ascii_lowercase()).cmp(&(b.kind, b.name.to_ascii_lowercase())));
+        v
     }
 
     /// The table's columns (cached; `reload` forces a read from the database).
@@ -210,7 +225,7 @@ pub fn tenant_schema(name: &str) -> String {
     format!("t_{}", name.to_ascii_lowercase().replace('-', "_"))
 }
 
-fn now_iso() -> String {
+pub(crate) fn now_iso() -> String {
     roost_odata::format_datetime(&chrono::Utc::now())
 }
 
@@ -356,7 +371,8 @@ impl Storage {
             .into_iter()
             .map(|r| (r.name.to_ascii_lowercase(), Arc::new(Table { record: r, columns: RwLock::new(None), usage: Default::default() })))
             .collect();
-        Ok(Tenant { record, db, schema, tables, inserter: self.pg_inserter.clone() })
+        let scripts = self.script_records(&record.name).await?.into_iter().map(|s| ((s.kind, s.name.to_ascii_lowercase()), Arc::new(s))).collect();
+        Ok(Tenant { record, db, schema, tables, scripts, inserter: self.pg_inserter.clone() })
     }
 
     fn tenant_file(&self, name: &str) -> PathBuf {
@@ -507,6 +523,9 @@ impl Storage {
         match &self.catalog {
             Db::Sqlite(_) | Db::SqliteEngine(_) => {
                 self.catalog_exec("delete from tenant_tables where tenant = ?", &[&name]).await?;
+                self.catalog_exec("delete from tenant_scripts where tenant = ?", &[&name]).await?;
+                self.catalog_exec("delete from script_logs where tenant = ?", &[&name]).await?;
+                self.catalog_exec("delete from job_runs where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from tenants where name = ?", &[&name]).await?;
                 self.close_tenant_pool(&name);
                 remove_sqlite_files(&self.tenant_file(&name));
@@ -514,6 +533,8 @@ impl Storage {
             Db::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 sqlx::query("delete from roost.tenants where name = $1").bind(&name).execute(&mut *tx).await?;
+                sqlx::query("delete from roost.script_logs where tenant = $1").bind(&name).execute(&mut *tx).await?;
+                sqlx::query("delete from roost.job_runs where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 let ddl = format!("drop schema if exists {} cascade", roost_odata::sql::quote(&tenant_schema(&name)));
                 sqlx::query(&ddl).execute(&mut *tx).await?;
                 tx.commit().await?;

@@ -88,6 +88,32 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The status and JSON body of the error, as a script sees a failed operation (plain-text and
+    /// header-only errors get a protocol-shaped body).
+    pub fn status_and_body(self) -> (u16, serde_json::Value) {
+        let e = |status: StatusCode, m: String| (status.as_u16(), serde_json::json!({ "code": status.as_u16(), "error": m }));
+        match self {
+            ApiError::BadInput(m) => e(StatusCode::BAD_REQUEST, format!("Error: {m}")),
+            ApiError::BadRequest => e(StatusCode::BAD_REQUEST, format!("Error: {}", msg::BAD_REQUEST)),
+            ApiError::Syntax(m) => e(StatusCode::BAD_REQUEST, m),
+            ApiError::VersionRejected => e(StatusCode::BAD_REQUEST, msg::VERSION_REJECTED.into()),
+            ApiError::HttpsRequired => e(StatusCode::FORBIDDEN, msg::HTTPS_REQUIRED.into()),
+            ApiError::Unauthorized(m) => e(StatusCode::UNAUTHORIZED, format!("Error: {m}")),
+            ApiError::NotFound(m) => e(StatusCode::NOT_FOUND, format!("Error: {m}")),
+            ApiError::MethodNotAllowed(_) => e(StatusCode::METHOD_NOT_ALLOWED, "Error: Method Not Allowed".into()),
+            ApiError::Duplicate => e(StatusCode::CONFLICT, format!("Error: {}", msg::DUPLICATE)),
+            ApiError::PreconditionFailed(item) => (412, item),
+            ApiError::TooLarge => e(StatusCode::PAYLOAD_TOO_LARGE, format!("Error: {}", msg::TOO_LARGE)),
+            ApiError::Internal(cause) => {
+                tracing::error!(error.cause = %cause, "A script's operation failed with an internal error");
+                e(StatusCode::INTERNAL_SERVER_ERROR, format!("Error: {}", msg::INTERNAL))
+            }
+            ApiError::Timeout => e(StatusCode::SERVICE_UNAVAILABLE, format!("Error: {}", msg::TIMEOUT)),
+        }
+    }
+}
+
 fn json_error(status: StatusCode, error: String) -> Response {
     let body = serde_json::json!({ "code": status.as_u16(), "error": error }).to_string();
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()

@@ -8,6 +8,8 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod manage;
+pub mod outbound;
+pub mod scripting;
 
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -39,6 +41,10 @@ pub struct App {
     pub data_lock: Option<std::fs::File>,
     /// When this process started (for `/diagnostics` uptime).
     pub started: std::time::Instant,
+    /// The script engine (tenant runtimes).
+    pub scripts: roost_scripts::ScriptEngine,
+    /// Where script logs go.
+    pub logs: scripting::LogSink,
 }
 
 /// Takes the data folder's server lock: on SQLite one server process owns a data folder (its write
@@ -99,13 +105,16 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         // Printed once, on first start, so the operator can call /manage/v1.
         println!("Generated the platform admin token (stored in {}): {admin_token}", config.data.join("admin-token").display());
     }
-    Ok(AppState(Arc::new(App {
+    let tenant_domain = Some(config.tenant_domain.to_ascii_lowercase()).filter(|d| !d.is_empty());
+    Ok(AppState(Arc::new_cyclic(|app| App {
         storage,
         admin_token,
-        tenant_domain: Some(config.tenant_domain.to_ascii_lowercase()).filter(|d| !d.is_empty()),
+        tenant_domain,
         trust_forwarded_proto: config.trust_forwarded_proto,
         data_lock,
         started: std::time::Instant::now(),
+        scripts: roost_scripts::ScriptEngine::new(),
+        logs: scripting::LogSink::start(app.clone()),
     })))
 }
 

@@ -57,6 +57,47 @@ enum Command {
     /// Manage a tenant's tables.
     #[command(subcommand)]
     Table(TableCmd),
+    /// Manage a tenant's scripts: table scripts (`todo.insert`), APIs, jobs, shared modules, extensions.
+    #[command(subcommand)]
+    Script(ScriptCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ScriptCmd {
+    /// List scripts.
+    List {
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a script's text.
+    Get { tenant: String, kind: String, name: String },
+    /// Create or replace a script from a file (`-` for stdin); its syntax is checked first.
+    Set {
+        tenant: String,
+        /// table, api, job, shared or extension.
+        kind: String,
+        /// `<table>.<insert|read|update|delete>`, or the API, job, module or extension name.
+        name: String,
+        file: PathBuf,
+        /// API permissions as JSON (`{"routes":{"*":{"permission":"public"}}}`), or a file holding it.
+        #[arg(long)]
+        permissions: Option<String>,
+        /// Job schedule as JSON (`{"interval":15,"unit":"minute","enabled":true}`).
+        #[arg(long)]
+        schedule: Option<String>,
+    },
+    /// Delete a script.
+    Delete { tenant: String, kind: String, name: String },
+    /// Print the tenant's script log (oldest first).
+    Logs {
+        tenant: String,
+        /// Only lines after this id.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -115,6 +156,21 @@ enum TenantCmd {
         /// Refuse plain-HTTP requests (403).
         #[arg(long)]
         require_https: Option<bool>,
+        /// CPU time per script invocation, in milliseconds.
+        #[arg(long)]
+        script_cpu_ms: Option<u64>,
+        /// Script memory of the tenant, in MiB.
+        #[arg(long)]
+        script_memory_mb: Option<u64>,
+        /// Script invocations that may run at once.
+        #[arg(long)]
+        script_max_concurrent: Option<u64>,
+        /// An app setting for scripts (`process.env`), as NAME=VALUE; repeat for several. Replaces all.
+        #[arg(long = "app-setting")]
+        app_settings: Vec<String>,
+        /// Hosts scripts may reach on loopback or private addresses, comma-separated.
+        #[arg(long)]
+        outbound_allow: Option<String>,
     },
 }
 
@@ -217,6 +273,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             roost::init_telemetry("warn");
             table(&config, cmd).await
         }
+        Command::Script(cmd) => {
+            roost::init_telemetry("warn");
+            script(&config, cmd).await
+        }
     }
 }
 
@@ -270,13 +330,41 @@ async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
         }
         TenantCmd::Token { name, user_id, ttl } => println!("{}", manage::mint_token(&s, &name, &user_id, ttl).await?),
         TenantCmd::RegenerateKey { name, kind } => println!("{}", manage::regenerate_key(&s, &name, &kind).await?.key),
-        TenantCmd::Set { name, dynamic_schema, cors_origins, max_body_kb, request_timeout_ms, require_https } => {
+        TenantCmd::Set {
+            name,
+            dynamic_schema,
+            cors_origins,
+            max_body_kb,
+            request_timeout_ms,
+            require_https,
+            script_cpu_ms,
+            script_memory_mb,
+            script_max_concurrent,
+            app_settings,
+            outbound_allow,
+        } => {
+            let list = |c: String| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            let app_settings = if app_settings.is_empty() {
+                None
+            } else {
+                let mut m = std::collections::BTreeMap::new();
+                for kv in app_settings {
+                    let (k, v) = kv.split_once('=').ok_or_else(|| anyhow::anyhow!("--app-setting takes NAME=VALUE, not '{kv}'"))?;
+                    m.insert(k.to_string(), v.to_string());
+                }
+                Some(m)
+            };
             let patch = TenantSettingsPatch {
                 dynamic_schema,
-                cors_origins: cors_origins.map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
+                cors_origins: cors_origins.map(list),
                 max_body_kb,
                 request_timeout_ms,
                 require_https,
+                script_cpu_ms,
+                script_memory_mb,
+                script_max_concurrent,
+                app_settings,
+                outbound_allow: outbound_allow.map(list),
             };
             print_json(&manage::update_settings(&s, &name, &patch).await?.settings)?;
         }
@@ -344,6 +432,53 @@ async fn table(config: &Config, cmd: TableCmd) -> anyhow::Result<()> {
             perms.apply_spec(&spec).map_err(ManageError::BadInput)?;
             manage::set_permissions(&s, &tenant, &table, &perms).await?;
             println!("insert={} read={} update={} delete={}", perms.insert.as_str(), perms.read.as_str(), perms.update.as_str(), perms.delete.as_str());
+        }
+    }
+    Ok(())
+}
+
+/// JSON given inline or as a file name.
+fn json_arg<T: serde::de::DeserializeOwned>(what: &str, v: &str) -> anyhow::Result<T> {
+    let text = if v.trim_start().starts_with('{') { v.to_string() } else { std::fs::read_to_string(v).with_context(|| format!("reading {v}"))? };
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{what}: {e}"))
+}
+
+async fn script(config: &Config, cmd: ScriptCmd) -> anyhow::Result<()> {
+    let s = open(config).await?;
+    match cmd {
+        ScriptCmd::List { tenant, json } => {
+            let scripts = manage::list_scripts(&s, &tenant).await?;
+            if json {
+                print_json(&scripts)?;
+            } else {
+                for sc in scripts {
+                    println!("{}\t{}\t{}", sc.kind, sc.name, sc.updated_at);
+                }
+            }
+        }
+        ScriptCmd::Get { tenant, kind, name } => print!("{}", manage::get_script(&s, &tenant, &kind, &name).await?.body),
+        ScriptCmd::Set { tenant, kind, name, file, permissions, schedule } => {
+            let body = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let input = roost_api::ScriptIn {
+                body,
+                permissions: permissions.map(|p| json_arg("--permissions", &p)).transpose()?,
+                schedule: schedule.map(|p| json_arg("--schedule", &p)).transpose()?,
+            };
+            let out = manage::put_script(&s, &tenant, &kind, &name, &input).await?;
+            println!("Saved {}", out.path);
+        }
+        ScriptCmd::Delete { tenant, kind, name } => {
+            manage::delete_script(&s, &tenant, &kind, &name).await?;
+            println!("Deleted {kind} script {name}");
+        }
+        ScriptCmd::Logs { tenant, after, limit } => {
+            for l in manage::logs(&s, &tenant, after, limit).await? {
+                println!("{}\t{}\t{}\t{}\t{}", l.id, l.time, l.level, l.source, l.message);
+            }
         }
     }
     Ok(())

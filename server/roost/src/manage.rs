@@ -2,7 +2,8 @@
 //! the CLI and for `/manage/v1`, so both behave the same and print the same shapes (`roost-api`).
 
 use crate::auth;
-use roost_api::{ColumnIn, ColumnOut, IdKind, KeyOut, TableIn, TableOut, TablePermissions, TenantOut, TenantSettings, TenantSettingsPatch};
+use roost_api::{ColumnIn, ColumnOut, IdKind, JobRunOut, KeyOut, LogOut, ScriptIn, ScriptOut, TableIn, TableOut, TablePermissions, TenantOut, TenantSettings, TenantSettingsPatch};
+use roost_storage::scripts::{ScriptKind, ScriptRecord};
 use roost_odata::sql::ColType;
 use roost_storage::{Storage, StorageError, TableRecord, TenantRecord};
 
@@ -21,6 +22,16 @@ pub enum ManageError {
     /// 500
     #[error("{0}")]
     Internal(String),
+    /// 400 for a script that does not parse, with its position.
+    #[error("Syntax error at line {line}, column {column}: {message}")]
+    Syntax {
+        /// The parser's message.
+        message: String,
+        /// 1-based line.
+        line: u32,
+        /// 1-based column.
+        column: u32,
+    },
 }
 
 impl ManageError {
@@ -60,6 +71,18 @@ fn validate_settings(s: &TenantSettings) -> Result<()> {
         if o.is_empty() || o.len() > 253 || !o.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*')) {
             return Err(ManageError::BadInput(format!("'{o}' is not a valid CORS host pattern (letters, digits, '-', '.', '*').")));
         }
+    }
+    if s.script_cpu_ms < 10 || s.script_cpu_ms > 600_000 {
+        return Err(ManageError::BadInput("script_cpu_ms must be between 10 and 600000.".into()));
+    }
+    if s.script_memory_mb < 8 || s.script_memory_mb > 4096 {
+        return Err(ManageError::BadInput("script_memory_mb must be between 8 and 4096.".into()));
+    }
+    if s.script_max_concurrent < 1 || s.script_max_concurrent > 10_000 {
+        return Err(ManageError::BadInput("script_max_concurrent must be between 1 and 10000.".into()));
+    }
+    if let Some(k) = s.app_settings.keys().find(|k| k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')) {
+        return Err(ManageError::BadInput(format!("'{k}' is not a valid app setting name (letters, digits, '_', '.', '-').")));
     }
     Ok(())
 }
@@ -119,6 +142,21 @@ pub async fn update_settings(storage: &Storage, name: &str, patch: &TenantSettin
     }
     if let Some(v) = patch.require_https {
         r.settings.require_https = v;
+    }
+    if let Some(v) = patch.script_cpu_ms {
+        r.settings.script_cpu_ms = v;
+    }
+    if let Some(v) = patch.script_memory_mb {
+        r.settings.script_memory_mb = v;
+    }
+    if let Some(v) = patch.script_max_concurrent {
+        r.settings.script_max_concurrent = v;
+    }
+    if let Some(v) = &patch.app_settings {
+        r.settings.app_settings = v.clone();
+    }
+    if let Some(v) = &patch.outbound_allow {
+        r.settings.outbound_allow = v.clone();
     }
     validate_settings(&r.settings)?;
     storage.update_tenant(&r).await.map_err(|e| ManageError::from_storage(e, || format!("Tenant '{name}'")))?;
@@ -235,4 +273,130 @@ pub async fn drop_column(storage: &Storage, tenant: &str, table: &str, column: &
         .await
         .map_err(|e| ManageError::from_storage(e, || format!("Column '{column}' of table '{table}'")))?;
     show_table(storage, tenant, table).await
+}
+
+/// Parses a script kind name of the management API and CLI.
+pub fn parse_script_kind(kind: &str) -> Result<ScriptKind> {
+    ScriptKind::parse(&kind.to_ascii_lowercase())
+        .ok_or_else(|| ManageError::BadInput(format!("'{kind}' is not a script kind (table, api, job, shared, extension).")))
+}
+
+fn is_script_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') && !name.starts_with('-')
+}
+
+/// Checks a script's name for its kind; returns the name to store and the kind to check its syntax as.
+async fn script_identity(storage: &Storage, tenant: &str, kind: ScriptKind, name: &str) -> Result<(String, roost_scripts::ScriptKind)> {
+    let t = storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
+    let name = name.strip_suffix(".js").unwrap_or(name);
+    Ok(match kind {
+        ScriptKind::Table => {
+            let (table, op) = name.rsplit_once('.').ok_or_else(|| ManageError::BadInput(format!("'{name}' is not a table script name: use <table>.<insert|read|update|delete>.")))?;
+            let op = op.to_ascii_lowercase();
+            if !matches!(op.as_str(), "insert" | "read" | "update" | "delete") {
+                return Err(ManageError::BadInput(format!("'{op}' is not a table operation (insert, read, update, delete).")));
+            }
+            let tbl = t.table(table).ok_or_else(|| ManageError::NotFound(format!("Table '{table}'")))?;
+            (format!("{}.{op}", tbl.record.name), roost_scripts::ScriptKind::Table(op))
+        }
+        ScriptKind::Extension => {
+            if !name.eq_ignore_ascii_case("startup") {
+                return Err(ManageError::BadInput(format!("'{name}' is not a supported extension (startup).")));
+            }
+            ("startup".into(), roost_scripts::ScriptKind::Startup)
+        }
+        _ if !is_script_name(name) => {
+            return Err(ManageError::BadInput(format!("'{name}' is not a valid script name (letters, digits, '_' and '-', at most 128).")))
+        }
+        ScriptKind::Api => (name.to_string(), roost_scripts::ScriptKind::Api),
+        ScriptKind::Job => (name.to_string(), roost_scripts::ScriptKind::Job(name.to_string())),
+        ScriptKind::Shared => (name.to_string(), roost_scripts::ScriptKind::Shared),
+    })
+}
+
+fn script_out(s: &ScriptRecord) -> ScriptOut {
+    ScriptOut {
+        kind: s.kind.as_str().to_string(),
+        name: s.name.clone(),
+        path: s.source(),
+        body: s.body.to_string(),
+        updated_at: s.updated_at.clone(),
+        permissions: s.meta.get("permissions").and_then(|p| serde_json::from_value(p.clone()).ok()),
+        schedule: s.meta.get("schedule").and_then(|p| serde_json::from_value(p.clone()).ok()),
+    }
+}
+
+/// Creates or replaces a script after checking its syntax (400 with line and column).
+pub async fn put_script(storage: &Storage, tenant: &str, kind: &str, name: &str, input: &ScriptIn) -> Result<ScriptOut> {
+    let kind = parse_script_kind(kind)?;
+    let (name, syntax_kind) = script_identity(storage, tenant, kind, name).await?;
+    if input.body.len() > 1 << 20 {
+        return Err(ManageError::BadInput("A script may have at most 1 MiB of text.".into()));
+    }
+    roost_scripts::check_syntax(&syntax_kind, &input.body).map_err(|e| ManageError::Syntax { message: e.message, line: e.line, column: e.column })?;
+    let mut meta = serde_json::Map::new();
+    if let Some(p) = &input.permissions {
+        if kind != ScriptKind::Api {
+            return Err(ManageError::BadInput("Only API scripts have permissions.".into()));
+        }
+        meta.insert("permissions".into(), serde_json::to_value(p).map_err(|e| ManageError::Internal(e.to_string()))?);
+    }
+    if let Some(s) = &input.schedule {
+        if kind != ScriptKind::Job {
+            return Err(ManageError::BadInput("Only jobs have a schedule.".into()));
+        }
+        let mut s = s.clone();
+        if s.interval == 0 {
+            return Err(ManageError::BadInput("A schedule's interval must be at least 1.".into()));
+        }
+        match &s.start {
+            Some(start) => {
+                let d = roost_odata::parse_strict_datetime(start).ok_or_else(|| ManageError::BadInput(format!("'{start}' is not an ISO-8601 UTC time (2026-01-31T08:00:00.000Z).")))?;
+                s.start = Some(roost_odata::format_datetime(&d));
+            }
+            None => s.start = Some(roost_odata::format_datetime(&chrono::Utc::now())),
+        }
+        meta.insert("schedule".into(), serde_json::to_value(&s).map_err(|e| ManageError::Internal(e.to_string()))?);
+    }
+    storage
+        .put_script(tenant, kind, &name, &input.body, &serde_json::Value::Object(meta))
+        .await
+        .map_err(|e| ManageError::from_storage(e, || format!("Tenant '{tenant}'")))?;
+    tracing::info!(tenant.name = %tenant, script.kind = kind.as_str(), script.name = %name, "Saved script `{name}`");
+    get_script(storage, tenant, kind.as_str(), &name).await
+}
+
+/// One script.
+pub async fn get_script(storage: &Storage, tenant: &str, kind: &str, name: &str) -> Result<ScriptOut> {
+    let kind = parse_script_kind(kind)?;
+    let t = storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
+    let name = name.strip_suffix(".js").unwrap_or(name);
+    t.script(kind, name).map(|s| script_out(&s)).ok_or_else(|| ManageError::NotFound(format!("Script '{}/{name}'", kind.folder())))
+}
+
+/// All scripts of a tenant.
+pub async fn list_scripts(storage: &Storage, tenant: &str) -> Result<Vec<ScriptOut>> {
+    let t = storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
+    Ok(t.scripts().iter().map(|s| script_out(s)).collect())
+}
+
+/// Deletes a script.
+pub async fn delete_script(storage: &Storage, tenant: &str, kind: &str, name: &str) -> Result<()> {
+    let kind = parse_script_kind(kind)?;
+    let name = name.strip_suffix(".js").unwrap_or(name);
+    storage.delete_script(tenant, kind, name).await.map_err(|e| ManageError::from_storage(e, || format!("Script '{}/{name}'", kind.folder())))
+}
+
+/// A tenant's script logs after `after`, oldest first.
+pub async fn logs(storage: &Storage, tenant: &str, after: i64, limit: i64) -> Result<Vec<LogOut>> {
+    record(storage, tenant).await?;
+    let lines = storage.logs(tenant, after, limit.clamp(1, 1000)).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    Ok(lines.into_iter().map(|l| LogOut { id: l.id, time: l.time, level: l.level, source: l.source, message: l.message }).collect())
+}
+
+/// The latest runs of a job.
+pub async fn job_runs(storage: &Storage, tenant: &str, job: &str, limit: i64) -> Result<Vec<JobRunOut>> {
+    record(storage, tenant).await?;
+    let runs = storage.job_runs(tenant, job, limit.clamp(1, 1000)).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    Ok(runs.into_iter().map(|r| JobRunOut { job: r.job, due: r.due, started_at: r.started_at, outcome: r.outcome, duration_ms: r.duration_ms }).collect())
 }

@@ -323,8 +323,11 @@ var __roost_boot, __roost_dispatch, __roost_load, __roost_enter, __roost_lib = {
   }
   L.makeRequire = makeRequire;
 
-  __roost_boot = function (configJson) {
+  __roost_boot = function (configJson, source) {
     var c = JSON.parse(configJson);
+    L.current.source = source;
+    // Table and job scripts may require at their top level (`var util = require('../shared/util')`).
+    g.require = makeRequire(source);
     L.config.env = c.env || {};
     L.config.config = c.config || {};
     g.process.env = Object.assign({}, L.config.env);

@@ -154,14 +154,12 @@
       L.write(resp);
     };
 
-    g.require = L.makeRequire(L.current.source);
     entry.apply(null, [first, user(input.user), request]);
   }
 
   function enterJob(name) {
     var entry = g[name];
     if (typeof entry !== 'function') throw new Error("The script does not define a function named '" + name + "'.");
-    g.require = L.makeRequire(L.current.source);
     entry.apply(null, []);
   }
 

@@ -21,13 +21,18 @@ impl IntoResponse for ManageError {
             ManageError::NotFound(_) => StatusCode::NOT_FOUND,
             ManageError::BadInput(_) => StatusCode::BAD_REQUEST,
             ManageError::Conflict(_) => StatusCode::CONFLICT,
+            ManageError::Syntax { .. } => StatusCode::BAD_REQUEST,
             ManageError::Internal(cause) => {
                 tracing::error!(error.cause = %cause, "Management request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
         let error = if status == StatusCode::INTERNAL_SERVER_ERROR { "Internal Server Error".to_string() } else { self.to_string() };
-        (status, Json(ErrorOut { code: status.as_u16(), error })).into_response()
+        let (line, column) = match &self {
+            ManageError::Syntax { line, column, .. } => (Some(*line), Some(*column)),
+            _ => (None, None),
+        };
+        (status, Json(ErrorOut { code: status.as_u16(), error, line, column })).into_response()
     }
 }
 
@@ -57,7 +62,7 @@ async fn require_admin(State(state): State<AppState>, req: Request, next: Next) 
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| auth::secrets_equal(t.trim(), &state.admin_token));
     if !ok {
-        let body = ErrorOut { code: 401, error: "A valid platform admin token is required (Authorization: Bearer <token>).".into() };
+        let body = ErrorOut { code: 401, error: "A valid platform admin token is required (Authorization: Bearer <token>).".into(), line: None, column: None };
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(body)).into_response();
     }
     next.run(req).await
@@ -76,6 +81,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tenants/{tenant}/tables/{table}/permissions", put(set_permissions))
         .route("/tenants/{tenant}/tables/{table}/columns", post(add_column))
         .route("/tenants/{tenant}/tables/{table}/columns/{column}", delete(drop_column))
+        .route("/tenants/{tenant}/scripts", get(list_scripts))
+        .route("/tenants/{tenant}/scripts/{kind}/{name}", get(get_script).put(put_script).delete(delete_script))
+        .route("/tenants/{tenant}/logs", get(get_logs))
+        .route("/tenants/{tenant}/jobs/{job}/runs", get(get_job_runs))
         .fallback(|| async { ManageError::NotFound("This route".into()) })
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
@@ -153,4 +162,42 @@ async fn add_column(State(s): State<AppState>, Path((tenant, table)): Path<(Stri
 
 async fn drop_column(State(s): State<AppState>, Path((tenant, table, column)): Path<(String, String, String)>) -> R<impl IntoResponse> {
     Ok(Json(manage::drop_column(&s.storage, &tenant, &table, &column).await?))
+}
+
+async fn list_scripts(State(s): State<AppState>, Path(tenant): Path<String>) -> R<Json<Vec<roost_api::ScriptOut>>> {
+    Ok(Json(manage::list_scripts(&s.storage, &tenant).await?))
+}
+
+async fn get_script(State(s): State<AppState>, Path((tenant, kind, name)): Path<(String, String, String)>) -> R<Json<roost_api::ScriptOut>> {
+    Ok(Json(manage::get_script(&s.storage, &tenant, &kind, &name).await?))
+}
+
+async fn put_script(State(s): State<AppState>, Path((tenant, kind, name)): Path<(String, String, String)>, AppJson(body): AppJson<roost_api::ScriptIn>) -> R<Json<roost_api::ScriptOut>> {
+    Ok(Json(manage::put_script(&s.storage, &tenant, &kind, &name, &body).await?))
+}
+
+async fn delete_script(State(s): State<AppState>, Path((tenant, kind, name)): Path<(String, String, String)>) -> R<StatusCode> {
+    manage::delete_script(&s.storage, &tenant, &kind, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?after=<id>&limit=<n>` paging of `/logs`.
+#[derive(Debug, Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    after: i64,
+    #[serde(default = "default_limit")]
+    limit: i64,
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+async fn get_logs(State(s): State<AppState>, Path(tenant): Path<String>, axum::extract::Query(q): axum::extract::Query<LogQuery>) -> R<Json<Vec<roost_api::LogOut>>> {
+    Ok(Json(manage::logs(&s.storage, &tenant, q.after, q.limit).await?))
+}
+
+async fn get_job_runs(State(s): State<AppState>, Path((tenant, job)): Path<(String, String)>, axum::extract::Query(q): axum::extract::Query<LogQuery>) -> R<Json<Vec<roost_api::JobRunOut>>> {
+    Ok(Json(manage::job_runs(&s.storage, &tenant, &job, q.limit).await?))
 }

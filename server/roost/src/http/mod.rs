@@ -8,6 +8,7 @@ pub mod crossdomain;
 pub mod diagnostics;
 pub mod manage;
 pub mod tables;
+pub mod api;
 
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
@@ -164,7 +165,8 @@ async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, parts: axum:
         scheme: if forwarded_https { "https" } else { "http" },
     };
     match first.as_str() {
-        "tables" => tables::dispatch(r).await,
+        "tables" => tables::dispatch(&state, r).await,
+        "api" => api::dispatch(&state, r).await,
         "diagnostics" if r.segments.len() == 1 => diagnostics::get_diagnostics(&state, r).await,
         "crossdomain" => crossdomain::dispatch(r),
         "status" if r.segments.len() == 1 => {

@@ -14,7 +14,9 @@ use roost_api::{IdKind, Permission};
 use roost_odata::sql::Value;
 use roost_odata::{Expr, OrderBy};
 use roost_storage::items::{Item, Query, Row, SystemProps, Written};
+use roost_storage::scripts::{ScriptKind, ScriptRecord};
 use roost_storage::{StorageError, Table};
+use std::sync::Arc;
 use serde_json::{Map, Value as Json};
 
 /// The operation a request maps to (§1.2).
@@ -127,7 +129,7 @@ fn parse_count(v: &str, name: &str) -> Result<i64> {
 }
 
 /// Entry point for `/tables/...`.
-pub async fn dispatch(r: TenantRequest) -> Result<Response> {
+pub async fn dispatch(state: &crate::AppState, r: TenantRequest) -> Result<Response> {
     if r.segments.len() < 2 || r.segments.len() > 3 {
         return Err(ApiError::not_found());
     }
@@ -155,6 +157,18 @@ pub async fn dispatch(r: TenantRequest) -> Result<Response> {
     if !caller.allows(required, params.no_script) {
         return Err(ApiError::unauthorized());
     }
+    // §6.3: the operation's script runs unless the master key asked for `noScript`.
+    if !params.no_script {
+        let op_name = match op {
+            Op::Read => "read",
+            Op::Insert => "insert",
+            Op::Update | Op::Undelete => "update",
+            Op::Delete => "delete",
+        };
+        if let Some(script) = r.tenant.script(ScriptKind::Table, &format!("{}.{op_name}", table.record.name)) {
+            return scripted(state, &r, table, op, id.as_deref(), &params, &caller, &script).await;
+        }
+    }
     match op {
         Op::Read => read(&r, &table, id.as_deref(), &params).await,
         Op::Insert => insert(&r, &table, &params).await,
@@ -172,6 +186,10 @@ pub fn is_valid_string_id(id: &str) -> bool {
 }
 
 /// Parses a URL id for the table's id kind.
+pub(crate) fn url_id_of(table: &Table, id: &str) -> Result<Value> {
+    url_id(table, id)
+}
+
 fn url_id(table: &Table, id: &str) -> Result<Value> {
     match table.record.id_kind {
         IdKind::Integer => id.trim().parse::<i64>().map(Value::Int).map_err(|_| ApiError::BadInput(msg::ID_NUMBER.into())),
@@ -359,7 +377,7 @@ fn is_truthy(v: &Json) -> bool {
 
 /// Validates and converts an insert or update body (§2.2 steps 2 to 9, §2.4). Returns the item for
 /// storage and the echo object (the body after conversions) without `id`.
-fn convert_item(body: Option<Json>, table: &Table, url_id: Option<&Value>) -> Result<(Item, Map<String, Json>)> {
+pub(crate) fn convert_item(body: Option<Json>, table: &Table, url_id: Option<&Value>) -> Result<(Item, Map<String, Json>)> {
     let Some(Json::Object(obj)) = body else { return Err(ApiError::BadInput(msg::SINGLE_OBJECT.into())) };
     if obj.keys().any(|k| k != "id" && k.eq_ignore_ascii_case("id")) {
         return Err(ApiError::BadInput(msg::ID_CASING.into()));
@@ -423,7 +441,7 @@ fn convert_item(body: Option<Json>, table: &Table, url_id: Option<&Value>) -> Re
 }
 
 /// Adds the requested system properties from a write to the echo object.
-fn add_system(echo: &mut Map<String, Json>, w: &Written, system: SystemProps, extra: Option<&Row>) {
+pub(crate) fn add_system(echo: &mut Map<String, Json>, w: &Written, system: SystemProps, extra: Option<&Row>) {
     let mut put = |name: &str, v: Option<Value>| {
         if let Some(v) = v {
             echo.insert(name.to_string(), value_to_json(v));
@@ -459,7 +477,12 @@ fn location(r: &TenantRequest, id: &Value) -> Option<HeaderValue> {
 }
 
 fn table_system(table: &Table, p: &TableParams) -> SystemProps {
-    let mut s = if table.record.id_kind == IdKind::String { p.system } else { SystemProps::default() };
+    system_for(table, p.system)
+}
+
+/// The system properties a table can give, of those asked for.
+pub(crate) fn system_for(table: &Table, asked: SystemProps) -> SystemProps {
+    let mut s = if table.record.id_kind == IdKind::String { asked } else { SystemProps::default() };
     s.deleted &= table.record.soft_delete;
     s
 }
@@ -548,4 +571,248 @@ fn not_found_as_item(e: ApiError, id: &str) -> ApiError {
         ApiError::NotFound(m) if m == msg::NOT_FOUND => ApiError::item_not_found(id),
         other => other,
     }
+}
+
+/// A row with dates as `{"$date": …}`, so scripts get `Date` objects.
+pub(crate) fn row_values_for_script(row: Row) -> Json {
+    Json::Object(
+        row.into_iter()
+            .map(|(k, v)| {
+                let j = match v {
+                    Value::Date(d) => serde_json::json!({ "$date": roost_odata::format_datetime(&d) }),
+                    other => value_to_json(other),
+                };
+                (k, j)
+            })
+            .collect(),
+    )
+}
+
+/// A request body as a script sees it: strings that convert to dates are `Date` objects (§6.3).
+fn item_for_script(obj: Map<String, Json>) -> Json {
+    Json::Object(
+        obj.into_iter()
+            .map(|(k, v)| {
+                let v = match &v {
+                    Json::String(s) => match roost_odata::parse_strict_datetime(s).or_else(|| roost_odata::parse_msjson_datetime(s)) {
+                        Some(d) => serde_json::json!({ "$date": roost_odata::format_datetime(&d) }),
+                        None => v,
+                    },
+                    _ => v,
+                };
+                (k, v)
+            })
+            .collect(),
+    )
+}
+
+/// Splits a raw `$orderby` at its top-level commas into `[expression, ascending]` pairs.
+fn ordering_terms(raw: &str) -> Vec<Json> {
+    let mut terms = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
+    let bytes = raw.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\'' => quoted = !quoted,
+            b'(' if !quoted => depth += 1,
+            b')' if !quoted => depth -= 1,
+            b',' if !quoted && depth == 0 => {
+                terms.push(&raw[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&raw[start..]);
+    terms
+        .into_iter()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let lower = t.to_ascii_lowercase();
+            if let Some(e) = lower.strip_suffix(" desc").map(|_| &t[..t.len() - 5]) {
+                serde_json::json!([e.trim(), false])
+            } else if let Some(e) = lower.strip_suffix(" asc").map(|_| &t[..t.len() - 4]) {
+                serde_json::json!([e.trim(), true])
+            } else {
+                serde_json::json!([t, true])
+            }
+        })
+        .collect()
+}
+
+fn system_names(s: SystemProps) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if s.created_at {
+        v.push("createdAt");
+    }
+    if s.updated_at {
+        v.push("updatedAt");
+    }
+    if s.version {
+        v.push("version");
+    }
+    if s.deleted {
+        v.push("deleted");
+    }
+    v
+}
+
+/// Runs the operation's table script (§6.3, §6.4): the request is validated as without a script, the
+/// script gets the item, query or id, and `request.execute()` performs the operation through the host.
+#[expect(clippy::too_many_arguments, reason = "one call site; the parts of a validated request")]
+async fn scripted(
+    state: &crate::AppState,
+    r: &TenantRequest,
+    table: Arc<Table>,
+    op: Op,
+    id: Option<&str>,
+    p: &TableParams,
+    caller: &auth::Caller,
+    script: &ScriptRecord,
+) -> Result<Response> {
+    use crate::scripting::{Host, TableCall};
+    let operation = match op {
+        Op::Read => "read",
+        Op::Insert => "insert",
+        Op::Update | Op::Undelete => "update",
+        Op::Delete => "del",
+    };
+    let mut parameters = Map::new();
+    for (k, v) in &p.parameters {
+        parameters.insert(k.clone(), Json::String(v.clone()));
+    }
+    let mut user = serde_json::json!({ "level": caller.level() });
+    if let Some(u) = &caller.user {
+        user["userId"] = Json::String(u.user_id.clone());
+    }
+    let string_id = table.record.id_kind == IdKind::String;
+    let mut input = serde_json::json!({
+        "operation": operation,
+        "table": table.record.name,
+        "user": user,
+        "parameters": parameters,
+        "systemProperties": system_names(table_system(&table, p)),
+        "includeDeleted": p.include_deleted,
+        "undelete": op == Op::Undelete,
+        "versioned": string_id,
+        "softDelete": table.record.soft_delete,
+    });
+    let mut call = TableCall { table: table.clone(), url_id: None, if_match: None, undelete: op == Op::Undelete };
+    let tag_b64 = |tag: &Option<Vec<u8>>| tag.as_ref().filter(|t| t.len() == 8).map(|t| Json::String(auth::version_b64(t)));
+    match op {
+        Op::Read => {
+            let id_value = id.map(|id| url_id(&table, id)).transpose()?;
+            let (top, skip, count) = if id.is_some() {
+                if p.has_orderby || p.inlinecount.is_some() || p.skip.is_some() || p.top.is_some() {
+                    return Err(ApiError::BadInput(msg::ID_QUERY_OPTIONS.into()));
+                }
+                (Json::Null, Json::Null, false)
+            } else {
+                let top = match &p.top {
+                    None => 50,
+                    Some(v) => {
+                        let n = parse_count(v, "$top")?;
+                        if n > 1000 {
+                            return Err(ApiError::BadInput(msg::TOP_MAX.into()));
+                        }
+                        if n < 0 {
+                            return Err(ApiError::BadInput(msg::TOP_NEGATIVE.into()));
+                        }
+                        n
+                    }
+                };
+                let skip = p.skip.as_deref().map(|v| parse_count(v, "$skip")).transpose()?.map(|s| s.max(0));
+                let count = match p.inlinecount.as_deref() {
+                    None | Some("none") => false,
+                    Some("allpages") => true,
+                    Some(_) => return Err(ApiError::BadInput(msg::INLINECOUNT.into())),
+                };
+                (Json::from(top), skip.map(Json::from).unwrap_or(Json::Null), count)
+            };
+            let raw = |name: &str| r.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
+            input["query"] = serde_json::json!({
+                "filter": raw("$filter"),
+                "ordering": raw("$orderby").map(|o| ordering_terms(&o)).unwrap_or_default(),
+                "selections": p.select.clone().unwrap_or_default(),
+                "skip": skip,
+                "take": top,
+                "includeTotalCount": count,
+                "id": id_value.clone().map(value_to_json),
+            });
+            call.url_id = id_value;
+        }
+        Op::Insert => {
+            let body = json_body(r)?;
+            convert_item(body.clone(), &table, None)?;
+            let Some(Json::Object(obj)) = body else { return Err(ApiError::BadInput(msg::SINGLE_OBJECT.into())) };
+            input["item"] = item_for_script(obj);
+        }
+        Op::Update | Op::Undelete => {
+            let id = id.ok_or_else(|| ApiError::BadInput(msg::ID_REQUIRED.into()))?;
+            let id_value = url_id(&table, id)?;
+            let mut obj = if op == Op::Update {
+                let body = json_body(r)?;
+                convert_item(body.clone(), &table, Some(&id_value))?;
+                match body {
+                    Some(Json::Object(o)) => o,
+                    _ => return Err(ApiError::BadInput(msg::SINGLE_OBJECT.into())),
+                }
+            } else {
+                if !table.record.soft_delete {
+                    return Err(ApiError::BadInput(msg::UNDELETE_UNSUPPORTED.into()));
+                }
+                Map::new()
+            };
+            call.if_match = if string_id { if_match(r)? } else { None };
+            obj.insert("id".into(), value_to_json(id_value.clone()));
+            if let Some(v) = tag_b64(&call.if_match) {
+                obj.insert("__version".into(), v);
+            }
+            input["item"] = item_for_script(obj);
+            call.url_id = Some(id_value);
+        }
+        Op::Delete => {
+            let id = id.unwrap_or_default();
+            let id_value = url_id(&table, id)?;
+            call.if_match = if string_id { if_match(r)? } else { None };
+            input["id"] = value_to_json(id_value.clone());
+            input["version"] = tag_b64(&call.if_match).unwrap_or(Json::Null);
+            call.url_id = Some(id_value);
+        }
+    }
+    let invocation = roost_scripts::Invocation { source: script.source(), script: script.body.clone(), entry: roost_scripts::Entry::Table, input };
+    let host = Host::new(state.clone(), r.tenant.clone(), Some(call));
+    let resp = crate::scripting::respond(state, &r.tenant, invocation, host).await?;
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = match resp.body {
+        roost_scripts::ScriptBody::Json(j) => {
+            let mut o = json_response(status, &j);
+            if op == Op::Insert && status == StatusCode::CREATED {
+                let id = match j.get("id") {
+                    Some(Json::String(s)) => Some(Value::Text(s.clone())),
+                    Some(Json::Number(n)) => n.as_i64().map(Value::Int),
+                    _ => None,
+                };
+                if let Some(loc) = id.and_then(|id| location(r, &id)) {
+                    o.headers_mut().insert(header::LOCATION, loc);
+                }
+            }
+            o
+        }
+        other => {
+            let (ct, bytes) = crate::scripting::body_bytes(other);
+            let mut o = (status, bytes).into_response();
+            if let Some(ct) = ct {
+                o.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            }
+            o
+        }
+    };
+    for (k, v) in resp.headers {
+        if let (Ok(k), Ok(v)) = (header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+            out.headers_mut().insert(k, v);
+        }
+    }
+    Ok(out)
 }

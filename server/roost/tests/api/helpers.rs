@@ -247,3 +247,40 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+impl TestApp {
+    /// Stores a script through /manage/v1 (`kind`: table, api, job, shared, extension).
+    pub async fn put_script(&self, kind: &str, name: &str, body: &str, extra: Value) -> Resp {
+        let mut b = json!({ "body": body });
+        if let (Some(o), Some(e)) = (b.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        self.manage(Method::PUT, &format!("/tenants/{}/scripts/{kind}/{name}", self.tenant), Some(b)).await
+    }
+
+    /// Stores a script, asserting success.
+    pub async fn script(&self, kind: &str, name: &str, body: &str) {
+        let r = self.put_script(kind, name, body, json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+
+    /// The tenant's script log lines.
+    pub async fn logs(&self) -> Vec<Value> {
+        let r = self.manage(Method::GET, &format!("/tenants/{}/logs?limit=1000", self.tenant), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.json().as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits (up to 5 s) for a log line containing `needle`, and returns it.
+    pub async fn wait_for_log(&self, needle: &str) -> Value {
+        for _ in 0..100 {
+            if let Some(l) = self.logs().await.into_iter().find(|l| l["message"].as_str().is_some_and(|m| m.contains(needle))) {
+                return l;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no log line containing {needle:?}; logs: {:?}", self.logs().await)
+    }
+}

@@ -8,4 +8,5 @@ mod manage;
 mod odata;
 mod permissions;
 mod robustness;
+mod scripts;
 mod tables;

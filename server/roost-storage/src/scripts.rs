@@ -1,0 +1,252 @@
+//! Tenant scripts in the catalog (table scripts, custom APIs, jobs, shared modules, extensions), the
+//! tenants' script logs, and job runs. Scripts are loaded with the tenant and cached with it; every
+//! change bumps the catalog generation like any other control-plane change.
+
+use crate::{now_iso, Result, Storage, StorageError};
+use roost_odata::sql::Dialect;
+use std::sync::Arc;
+
+/// What a script is, as stored (`kind` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScriptKind {
+    /// `table/<table>.<op>.js`; name `<table>.<op>`.
+    Table,
+    /// `api/<name>.js`; meta holds the permissions (`api/<name>.json`).
+    Api,
+    /// `scheduler/<job>.js`; meta holds the schedule.
+    Job,
+    /// `shared/<name>.js`.
+    Shared,
+    /// `extensions/<name>.js` (`startup`).
+    Extension,
+}
+
+impl ScriptKind {
+    /// The stored name of the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScriptKind::Table => "table",
+            ScriptKind::Api => "api",
+            ScriptKind::Job => "job",
+            ScriptKind::Shared => "shared",
+            ScriptKind::Extension => "extension",
+        }
+    }
+
+    /// Parses a stored kind name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "table" => ScriptKind::Table,
+            "api" => ScriptKind::Api,
+            "job" => ScriptKind::Job,
+            "shared" => ScriptKind::Shared,
+            "extension" => ScriptKind::Extension,
+            _ => return None,
+        })
+    }
+
+    /// The folder of the Mobile Services layout holding scripts of this kind.
+    pub fn folder(self) -> &'static str {
+        match self {
+            ScriptKind::Table => "table",
+            ScriptKind::Api => "api",
+            ScriptKind::Job => "scheduler",
+            ScriptKind::Shared => "shared",
+            ScriptKind::Extension => "extensions",
+        }
+    }
+}
+
+/// A stored script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptRecord {
+    /// Kind.
+    pub kind: ScriptKind,
+    /// Name as stored (case kept).
+    pub name: String,
+    /// The JavaScript text.
+    pub body: Arc<str>,
+    /// Kind-specific metadata (API permissions, job schedule), JSON.
+    pub meta: serde_json::Value,
+    /// Last change, ISO-8601.
+    pub updated_at: String,
+}
+
+impl ScriptRecord {
+    /// The script's path in the Mobile Services layout, as logs show it: `/table/todo.insert.js`.
+    pub fn source(&self) -> String {
+        format!("/{}/{}.js", self.kind.folder(), self.name)
+    }
+}
+
+/// One script log line (§6.8).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    /// Sequence number (increasing).
+    pub id: i64,
+    /// ISO-8601 time.
+    pub time: String,
+    /// `information`, `warning` or `error`.
+    pub level: String,
+    /// The script path.
+    pub source: String,
+    /// The message.
+    pub message: String,
+}
+
+/// A recorded job run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRun {
+    /// Job name.
+    pub job: String,
+    /// The schedule time this run was for (or the request time for a run now).
+    pub due: String,
+    /// Start time.
+    pub started_at: String,
+    /// `succeeded`, or `failed: <reason>`; `None` while running.
+    pub outcome: Option<String>,
+    /// Duration in milliseconds, once finished.
+    pub duration_ms: Option<i64>,
+}
+
+impl Storage {
+    pub(crate) async fn script_records(&self, tenant: &str) -> Result<Vec<ScriptRecord>> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "select kind, name, body, meta, updated_at from tenant_scripts where tenant = ? order by kind, name",
+            Dialect::Postgres => "select kind, name, body, meta, to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from roost.tenant_scripts where tenant = $1 order by kind, name_lower",
+        };
+        self.catalog_rows(sql, &[tenant])
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(ScriptRecord {
+                    kind: ScriptKind::parse(&r[0]).ok_or_else(|| StorageError::Internal(format!("unknown script kind {}", r[0])))?,
+                    name: r[1].clone(),
+                    body: Arc::from(r[2].as_str()),
+                    meta: serde_json::from_str(&r[3]).map_err(|e| StorageError::Internal(format!("meta of script {}: {e}", r[1])))?,
+                    updated_at: r[4].clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Creates or replaces a script (the caller has checked its syntax).
+    pub async fn put_script(&self, tenant: &str, kind: ScriptKind, name: &str, body: &str, meta: &serde_json::Value) -> Result<()> {
+        let t = self.tenant(tenant).await?.ok_or(StorageError::NotFound)?;
+        let meta = meta.to_string();
+        match self.dialect() {
+            Dialect::Sqlite => {
+                // Keep the stored casing of an existing name (R3).
+                self.catalog_exec(
+                    "insert into tenant_scripts (tenant, kind, name, body, meta, updated_at) values (?, ?, ?, ?, ?, ?) \
+                     on conflict (tenant, kind, name) do update set body = excluded.body, meta = excluded.meta, updated_at = excluded.updated_at",
+                    &[&t.record.name, kind.as_str(), name, body, &meta, &now_iso()],
+                )
+                .await?;
+            }
+            Dialect::Postgres => {
+                self.catalog_exec(
+                    "insert into roost.tenant_scripts (tenant, kind, name, name_lower, body, meta) values ($1, $2, $3, $4, $5, $6) \
+                     on conflict (tenant, kind, name_lower) do update set body = excluded.body, meta = excluded.meta, updated_at = now()",
+                    &[&t.record.name, kind.as_str(), name, &name.to_ascii_lowercase(), body, &meta],
+                )
+                .await?;
+            }
+        }
+        self.forget(tenant);
+        self.changed().await
+    }
+
+    /// Deletes a script.
+    pub async fn delete_script(&self, tenant: &str, kind: ScriptKind, name: &str) -> Result<()> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "delete from tenant_scripts where tenant = ? and kind = ? and name = ?",
+            Dialect::Postgres => "delete from roost.tenant_scripts where tenant = $1 and kind = $2 and name_lower = lower($3)",
+        };
+        let n = self.catalog_exec(sql, &[&tenant.to_ascii_lowercase(), kind.as_str(), name]).await?;
+        if n == 0 {
+            return Err(StorageError::NotFound);
+        }
+        self.forget(tenant);
+        self.changed().await
+    }
+
+    /// Appends script log lines of a tenant.
+    pub async fn append_logs(&self, tenant: &str, lines: &[(String, String, String)]) -> Result<()> {
+        let now = now_iso();
+        for (level, source, message) in lines {
+            match self.dialect() {
+                Dialect::Sqlite => {
+                    self.catalog_exec("insert into script_logs (tenant, time, level, source, message) values (?, ?, ?, ?, ?)", &[tenant, &now, level, source, message])
+                        .await?
+                }
+                Dialect::Postgres => {
+                    self.catalog_exec("insert into roost.script_logs (tenant, level, source, message) values ($1, $2, $3, $4)", &[tenant, level, source, message]).await?
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// A tenant's log lines after `after_id`, oldest first, at most `limit`.
+    pub async fn logs(&self, tenant: &str, after_id: i64, limit: i64) -> Result<Vec<LogLine>> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "select cast(id as text), time, level, source, message from script_logs where tenant = ? and id > cast(? as integer) order by id limit cast(? as integer)",
+            Dialect::Postgres => "select id::text, to_char(time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), level, source, message from roost.script_logs where tenant = $1 and id > $2::bigint order by id limit $3::bigint",
+        };
+        let rows = self.catalog_rows(sql, &[&tenant.to_ascii_lowercase(), &after_id.to_string(), &limit.to_string()]).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| LogLine { id: r[0].parse().unwrap_or(0), time: r[1].clone(), level: r[2].clone(), source: r[3].clone(), message: r[4].clone() })
+            .collect())
+    }
+
+    /// Claims a job run for `due` (ISO-8601); `false` if another node (or an earlier tick) has it.
+    pub async fn claim_job_run(&self, tenant: &str, job: &str, due: &str) -> Result<bool> {
+        let job = job.to_ascii_lowercase();
+        let n = match self.dialect() {
+            Dialect::Sqlite => {
+                self.catalog_exec("insert into job_runs (tenant, job, due, started_at) values (?, ?, ?, ?) on conflict do nothing", &[tenant, &job, due, &now_iso()]).await?
+            }
+            Dialect::Postgres => {
+                self.catalog_exec("insert into roost.job_runs (tenant, job, due) values ($1, $2, $3::timestamptz) on conflict do nothing", &[tenant, &job, due]).await?
+            }
+        };
+        Ok(n == 1)
+    }
+
+    /// Records the outcome of a claimed run.
+    pub async fn finish_job_run(&self, tenant: &str, job: &str, due: &str, outcome: &str, duration_ms: i64) -> Result<()> {
+        let job = job.to_ascii_lowercase();
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "update job_runs set finished_at = ?, outcome = ?, duration_ms = cast(? as integer) where tenant = ? and job = ? and due = ?",
+            Dialect::Postgres => "update roost.job_runs set finished_at = $1::timestamptz, outcome = $2, duration_ms = $3::bigint where tenant = $4 and job = $5 and due = $6::timestamptz",
+        };
+        self.catalog_exec(sql, &[&now_iso(), outcome, &duration_ms.to_string(), tenant, &job, due]).await?;
+        Ok(())
+    }
+
+    /// The latest runs of a job, newest first.
+    pub async fn job_runs(&self, tenant: &str, job: &str, limit: i64) -> Result<Vec<JobRun>> {
+        let fmt = |c: &str| format!("to_char({c} at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')");
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "select job, due, started_at, coalesce(outcome, ''), coalesce(cast(duration_ms as text), '') from job_runs where tenant = ? and job = ? order by id desc limit cast(? as integer)".to_string(),
+            Dialect::Postgres => format!(
+                "select job, {}, {}, coalesce(outcome, ''), coalesce(duration_ms::text, '') from roost.job_runs where tenant = $1 and job = $2 order by id desc limit $3::bigint",
+                fmt("due"),
+                fmt("started_at")
+            ),
+        };
+        let rows = self.catalog_rows(&sql, &[&tenant.to_ascii_lowercase(), &job.to_ascii_lowercase(), &limit.to_string()]).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| JobRun {
+                job: r[0].clone(),
+                due: r[1].clone(),
+                started_at: r[2].clone(),
+                outcome: Some(r[3].clone()).filter(|s| !s.is_empty()),
+                duration_ms: r[4].parse().ok(),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,92 @@
+//! Outbound HTTP for scripts (`require('request')`): loopback, private, link-local and other
+//! non-public addresses are refused unless the tenant's `outbound_allow` names the host, and the
+//! connection goes to the address that was checked (no second DNS lookup to rebind).
+
+use roost_storage::Tenant;
+use serde_json::{json, Value as Json};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+fn fail(message: String) -> Json {
+    json!({ "status": 500, "message": message, "body": { "code": 500, "error": format!("Error: {message}") } })
+}
+
+/// True for addresses a tenant may not reach by default.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xC0) == 64) // 100.64.0.0/10, carrier-grade NAT
+                || (o[0] == 198 && (o[1] & 0xFE) == 18) // 198.18.0.0/15, benchmarking
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (s[0] & 0xFE00) == 0xFC00 || (s[0] & 0xFFC0) == 0xFE80
+        }
+    }
+}
+
+/// Runs one `http.request` host call: `{method, url, headers, body, timeoutMs}`.
+pub async fn request(tenant: &Tenant, args: Json) -> Result<Json, Json> {
+    let url_text = args.get("url").and_then(Json::as_str).unwrap_or("");
+    let url = reqwest::Url::parse(url_text).map_err(|e| fail(format!("Invalid URI \"{url_text}\": {e}")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(fail(format!("Invalid protocol: {}:", url.scheme())));
+    }
+    let host = url.host_str().ok_or_else(|| fail(format!("Invalid URI \"{url_text}\"")))?.trim_matches(|c| c == '[' || c == ']').to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let allowed = tenant.record.settings.outbound_allow.iter().any(|a| a.eq_ignore_ascii_case(&host) || a.eq_ignore_ascii_case(&format!("{host}:{port}")));
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| fail(format!("getaddrinfo ENOTFOUND {host}: {e}")))?.collect();
+    let addr = match addrs.iter().find(|a| allowed || !is_private(a.ip())) {
+        Some(a) => *a,
+        None => {
+            return Err(fail(format!(
+                "connect EACCES {host}: the address is loopback or private, which scripts may not reach unless the service's outbound_allow setting names '{host}'"
+            )))
+        }
+    };
+    let timeout = args.get("timeoutMs").and_then(Json::as_u64).unwrap_or(30_000).clamp(1, 120_000);
+    let client = reqwest::Client::builder()
+        .resolve(&host, addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_millis(timeout))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let method = reqwest::Method::from_bytes(args.get("method").and_then(Json::as_str).unwrap_or("GET").as_bytes()).map_err(|e| fail(e.to_string()))?;
+    let mut req = client.request(method, url);
+    if let Some(h) = args.get("headers").and_then(Json::as_object) {
+        for (k, v) in h {
+            if let Some(v) = v.as_str() {
+                req = req.header(k.as_str(), v);
+            }
+        }
+    }
+    if let Some(b) = args.get("body").and_then(Json::as_str) {
+        req = req.body(b.to_string());
+    }
+    let resp = req.send().await.map_err(|e| fail(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let headers: serde_json::Map<String, Json> = resp.headers().iter().filter_map(|(k, v)| Some((k.as_str().to_string(), Json::String(v.to_str().ok()?.to_string())))).collect();
+    // Bodies are capped so a script cannot pull unbounded data into the host.
+    let bytes = resp.bytes().await.map_err(|e| fail(e.to_string()))?;
+    if bytes.len() > 16 << 20 {
+        return Err(fail("The response body is larger than 16 MiB.".into()));
+    }
+    use base64::Engine as _;
+    Ok(json!({
+        "status": status,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&bytes),
+        "bodyBase64": base64::engine::general_purpose::STANDARD.encode(&bytes),
+    }))
+}
