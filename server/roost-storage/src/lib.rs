@@ -313,6 +313,12 @@ impl Storage {
         }
     }
 
+    /// Tells every process that tenant data changed outside its own write path (a CLI that ran a
+    /// script), so caches are dropped.
+    pub async fn announce_change(&self) -> Result<()> {
+        self.changed().await
+    }
+
     /// Announces a catalog change to this and every other process.
     async fn changed(&self) -> Result<()> {
         self.local_generation.fetch_add(1, Ordering::AcqRel);

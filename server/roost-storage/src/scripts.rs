@@ -130,7 +130,8 @@ impl Storage {
             .collect()
     }
 
-    /// Creates or replaces a script (the caller has checked its syntax).
+    /// Creates or replaces a script (the caller has checked its syntax). Saving the same text and
+    /// metadata again keeps its `updated_at` (its version: startup runs once per version).
     pub async fn put_script(&self, tenant: &str, kind: ScriptKind, name: &str, body: &str, meta: &serde_json::Value) -> Result<()> {
         let t = self.tenant(tenant).await?.ok_or(StorageError::NotFound)?;
         let meta = meta.to_string();
@@ -139,7 +140,8 @@ impl Storage {
                 // Keep the stored casing of an existing name (R3).
                 self.catalog_exec(
                     "insert into tenant_scripts (tenant, kind, name, body, meta, updated_at) values (?, ?, ?, ?, ?, ?) \
-                     on conflict (tenant, kind, name) do update set body = excluded.body, meta = excluded.meta, updated_at = excluded.updated_at",
+                     on conflict (tenant, kind, name) do update set body = excluded.body, meta = excluded.meta, updated_at = excluded.updated_at \
+                     where tenant_scripts.body <> excluded.body or tenant_scripts.meta <> excluded.meta",
                     &[&t.record.name, kind.as_str(), name, body, &meta, &now_iso()],
                 )
                 .await?;
@@ -147,7 +149,8 @@ impl Storage {
             Dialect::Postgres => {
                 self.catalog_exec(
                     "insert into roost.tenant_scripts (tenant, kind, name, name_lower, body, meta) values ($1, $2, $3, $4, $5, $6) \
-                     on conflict (tenant, kind, name_lower) do update set body = excluded.body, meta = excluded.meta, updated_at = now()",
+                     on conflict (tenant, kind, name_lower) do update set body = excluded.body, meta = excluded.meta, updated_at = now() \
+                     where roost.tenant_scripts.body <> excluded.body or roost.tenant_scripts.meta <> excluded.meta",
                     &[&t.record.name, kind.as_str(), name, &name.to_ascii_lowercase(), body, &meta],
                 )
                 .await?;

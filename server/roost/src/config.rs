@@ -29,6 +29,8 @@ pub struct Config {
     pub trust_forwarded_proto: bool,
     /// Log filter.
     pub log: String,
+    /// How often the scheduler looks for due jobs, in milliseconds; 0 turns it off on this node.
+    pub scheduler_tick_ms: u64,
 }
 
 impl fmt::Debug for Config {
@@ -47,7 +49,7 @@ impl fmt::Debug for Config {
     }
 }
 
-const KEYS: &[&str] = &["listen", "data", "database_url", "pg_max_connections", "admin_token", "tenant_domain", "trust_forwarded_proto", "log"];
+const KEYS: &[&str] = &["listen", "data", "database_url", "pg_max_connections", "admin_token", "tenant_domain", "trust_forwarded_proto", "log", "scheduler_tick_ms"];
 
 impl Config {
     /// Loads defaults, the config file (`file`, else `ROOST_CONFIG`, else `./roost.toml` if present)

@@ -9,6 +9,8 @@ pub mod error;
 pub mod http;
 pub mod manage;
 pub mod outbound;
+pub mod scheduler;
+pub mod transfer;
 pub mod scripting;
 
 use std::sync::Arc;
@@ -45,6 +47,10 @@ pub struct App {
     pub scripts: roost_scripts::ScriptEngine,
     /// Where script logs go.
     pub logs: scripting::LogSink,
+    /// How often the scheduler ticks (`None`: not on this node).
+    pub scheduler_tick: Option<std::time::Duration>,
+    /// Tenants whose `extensions/startup.js` (by version) this process has seen to.
+    pub started_tenants: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// Takes the data folder's server lock: on SQLite one server process owns a data folder (its write
@@ -99,8 +105,21 @@ pub fn admin_token(config: &Config) -> anyhow::Result<(String, bool)> {
 /// Builds the application state: opens (and migrates) storage.
 pub async fn build(config: &Config) -> anyhow::Result<AppState> {
     let data_lock = lock_data_folder(config)?;
-    let storage = roost_storage::Storage::open(&config.storage(true)).await?;
-    let (admin_token, created) = admin_token(config)?;
+    build_with(config, data_lock, true).await
+}
+
+/// The application state of a CLI command that runs scripts (`tenant import`): no server lock, no
+/// change listener, no scheduler.
+pub async fn build_for_cli(config: &Config) -> anyhow::Result<AppState> {
+    let mut config = config.clone();
+    config.scheduler_tick_ms = 0;
+    build_with(&config, None, false).await
+}
+
+async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: bool) -> anyhow::Result<AppState> {
+    let storage = roost_storage::Storage::open(&config.storage(server)).await?;
+    // A CLI process serves nothing: it neither needs nor creates the admin token.
+    let (admin_token, created) = if server { admin_token(config)? } else { (String::new(), false) };
     if created {
         // Printed once, on first start, so the operator can call /manage/v1.
         println!("Generated the platform admin token (stored in {}): {admin_token}", config.data.join("admin-token").display());
@@ -115,6 +134,8 @@ pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         started: std::time::Instant::now(),
         scripts: roost_scripts::ScriptEngine::new(),
         logs: scripting::LogSink::start(app.clone()),
+        scheduler_tick: Some(std::time::Duration::from_millis(config.scheduler_tick_ms)).filter(|d| !d.is_zero()),
+        started_tenants: Default::default(),
     })))
 }
 
@@ -126,6 +147,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl std::futu
 
 /// Serves an already built state.
 pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    if let Some(tick) = state.scheduler_tick {
+        tokio::spawn(scheduler::run(Arc::downgrade(&state.0), tick));
+    }
     let router = http::router(state);
     tracing::info!(listen = %listener.local_addr()?, "Roost is listening");
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown).await?;

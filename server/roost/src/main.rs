@@ -102,6 +102,18 @@ enum ScriptCmd {
 
 #[derive(Subcommand, Debug)]
 enum TenantCmd {
+    /// Import a service folder in the Mobile Services layout (table/, api/, scheduler/, shared/,
+    /// extensions/): creates the tenant if needed, then its tables, permissions, scripts, APIs, jobs
+    /// and shared modules, and runs extensions/startup.js. Existing tables keep their rows and columns.
+    Import {
+        name: String,
+        dir: PathBuf,
+        /// Print the tenant as JSON (as `tenant create --json`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a tenant's tables (permissions), scripts, APIs, jobs and shared modules into a folder.
+    Export { name: String, dir: PathBuf },
     /// Create a tenant with fresh application and master keys.
     Create {
         name: String,
@@ -285,8 +297,32 @@ async fn open(config: &Config) -> anyhow::Result<roost_storage::Storage> {
 }
 
 async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
+    if let TenantCmd::Import { name, dir, json } = &cmd {
+        let r = roost::transfer::import(config, name, dir).await?;
+        if *json {
+            print_json(&r.tenant)?;
+        } else {
+            if r.created {
+                println!("Created tenant {}\n  endpoint:        {}\n  application key: {}\n  master key:      {}", r.tenant.name, r.tenant.url, r.tenant.application_key, r.tenant.master_key);
+            }
+            println!("Tables created: {}", if r.tables_created.is_empty() { "none".into() } else { r.tables_created.join(", ") });
+            println!("Tables kept:    {}", if r.tables_kept.is_empty() { "none".into() } else { r.tables_kept.join(", ") });
+            for s in &r.scripts {
+                println!("Saved {s}");
+            }
+            if r.startup_ran {
+                println!("Ran /extensions/startup.js");
+            }
+        }
+        return Ok(());
+    }
     let s = open(config).await?;
     match cmd {
+        TenantCmd::Import { .. } => {}
+        TenantCmd::Export { name, dir } => {
+            let n = roost::transfer::export(&s, &name, &dir).await?;
+            println!("Wrote {n} files to {}", dir.display());
+        }
         TenantCmd::Create { name, json } => {
             let t = manage::create_tenant(&s, &name, None).await?;
             if json {

@@ -22,34 +22,46 @@ use tokio::sync::mpsc;
 /// Writes script log lines to the catalog in the background, in order.
 #[derive(Clone)]
 pub struct LogSink {
-    tx: mpsc::UnboundedSender<(String, String, String, String)>,
+    tx: mpsc::UnboundedSender<LogMsg>,
+}
+
+enum LogMsg {
+    Line(String, String, String, String),
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 impl LogSink {
     /// Starts the writer task.
     pub fn start(app: std::sync::Weak<crate::App>) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(String, String, String, String)>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<LogMsg>();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
-                while let Ok(more) = rx.try_recv() {
-                    batch.push(more);
-                    if batch.len() >= 256 {
-                        break;
+                while batch.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
                     }
                 }
                 let Some(app) = app.upgrade() else { return };
                 let mut by_tenant: Vec<(String, Vec<(String, String, String)>)> = Vec::new();
-                for (tenant, level, source, message) in batch {
-                    match by_tenant.iter_mut().find(|(t, _)| *t == tenant) {
-                        Some((_, v)) => v.push((level, source, message)),
-                        None => by_tenant.push((tenant, vec![(level, source, message)])),
+                let mut flushes = Vec::new();
+                for m in batch {
+                    match m {
+                        LogMsg::Line(tenant, level, source, message) => match by_tenant.iter_mut().find(|(t, _)| *t == tenant) {
+                            Some((_, v)) => v.push((level, source, message)),
+                            None => by_tenant.push((tenant, vec![(level, source, message)])),
+                        },
+                        LogMsg::Flush(done) => flushes.push(done),
                     }
                 }
                 for (tenant, lines) in by_tenant {
                     if let Err(e) = app.storage.append_logs(&tenant, &lines).await {
                         tracing::warn!(tenant.name = %tenant, error = %e, "Could not store {} script log lines", lines.len());
                     }
+                }
+                for f in flushes {
+                    let _ = f.send(());
                 }
             }
         });
@@ -58,8 +70,76 @@ impl LogSink {
 
     /// Queues a line.
     pub fn write(&self, tenant: &str, level: LogLevel, source: &str, message: &str) {
-        let _ = self.tx.send((tenant.to_string(), level.as_str().to_string(), source.to_string(), message.to_string()));
+        let _ = self.tx.send(LogMsg::Line(tenant.to_string(), level.as_str().to_string(), source.to_string(), message.to_string()));
     }
+
+    /// Waits until every line queued so far is stored (the CLI calls it before exiting).
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(LogMsg::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// How long `extensions/startup.js` may take before requests proceed without it (§6.12).
+const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs the tenant's `extensions/startup.js` once per version of the script across all processes
+/// (the run is claimed in the catalog), waiting up to 5 s for its `done` (§6.12). Returns whether
+/// this call ran it.
+pub async fn run_startup(app: &AppState, tenant: &Arc<Tenant>) -> bool {
+    let Some(script) = tenant.script(ScriptKind::Extension, "startup") else { return false };
+    let claimed = app.storage.claim_job_run(&tenant.record.name, "@startup", &script.updated_at).await;
+    match claimed {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(e) => {
+            tracing::warn!(tenant.name = %tenant.record.name, error = %e, "Could not claim the startup run");
+            return false;
+        }
+    }
+    let started = std::time::Instant::now();
+    let invocation = roost_scripts::Invocation { source: script.source(), script: script.body.clone(), entry: roost_scripts::Entry::Startup, input: json!({}) };
+    let handle = app.scripts.invoke(&tenant.record.name, limits(tenant), invocation, Arc::new(Host::new(app.clone(), tenant.clone(), None)));
+    // A script that ended without calling `done` can no longer call it: like the original, wait out
+    // the 5 s and say so.
+    let waited = tokio::time::timeout(STARTUP_WAIT, async {
+        match handle.response.await {
+            Ok(Ok(None)) | Err(_) => std::future::pending().await,
+            other => other,
+        }
+    });
+    let outcome = match waited.await {
+        Ok(Ok(Ok(Some(r)))) if r.status < 400 => "succeeded".to_string(),
+        Ok(Ok(Ok(Some(_)))) => "failed: done(error)".to_string(),
+        Ok(Ok(Ok(None))) | Ok(Err(_)) => unreachable_outcome(),
+        Ok(Ok(Err(e))) => format!("failed: {e}"),
+        Err(_) => {
+            app.logs.write(&tenant.record.name, LogLevel::Error, &script.source(), "'startup' of 'startup.js' failed to call 'done' method with in 5000 ms");
+            "failed: done was not called within 5000 ms".to_string()
+        }
+    };
+    let ms = started.elapsed().as_millis() as i64;
+    let _ = app.storage.finish_job_run(&tenant.record.name, "@startup", &script.updated_at, &outcome, ms).await;
+    true
+}
+
+fn unreachable_outcome() -> String {
+    "failed: the script runtime went away".to_string()
+}
+
+/// Makes sure the tenant's startup extension has run (once per script version) before a request.
+pub async fn ensure_started(app: &AppState, tenant: &Arc<Tenant>) {
+    let Some(script) = tenant.script(ScriptKind::Extension, "startup") else { return };
+    {
+        let mut seen = app.started_tenants.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get(&tenant.record.name) == Some(&script.updated_at) {
+            return;
+        }
+        seen.insert(tenant.record.name.clone(), script.updated_at.clone());
+    }
+    run_startup(app, tenant).await;
 }
 
 /// The limits of a tenant's scripts, from its settings.
@@ -158,14 +238,14 @@ impl HostInner {
             "execute" => self.execute(args).await,
             "table.read" => {
                 let table = self.table(&args)?;
-                self.read(&table, &args, args.get("id").filter(|v| !v.is_null()), false).await
+                self.read(&table, &args, args.get("id").filter(|v| !v.is_null())).await
             }
             "table.lookup" => {
                 let table = self.table(&args)?;
                 let id = args.get("id").cloned().unwrap_or(Json::Null);
                 let mut a = args.clone();
                 a["take"] = json!(1);
-                let r = self.read(&table, &a, Some(&id), false).await?;
+                let r = self.read(&table, &a, Some(&id)).await?;
                 let row = r.get("results").and_then(Json::as_array).and_then(|a| a.first()).cloned();
                 let shown = match &id {
                     Json::String(s) => s.clone(),
@@ -203,7 +283,7 @@ impl HostInner {
         let call = self.call.as_ref().ok_or_else(|| script_error(ApiError::Internal("execute outside a table script".into())))?;
         let table = call.table.clone();
         match args.get("operation").and_then(Json::as_str).unwrap_or("") {
-            "read" => self.read(&table, &args, args.get("id").filter(|v| !v.is_null()), true).await,
+            "read" => self.read(&table, &args, args.get("id").filter(|v| !v.is_null())).await,
             "insert" => self.insert(&table, &args).await,
             "update" => {
                 let mut item = args.get("item").cloned().unwrap_or(Json::Null);
@@ -223,7 +303,7 @@ impl HostInner {
         }
     }
 
-    async fn read(&self, table: &Table, args: &Json, id: Option<&Json>, http: bool) -> Result<Json, Json> {
+    async fn read(&self, table: &Table, args: &Json, id: Option<&Json>) -> Result<Json, Json> {
         let q = args.get("query").unwrap_or(args);
         let filters: Vec<String> = q.get("filters").and_then(Json::as_array).into_iter().flatten().filter_map(|f| f.as_str().map(|s| format!("({s})"))).collect();
         let invalid = |e: roost_odata::ParseError| script_error(ApiError::BadInput(format!("Invalid query specified. Error: {e}")));
@@ -253,7 +333,8 @@ impl HostInner {
         };
         let (rows, count) = match self.tenant.query(table, &query).await {
             Ok(x) => x,
-            Err(StorageError::UnknownColumn(_)) if http && self.tenant.record.settings.dynamic_schema => (Vec::new(), None),
+            // As over HTTP (§2.3): under dynamic schema a column nobody has written yet matches nothing.
+            Err(StorageError::UnknownColumn(_)) if self.tenant.record.settings.dynamic_schema => (Vec::new(), if query.count { Some(0) } else { None }),
             Err(e) => return Err(storage_error(e)),
         };
         let results: Vec<Json> = rows.into_iter().map(row_values_for_script).collect();

@@ -9,6 +9,7 @@ pub mod diagnostics;
 pub mod manage;
 pub mod tables;
 pub mod api;
+pub mod jobs;
 
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
@@ -105,6 +106,7 @@ async fn tenant_request(state: AppState, tenant_name: String, rest: String, req:
     if parts.method == Method::OPTIONS {
         return finish(StatusCode::NO_CONTENT.into_response(), Some(cors));
     }
+    crate::scripting::ensure_started(&state, &tenant).await;
     let timeout = Duration::from_millis(tenant.record.settings.request_timeout_ms);
     let response = match tokio::time::timeout(timeout, handle(state, tenant.clone(), rest, parts, body)).await {
         Ok(Ok(r)) => r,
@@ -167,6 +169,7 @@ async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, parts: axum:
     match first.as_str() {
         "tables" => tables::dispatch(&state, r).await,
         "api" => api::dispatch(&state, r).await,
+        "jobs" => jobs::dispatch(&state, r).await,
         "diagnostics" if r.segments.len() == 1 => diagnostics::get_diagnostics(&state, r).await,
         "crossdomain" => crossdomain::dispatch(r),
         "status" if r.segments.len() == 1 => {

@@ -20,6 +20,8 @@ pub struct TestApp {
     pub data: PathBuf,
     pub database_url: String,
     pub backend: Backend,
+    /// The server's state (to drive background workers with `run_once`).
+    pub state: roost::AppState,
     client: reqwest::Client,
     _dir: TempDir,
 }
@@ -85,12 +87,13 @@ impl TestApp {
             tenant_domain: "roost.test".into(),
             trust_forwarded_proto: true,
             log: "warn".into(),
+            scheduler_tick_ms: 0,
         };
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let state = roost::build(&config).await.expect("build");
-        tokio::spawn(roost::serve(state, listener, std::future::pending()));
+        tokio::spawn(roost::serve(state.clone(), listener, std::future::pending()));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         let mut app = TestApp {
             base: format!("http://{addr}"),
@@ -101,6 +104,7 @@ impl TestApp {
             data: dir.clone(),
             database_url: config.database_url.clone(),
             backend,
+            state,
             client,
             _dir: TempDir(dir),
         };

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod http;
+mod jobs;
 mod manage;
 mod odata;
 mod permissions;

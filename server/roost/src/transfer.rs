@@ -1,0 +1,271 @@
+//! `roost tenant import|export`: a tenant in the Mobile Services source-control layout (§6.1):
+//!
+//! ```text
+//! table/<t>.json                 permissions (§5.2); declares the table. Roost adds an optional
+//!                                "roost": {"idKind": "integer", "softDelete": true}
+//! table/<t>.<insert|read|update|delete>.js
+//! api/<name>.js, api/<name>.json scripts and their route permissions
+//! scheduler/<job>.js             job scripts; Roost adds scheduler/<job>.json with the schedule
+//! shared/<name>.js               shared modules
+//! extensions/startup.js          run once after import (§6.12)
+//! ```
+//!
+//! File names match case-insensitively. Every script's syntax is checked before anything changes, so
+//! a folder with one broken file changes nothing.
+
+use crate::manage::{self, ManageError};
+use roost_api::{ApiPermissions, IdKind, JobSchedule, Permission, ScriptIn, TableIn, TablePermissions, TenantOut};
+use roost_storage::scripts::ScriptKind;
+use roost_storage::Storage;
+use serde_json::{json, Value as Json};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What the folder holds, parsed and checked.
+#[derive(Debug, Default)]
+struct Folder {
+    /// Table (as named by its files) → (permissions file, Roost options).
+    tables: BTreeMap<String, (Option<TablePermissions>, IdKind, bool)>,
+    /// (kind, name, body, permissions, schedule, file) of each script.
+    scripts: Vec<(ScriptKind, String, String, Option<ApiPermissions>, Option<JobSchedule>)>,
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
+}
+
+fn files(dir: &Path) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            out.push((e.file_name().to_string_lossy().into_owned(), e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Finds a sub-folder case-insensitively (`Table/` and `table/` both work).
+fn sub(dir: &Path, name: &str) -> std::path::PathBuf {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().eq_ignore_ascii_case(name) {
+                return e.path();
+            }
+        }
+    }
+    dir.join(name)
+}
+
+/// Table permissions from a §5.2 metadata file: the `/` route (else `*`), then per operation or verb.
+fn table_permissions(v: &Json, file: &Path) -> anyhow::Result<TablePermissions> {
+    let bad = |m: &str| anyhow::anyhow!("{}: {m}", file.display());
+    let routes = v.get("routes").and_then(Json::as_object).ok_or_else(|| bad("a permissions file needs a top-level 'routes' object"))?;
+    let route = routes.iter().find(|(k, _)| k.trim_matches('/').is_empty() && *k != "*").or_else(|| routes.iter().find(|(k, _)| *k == "*")).map(|(_, v)| v);
+    // Without a matching route every operation falls back to admin (§5.1).
+    let mut p = TablePermissions { insert: Permission::Admin, read: Permission::Admin, update: Permission::Admin, delete: Permission::Admin };
+    let Some(route) = route.and_then(Json::as_object) else { return Ok(p) };
+    let level = |e: &Json| -> anyhow::Result<Permission> {
+        let s = e.get("permission").and_then(Json::as_str).ok_or_else(|| bad("each entry must be {\"permission\": \"…\"}"))?;
+        Permission::parse(s).ok_or_else(|| bad(&format!("'{s}' is not a permission (public, application, user, authenticated, admin)")))
+    };
+    if route.contains_key("permission") {
+        let l = level(&Json::Object(route.clone()))?;
+        return Ok(TablePermissions { insert: l, read: l, update: l, delete: l });
+    }
+    if let Some(all) = route.get("*") {
+        let l = level(all)?;
+        p = TablePermissions { insert: l, read: l, update: l, delete: l };
+    }
+    for (k, e) in route {
+        let l = level(e)?;
+        match k.to_ascii_lowercase().as_str() {
+            "insert" | "post" => p.insert = l,
+            "read" | "get" => p.read = l,
+            "update" | "patch" => p.update = l,
+            "delete" => p.delete = l,
+            "*" => {}
+            other => return Err(bad(&format!("'{other}' is not a table operation"))),
+        }
+    }
+    Ok(p)
+}
+
+fn parse_folder(dir: &Path) -> anyhow::Result<Folder> {
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a folder", dir.display());
+    }
+    let mut f = Folder::default();
+    let mut table_scripts = Vec::new();
+    for (name, path) in files(&sub(dir, "table"))? {
+        let lower = name.to_ascii_lowercase();
+        if let Some(t) = lower.strip_suffix(".json").map(|_| &name[..name.len() - 5]) {
+            let v: Json = serde_json::from_str(&read(&path)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let perms = table_permissions(&v, &path)?;
+            let id_kind = if v.pointer("/roost/idKind").and_then(Json::as_str).is_some_and(|k| k.eq_ignore_ascii_case("integer")) { IdKind::Integer } else { IdKind::String };
+            let soft = v.pointer("/roost/softDelete").and_then(Json::as_bool).unwrap_or(false);
+            f.tables.insert(t.to_string(), (Some(perms), id_kind, soft));
+        } else if let Some(stem) = lower.strip_suffix(".js").map(|_| &name[..name.len() - 3]) {
+            let (t, op) = stem.rsplit_once('.').ok_or_else(|| anyhow::anyhow!("{}: a table script is named <table>.<operation>.js", path.display()))?;
+            table_scripts.push((t.to_string(), op.to_ascii_lowercase(), read(&path)?));
+        }
+    }
+    for (t, op, body) in table_scripts {
+        // Names match case-insensitively: the permissions file's casing wins.
+        let known = f.tables.keys().find(|k| k.eq_ignore_ascii_case(&t)).cloned();
+        let t = known.unwrap_or_else(|| {
+            f.tables.insert(t.clone(), (None, IdKind::String, false));
+            t
+        });
+        f.scripts.push((ScriptKind::Table, format!("{t}.{op}"), body, None, None));
+    }
+    let api_dir = sub(dir, "api");
+    for (name, path) in files(&api_dir)? {
+        if let Some(stem) = name.to_ascii_lowercase().strip_suffix(".js").map(|_| name[..name.len() - 3].to_string()) {
+            let perm_file = files(&api_dir)?.into_iter().find(|(n, _)| n.eq_ignore_ascii_case(&format!("{stem}.json"))).map(|(_, p)| p);
+            let permissions = match perm_file {
+                Some(p) => Some(serde_json::from_str::<ApiPermissions>(&read(&p)?).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?),
+                None => None,
+            };
+            f.scripts.push((ScriptKind::Api, stem, read(&path)?, permissions, None));
+        }
+    }
+    let job_dir = sub(dir, "scheduler");
+    for (name, path) in files(&job_dir)? {
+        if let Some(stem) = name.to_ascii_lowercase().strip_suffix(".js").map(|_| name[..name.len() - 3].to_string()) {
+            let sched_file = files(&job_dir)?.into_iter().find(|(n, _)| n.eq_ignore_ascii_case(&format!("{stem}.json"))).map(|(_, p)| p);
+            let schedule = match sched_file {
+                Some(p) => Some(serde_json::from_str::<JobSchedule>(&read(&p)?).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?),
+                None => None,
+            };
+            f.scripts.push((ScriptKind::Job, stem, read(&path)?, None, schedule));
+        }
+    }
+    for (name, path) in files(&sub(dir, "shared"))? {
+        if let Some(stem) = name.to_ascii_lowercase().strip_suffix(".js").map(|_| name[..name.len() - 3].to_string()) {
+            f.scripts.push((ScriptKind::Shared, stem, read(&path)?, None, None));
+        }
+    }
+    for (name, path) in files(&sub(dir, "extensions"))? {
+        if name.eq_ignore_ascii_case("startup.js") {
+            f.scripts.push((ScriptKind::Extension, "startup".into(), read(&path)?, None, None));
+        }
+    }
+    // Syntax first: nothing changes if any script is broken.
+    for (kind, name, body, _, _) in &f.scripts {
+        let k = match kind {
+            ScriptKind::Table => roost_scripts::ScriptKind::Table(name.rsplit_once('.').map(|(_, op)| op.to_string()).unwrap_or_default()),
+            ScriptKind::Api => roost_scripts::ScriptKind::Api,
+            ScriptKind::Job => roost_scripts::ScriptKind::Job(name.clone()),
+            ScriptKind::Shared => roost_scripts::ScriptKind::Shared,
+            ScriptKind::Extension => roost_scripts::ScriptKind::Startup,
+        };
+        roost_scripts::check_syntax(&k, body).map_err(|e| anyhow::anyhow!("{}/{name}.js: {e}", kind.folder()))?;
+    }
+    Ok(f)
+}
+
+/// What an import did.
+#[derive(Debug)]
+pub struct ImportReport {
+    /// The tenant (as `tenant create` prints it), and whether the import created it.
+    pub tenant: TenantOut,
+    /// True if the tenant was created by this import.
+    pub created: bool,
+    /// Tables created, and tables kept.
+    pub tables_created: Vec<String>,
+    /// Tables that existed and were kept.
+    pub tables_kept: Vec<String>,
+    /// Scripts stored (paths).
+    pub scripts: Vec<String>,
+    /// Whether `extensions/startup.js` ran.
+    pub startup_ran: bool,
+}
+
+/// Imports a folder into a tenant (created if missing). Existing tables keep their id kind, columns
+/// and rows, and take the folder's permissions and scripts.
+pub async fn import(config: &crate::Config, name: &str, dir: &Path) -> anyhow::Result<ImportReport> {
+    let folder = parse_folder(dir)?;
+    let app = crate::build_for_cli(config).await?;
+    let storage: &Storage = &app.storage;
+    let (tenant, created) = match manage::show_tenant(storage, name).await {
+        Ok(t) => (t, false),
+        Err(ManageError::NotFound(_)) => (manage::create_tenant(storage, name, None).await?, true),
+        Err(e) => return Err(e.into()),
+    };
+    let mut report = ImportReport { tenant, created, tables_created: Vec::new(), tables_kept: Vec::new(), scripts: Vec::new(), startup_ran: false };
+    for (table, (perms, id_kind, soft)) in &folder.tables {
+        match manage::show_table(storage, name, table).await {
+            Ok(t) => {
+                if let Some(p) = perms {
+                    manage::set_permissions(storage, name, &t.name, p).await?;
+                }
+                report.tables_kept.push(t.name);
+            }
+            Err(ManageError::NotFound(_)) => {
+                let spec = TableIn { name: table.clone(), id_kind: *id_kind, soft_delete: *soft, permissions: perms.clone().unwrap_or_default() };
+                manage::create_table(storage, name, &spec).await?;
+                report.tables_created.push(table.clone());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for (kind, script_name, body, permissions, schedule) in folder.scripts {
+        let input = ScriptIn { body, permissions, schedule };
+        let out = manage::put_script(storage, name, kind.as_str(), &script_name, &input).await?;
+        report.scripts.push(out.path);
+    }
+    if let Some(t) = storage.tenant(name).await? {
+        report.startup_ran = crate::scripting::run_startup(&app, &t).await;
+        if report.startup_ran {
+            // The script may have written rows a running server has cached.
+            storage.announce_change().await?;
+        }
+    }
+    app.logs.flush().await;
+    Ok(report)
+}
+
+/// Writes a tenant into a folder in the same layout.
+pub async fn export(storage: &Storage, name: &str, dir: &Path) -> anyhow::Result<usize> {
+    let tables = manage::list_tables(storage, name).await?;
+    let scripts = manage::list_scripts(storage, name).await?;
+    let mut written = 0;
+    let write = |rel: String, text: String| -> anyhow::Result<()> {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+    };
+    std::fs::create_dir_all(dir)?;
+    for t in &tables {
+        let p = &t.permissions;
+        let mut v = json!({ "routes": { "/": {
+            "insert": { "permission": p.insert.as_str() },
+            "read": { "permission": p.read.as_str() },
+            "update": { "permission": p.update.as_str() },
+            "delete": { "permission": p.delete.as_str() },
+        } } });
+        if t.id_kind == IdKind::Integer || t.soft_delete {
+            v["roost"] = json!({ "idKind": if t.id_kind == IdKind::Integer { "integer" } else { "string" }, "softDelete": t.soft_delete });
+        }
+        write(format!("table/{}.json", t.name), serde_json::to_string_pretty(&v)?)?;
+        written += 1;
+    }
+    for s in scripts {
+        write(s.path.trim_start_matches('/').to_string(), s.body)?;
+        written += 1;
+        if let Some(p) = s.permissions {
+            write(format!("api/{}.json", s.name), serde_json::to_string_pretty(&p)?)?;
+            written += 1;
+        }
+        if let Some(sch) = s.schedule {
+            write(format!("scheduler/{}.json", s.name), serde_json::to_string_pretty(&sch)?)?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
