@@ -33,6 +33,8 @@ struct Options {
     seconds: u64,
     connections: usize,
     rows: usize,
+    /// Tenants of the resident-memory scenario.
+    tenants: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,7 +46,7 @@ fn main() -> anyhow::Result<()> {
         Some("load") => {
             let (addr, path) = (args.get(2).context("addr")?.clone(), args.get(3).context("path")?.clone());
             let seconds = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(5);
-            let o = Options { seconds, connections: 16, rows: 0 };
+            let o = Options { seconds, connections: 16, rows: 0, tenants: 0 };
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
                 let p = path.clone();
                 // With a fifth argument `post`, POST generated items (expecting 201) instead of GET.
@@ -59,7 +61,7 @@ fn main() -> anyhow::Result<()> {
             })
         }
         _ => {
-            let mut o = Options { seconds: 5, connections: 16, rows: 10_000 };
+            let mut o = Options { seconds: 5, connections: 16, rows: 10_000, tenants: 1_000 };
             let mut i = 1;
             while i < args.len() {
                 let v = args.get(i + 1).context("missing value")?;
@@ -67,7 +69,8 @@ fn main() -> anyhow::Result<()> {
                     "--seconds" => o.seconds = v.parse()?,
                     "--connections" => o.connections = v.parse()?,
                     "--rows" => o.rows = v.parse()?,
-                    other => bail!("unknown option {other} (--seconds, --connections, --rows)"),
+                    "--tenants" => o.tenants = v.parse()?,
+                    other => bail!("unknown option {other} (--seconds, --connections, --rows, --tenants)"),
                 }
                 i += 2;
             }
@@ -132,8 +135,17 @@ impl Drop for Server {
 impl Server {
     /// Peak resident set size in KiB (VmHWM).
     fn peak_rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Current resident set size in KiB (VmRSS).
+    fn rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    fn status_kib(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+        status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
     }
 }
 
@@ -283,9 +295,13 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         let roost = spawn(&args, "roost", dir).await?;
         run_roost(&roost, name, &o, base.rps).await?;
         match roost.peak_rss_kib() {
-            Some(kib) => println!("roost/{name} peak RSS: {:.1} MiB", kib as f64 / 1024.0),
+            Some(kib) => println!("roost/{name} peak RSS including the script scenarios: {:.1} MiB", kib as f64 / 1024.0),
             None => println!("roost/{name} peak RSS: unavailable"),
         }
+    }
+    context_cost().await?;
+    if o.tenants > 0 {
+        many_tenants(o.tenants).await?;
     }
     match (std::env::var("ROOST_BENCH_PARSE_SERVER"), std::env::var("ROOST_BENCH_DATABASE_URL")) {
         (Ok(bin), Ok(url)) => parse_server(Path::new(&bin), &url, &o, base.rps).await?,
@@ -328,7 +344,7 @@ async fn run_roost(roost: &Server, backend: &str, o: &Options, hello_rps: f64) -
     let mut c = Conn::open(&roost.addr).await?;
     let h = [("x-zumo-application", key.as_str())];
     let p = path.clone();
-    fill_rows(&roost.addr, &Options { seconds: 0, connections: o.connections, rows: 0 }, &headers, o.rows, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?;
+    fill_rows(&roost.addr, &Options { seconds: 0, connections: o.connections, rows: 0, tenants: 0 }, &headers, o.rows, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?;
     let mut ids: Vec<String> = Vec::new();
     let mut skip = 0;
     while ids.len() < o.rows.min(5000) {
@@ -354,6 +370,93 @@ async fn run_roost(roost: &Server, backend: &str, o: &Options, hello_rps: f64) -
     )
     .await?;
     print(&format!("roost/{backend} query 50 rows"), &query, Some(hello_rps));
+    if let Some(kib) = roost.peak_rss_kib() {
+        println!("roost/{backend} peak RSS of the three scenarios above: {:.1} MiB", kib as f64 / 1024.0);
+    }
+    scripts(roost, backend, &tenant, &key, o, hello_rps, ins.rps, query.rps).await
+}
+
+/// Stores a script through /manage/v1.
+async fn put_script(addr: &str, tenant: &str, kind: &str, name: &str, body: Value) -> anyhow::Result<()> {
+    let mut c = Conn::open(addr).await?;
+    let auth = format!("Bearer {ADMIN}");
+    let (s, b) = c.send("PUT", &format!("/manage/v1/tenants/{tenant}/scripts/{kind}/{name}"), &[("authorization", &auth)], Some(&body.to_string())).await?;
+    if s != 200 {
+        bail!("saving script {kind}/{name}: {s} {}", String::from_utf8_lossy(&b));
+    }
+    Ok(())
+}
+
+/// The script scenarios: insert with a one-line `request.execute()` script, a 50-row read whose
+/// script adds a `query.where` predicate, and a custom API answering JSON.
+#[expect(clippy::too_many_arguments, reason = "the figures of the plain scenarios, for ratios")]
+async fn scripts(roost: &Server, backend: &str, tenant: &str, key: &str, o: &Options, hello_rps: f64, plain_insert: f64, plain_query: f64) -> anyhow::Result<()> {
+    let headers = vec![("x-zumo-application".to_string(), key.to_string())];
+    put_script(&roost.addr, tenant, "table", "inserts.insert", json!({"body": "function insert(item, user, request) { request.execute(); }"})).await?;
+    let p = format!("/t/{tenant}/tables/inserts");
+    let ins = load(&roost.addr, o, headers.clone(), 201, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?;
+    print(&format!("roost/{backend} insert, execute() script"), &ins, Some(hello_rps));
+    println!("{:<34} {:>9.1}% of the insert without a script", "", 100.0 * ins.rps / plain_insert);
+    let read = "function read(query, user, request) { query.where(function (min) { return this.qty >= min; }, 10); request.execute(); }";
+    put_script(&roost.addr, tenant, "table", "items.read", json!({"body": read})).await?;
+    let p = format!("/t/{tenant}/tables/items");
+    let q = load(&roost.addr, o, headers.clone(), 200, Arc::new(move |n| ("GET".into(), format!("{p}?$filter=price%20ge%20{}&$orderby=price&$top=50", (n * 37) % 900), None))).await?;
+    print(&format!("roost/{backend} query, where() script"), &q, Some(hello_rps));
+    println!("{:<34} {:>9.1}% of the query without a script", "", 100.0 * q.rps / plain_query);
+    let api = "exports.get = function (req, res) { res.send(200, { hello: 'world', n: Number(req.query.n), user: req.user.level }); };";
+    put_script(&roost.addr, tenant, "api", "hello", json!({"body": api, "permissions": {"routes": {"*": {"permission": "public"}}}})).await?;
+    let p = format!("/t/{tenant}/api/hello");
+    let a = load(&roost.addr, o, vec![], 200, Arc::new(move |n| ("GET".into(), format!("{p}?n={n}"), None))).await?;
+    print(&format!("roost/{backend} custom API (JSON)"), &a, Some(hello_rps));
+    Ok(())
+}
+
+/// Resident memory of a server holding `n` tenants, first each with a table and one row, then each
+/// also with a table script that has run once (so its QuickJS runtime exists).
+async fn many_tenants(n: usize) -> anyhow::Result<()> {
+    let roost = spawn(&["serve-roost"], "roost", temp_dir("tenants")?).await?;
+    let idle = roost.rss_kib().unwrap_or(0);
+    let auth = format!("Bearer {ADMIN}");
+    let mut c = Conn::open(&roost.addr).await?;
+    let mut keys = Vec::new();
+    for i in 0..n {
+        let tenant = format!("m{i}");
+        let (s, b) = c.send("POST", "/manage/v1/tenants", &[("authorization", &auth)], Some(&json!({"name": tenant}).to_string())).await?;
+        if s != 201 {
+            bail!("creating tenant {tenant}: {s} {}", String::from_utf8_lossy(&b));
+        }
+        let t: Value = serde_json::from_slice(&b)?;
+        keys.push(t["application_key"].as_str().unwrap_or_default().to_string());
+        let (s, _) = c.send("POST", &format!("/manage/v1/tenants/{tenant}/tables"), &[("authorization", &auth)], Some(&json!({"name": "todo"}).to_string())).await?;
+        if s != 201 {
+            bail!("creating a table of {tenant}: {s}");
+        }
+    }
+    for (i, key) in keys.iter().enumerate() {
+        let (s, b) = c.send("POST", &format!("/t/m{i}/tables/todo"), &[("x-zumo-application", key)], Some("{\"text\":\"x\"}")).await?;
+        if s != 201 {
+            bail!("insert into m{i}: {s} {}", String::from_utf8_lossy(&b));
+        }
+    }
+    let plain = roost.rss_kib().unwrap_or(0);
+    let started = Instant::now();
+    for (i, key) in keys.iter().enumerate() {
+        let script = "function insert(item, user, request) { item.n = (item.n || 0) + 1; request.execute(); }";
+        put_script(&roost.addr, &format!("m{i}"), "table", "todo.insert", json!({"body": script})).await?;
+        let (s, b) = c.send("POST", &format!("/t/m{i}/tables/todo"), &[("x-zumo-application", key)], Some("{\"text\":\"x\"}")).await?;
+        if s != 201 {
+            bail!("scripted insert into m{i}: {s} {}", String::from_utf8_lossy(&b));
+        }
+    }
+    let scripted = roost.rss_kib().unwrap_or(0);
+    let mib = |k: u64| k as f64 / 1024.0;
+    println!("roost/sqlite {n} tenants: RSS {:.1} MiB idle, {:.1} MiB with a table and a row each ({:.0} KiB per tenant)", mib(idle), mib(plain), plain.saturating_sub(idle) as f64 / n as f64);
+    println!(
+        "roost/sqlite {n} tenants with a script each: RSS {:.1} MiB ({:.0} KiB per tenant for its script runtime; scripts saved and run in {:.1} s)",
+        mib(scripted),
+        scripted.saturating_sub(plain) as f64 / n as f64,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -430,7 +533,7 @@ async fn pocketbase(bin: &Path, o: &Options, hello_rps: f64) -> anyhow::Result<(
     }
     let ins = load(&server.addr, o, vec![], 200, Arc::new(|n| ("POST".into(), "/api/collections/inserts/records".into(), Some(item(n))))).await?;
     print("pocketbase insert", &ins, Some(hello_rps));
-    let fill = Options { seconds: 0, connections: o.connections, rows: 0 };
+    let fill = Options { seconds: 0, connections: o.connections, rows: 0, tenants: 0 };
     fill_rows(&server.addr, &fill, &[], o.rows, Arc::new(|n| ("POST".into(), "/api/collections/items/records".into(), Some(item(n))))).await?;
     let mut ids = Vec::new();
     let mut page = 1;
@@ -507,7 +610,7 @@ async fn parse_server(bin: &Path, database_url: &str, o: &Options, hello_rps: f6
     let ins = load(&server.addr, o, headers.clone(), 201, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?;
     print("parse-server insert", &ins, Some(hello_rps));
     let p = format!("/parse/classes/{class}");
-    fill_rows(&server.addr, &Options { seconds: 0, connections: o.connections, rows: 0 }, &headers, o.rows, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?;
+    fill_rows(&server.addr, &Options { seconds: 0, connections: o.connections, rows: 0, tenants: 0 }, &headers, o.rows, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?;
     // Node closes keep-alive connections idle for 5 s: use a fresh one after the load phases.
     c = Conn::open(&server.addr).await?;
     let mut ids = Vec::new();
@@ -537,5 +640,41 @@ async fn parse_server(bin: &Path, database_url: &str, o: &Options, hello_rps: f6
     if let Some(kib) = server.peak_rss_kib() {
         println!("parse-server peak RSS: {:.1} MiB", kib as f64 / 1024.0);
     }
+    Ok(())
+}
+
+/// A host that answers nothing: the engine's own cost, without storage.
+struct IdleHost;
+
+impl roost_scripts::ScriptHost for IdleHost {
+    fn call(&self, _op: &str, _args: Value) -> futures::future::BoxFuture<'static, Result<Value, Value>> {
+        Box::pin(async { Err(json!({"status": 500})) })
+    }
+    fn module(&self, _name: &str) -> Option<Arc<str>> {
+        None
+    }
+    fn log(&self, _level: roost_scripts::LogLevel, _source: &str, _message: &str) {}
+    fn config(&self) -> Value {
+        json!({"env": {}, "config": {}})
+    }
+}
+
+/// What one script invocation costs in the engine: a fresh context, the Mobile Services prelude,
+/// evaluating a script and calling its function, one at a time.
+async fn context_cost() -> anyhow::Result<()> {
+    use roost_scripts::{Entry, Invocation, ScriptEngine, ScriptLimits};
+    let engine = ScriptEngine::new();
+    let host: Arc<dyn roost_scripts::ScriptHost> = Arc::new(IdleHost);
+    let inv = Invocation { source: "/scheduler/j.js".into(), script: Arc::from("function j() { var x = { a: 1 }; x.b = x.a + 1; }"), entry: Entry::Job("j".into()), input: json!({}) };
+    for _ in 0..50 {
+        engine.invoke("bench", ScriptLimits::default(), inv.clone(), host.clone()).done.await??;
+    }
+    let n = 2000;
+    let started = Instant::now();
+    for _ in 0..n {
+        engine.invoke("bench", ScriptLimits::default(), inv.clone(), host.clone()).done.await??;
+    }
+    let per = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    println!("script engine: fresh context + prelude + script + call: {per:.0} µs per invocation ({n} in a row); tenant runtime {:.1} MiB", engine.memory_used("bench") as f64 / 1048576.0);
     Ok(())
 }

@@ -1,7 +1,9 @@
 // Globals of every script (protocol §6.2): host calls, timers, console, statusCodes, process, Buffer,
-// require, tables. Evaluated in each fresh context before the script. The natives arrive on
-// `__roost` (see engine.rs) and are captured here, then removed from the global object.
-var __roost_boot, __roost_dispatch, __roost_load, __roost_enter, __roost_lib = {};
+// require, tables. Compiled once to bytecode (as a module) and loaded into each fresh context before
+// the script. The natives arrive on `__roost` (see engine.rs) and are captured here, then removed from
+// the global object. Entry points the engine calls are set on the global object: `__roost_boot`,
+// `__roost_dispatch`, `__roost_load`, `__roost_enter`.
+globalThis.__roost_lib = {};
 (function (g) {
   'use strict';
   var R = g.__roost;
@@ -31,7 +33,7 @@ var __roost_boot, __roost_dispatch, __roost_load, __roost_enter, __roost_lib = {
     var id = R.call(op, JSON.stringify(args));
     calls[id] = cb;
   };
-  __roost_dispatch = function (id, err, res) {
+  g.__roost_dispatch = function (id, err, res) {
     if (err === undefined && res === undefined) {
       var t = timers[id];
       if (!t) return;
@@ -323,7 +325,7 @@ var __roost_boot, __roost_dispatch, __roost_load, __roost_enter, __roost_lib = {
   }
   L.makeRequire = makeRequire;
 
-  __roost_boot = function (configJson, source) {
+  g.__roost_boot = function (configJson, source) {
     var c = JSON.parse(configJson);
     L.current.source = source;
     // Table and job scripts may require at their top level (`var util = require('../shared/util')`).
@@ -334,7 +336,7 @@ var __roost_boot, __roost_dispatch, __roost_load, __roost_enter, __roost_lib = {
   };
 
   // CommonJS modules (APIs, startup): evaluated with their own module object.
-  __roost_load = function (source, text) {
+  g.__roost_load = function (source, text) {
     L.current.source = source;
     L.module = evaluate(source.toLowerCase(), text);
   };

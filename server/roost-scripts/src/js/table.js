@@ -179,7 +179,7 @@
     });
   }
 
-  __roost_enter = function (kind, inputJson) {
+  g.__roost_enter = function (kind, inputJson) {
     var input = JSON.parse(inputJson, L.revive);
     L.current.source = input.source || L.current.source;
     if (kind === 'table') return enterTable(input);
