@@ -149,6 +149,54 @@ impl Db {
         }
     }
 
+    /// Runs a read whose columns are not known in advance (`mssql`): column names and decoded rows.
+    pub async fn fetch_dynamic(&self, sql: &Sql) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
+        use sqlx::{Column as _, Row as _, TypeInfo as _};
+        match self {
+            Db::SqliteEngine(e) => e.fetch_dynamic(sql),
+            Db::Postgres(p) => {
+                let rows = sqlx::query_with(&sql.text, pg_args(&sql.params)?).fetch_all(p).await?;
+                let Some(first) = rows.first() else { return Ok((Vec::new(), Vec::new())) };
+                let cols: Vec<(String, Option<ColType>)> = first
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        let ty = match c.type_info().name().to_ascii_uppercase().as_str() {
+                            "TEXT" | "CITEXT" | "VARCHAR" | "BPCHAR" | "NAME" => Some(ColType::String),
+                            "FLOAT8" => Some(ColType::Number),
+                            "INT8" => Some(ColType::Integer),
+                            "BOOL" => Some(ColType::Boolean),
+                            "TIMESTAMPTZ" | "TIMESTAMP" => Some(ColType::Date),
+                            "BYTEA" => Some(ColType::Binary),
+                            _ => None,
+                        };
+                        (c.name().to_string(), ty)
+                    })
+                    .collect();
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let mut row = Vec::with_capacity(cols.len());
+                    for (i, (name, ty)) in cols.iter().enumerate() {
+                        row.push(match ty {
+                            Some(t) => decode_pg(r, i, *t)?,
+                            None if matches!(r.columns()[i].type_info().name(), "INT4" | "INT2") => {
+                                let n: Option<i32> = match r.columns()[i].type_info().name() {
+                                    "INT2" => r.try_get::<Option<i16>, _>(i)?.map(i32::from),
+                                    _ => r.try_get::<Option<i32>, _>(i)?,
+                                };
+                                n.map_or(Value::Null, |n| Value::Int(i64::from(n)))
+                            }
+                            None => return Err(StorageError::BadInput(format!("The result column '{name}' has a type mssql on Roost cannot return ({}).", r.columns()[i].type_info().name()))),
+                        });
+                    }
+                    out.push(row);
+                }
+                Ok((cols.into_iter().map(|(n, _)| n).collect(), out))
+            }
+            Db::Sqlite(_) => Err(StorageError::Internal("the catalog pool runs no tenant SQL".into())),
+        }
+    }
+
     /// Runs a read that may be answered from the SQLite engine's result cache (reads by id).
     pub async fn fetch_cached(&self, sql: &Sql, types: &[ColType]) -> Result<Vec<Vec<Value>>> {
         match self {

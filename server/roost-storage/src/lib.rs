@@ -13,6 +13,7 @@ pub mod ddl;
 pub mod items;
 pub mod pg_batch;
 pub mod scripts;
+pub mod tsql;
 pub mod sqlite_engine;
 
 use db::Db;
@@ -182,7 +183,7 @@ impl Tenant {
     /// All scripts, by kind then name.
     pub fn scripts(&self) -> Vec<Arc<scripts::ScriptRecord>> {
         let mut v: Vec<_> = self.scripts.values().cloned().collect();
-        v.sort_by(|a, b| (a.kind, a.name.to_ascii_lowercase()).cmp(&(b.kind, b.name.to_ascii_lowercase())));
+        v.sort_by_key(|s| (s.kind, s.name.to_ascii_lowercase()));
         v
     }
 

@@ -306,6 +306,68 @@ impl SqliteEngine {
         Ok(rows)
     }
 
+    /// Runs a read whose columns are not known in advance (`mssql`): names and values, each decoded
+    /// by its declared column type, or by its stored type for expressions.
+    pub fn fetch_dynamic(&self, sql: &Sql) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open(&self.path, false, false)?,
+        };
+        let r = (|| {
+            let mut stmt = conn.prepare(&sql.text).map_err(db_error)?;
+            let cols: Vec<(String, Option<ColType>)> = stmt
+                .columns()
+                .iter()
+                .map(|c| {
+                    let ty = c.decl_type().map(|d| d.to_ascii_uppercase()).and_then(|d| match d.split_whitespace().next().unwrap_or("") {
+                        "DATETIMEOFFSET" => Some(ColType::Date),
+                        "BOOLEAN" => Some(ColType::Boolean),
+                        "REAL" => Some(ColType::Number),
+                        "INTEGER" => Some(ColType::Integer),
+                        "BLOB" => Some(ColType::Binary),
+                        "TEXT" => Some(ColType::String),
+                        _ => None,
+                    });
+                    (c.name().to_string(), ty)
+                })
+                .collect();
+            let params: Vec<SqlValue> = sql.params.iter().map(to_sql).collect();
+            let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(db_error)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(db_error)? {
+                let mut r = Vec::with_capacity(cols.len());
+                for (i, (_, ty)) in cols.iter().enumerate() {
+                    let v = row.get_ref(i).map_err(db_error)?;
+                    r.push(match ty {
+                        Some(t) => decode(v, *t),
+                        None => match v {
+                            ValueRef::Null => Value::Null,
+                            ValueRef::Integer(n) => Value::Int(n),
+                            ValueRef::Real(f) => Value::Number(f),
+                            // An expression's text in the stored date format (GETUTCDATE()) is a date.
+                            ValueRef::Text(t) => {
+                                let s = String::from_utf8_lossy(t);
+                                match roost_odata::parse_strict_datetime(&s).filter(|_| s.len() == 24 && s.ends_with('Z')) {
+                                    Some(d) => Value::Date(d),
+                                    None => Value::Text(s.into_owned()),
+                                }
+                            }
+                            ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+                        },
+                    });
+                }
+                out.push(r);
+            }
+            Ok((cols.into_iter().map(|(n, _)| n).collect(), out))
+        })();
+        let mut idle = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        r
+    }
+
     /// Runs a read on a pooled reader connection, on the calling thread.
     pub fn fetch(&self, sql: &Sql, types: &[ColType]) -> Result<Vec<Vec<Value>>> {
         let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();

@@ -25,6 +25,9 @@ pub struct LogSink {
     tx: mpsc::UnboundedSender<LogMsg>,
 }
 
+/// (level, source, message) of a log line.
+type LogLine = (String, String, String);
+
 enum LogMsg {
     Line(String, String, String, String),
     Flush(tokio::sync::oneshot::Sender<()>),
@@ -44,7 +47,7 @@ impl LogSink {
                     }
                 }
                 let Some(app) = app.upgrade() else { return };
-                let mut by_tenant: Vec<(String, Vec<(String, String, String)>)> = Vec::new();
+                let mut by_tenant: Vec<(String, Vec<LogLine>)> = Vec::new();
                 let mut flushes = Vec::new();
                 for m in batch {
                     match m {
@@ -270,12 +273,59 @@ impl HostInner {
                 let tag = version_tag(args.get("version"));
                 self.delete(&table, id, tag).await
             }
-            "mssql.query" | "mssql.queryRaw" => Err(script_error(ApiError::BadInput(
-                "mssql is not available on this Roost version yet; use the tables object.".into(),
-            ))),
+            "mssql.query" | "mssql.queryRaw" => self.mssql(op == "mssql.queryRaw", &args).await,
             "http.request" => crate::outbound::request(&self.tenant, args).await,
             other => Err(script_error(ApiError::Internal(format!("unknown host call {other}")))),
         }
+    }
+
+    /// `mssql.query` / `mssql.queryRaw` (§6.7, R10): one result per statement of the batch.
+    async fn mssql(&self, raw: bool, args: &Json) -> Result<Json, Json> {
+        let sql = args.get("sql").and_then(Json::as_str).unwrap_or("");
+        let params: Vec<Value> = args.get("params").and_then(Json::as_array).into_iter().flatten().map(param_value).collect();
+        // The script wrote this SQL: it gets the database's own message, as SQL Server's errors were.
+        let sets = roost_storage::tsql::run(&self.tenant, sql, &params).await.map_err(|e| {
+            let m = match e {
+                StorageError::BadInput(m) => m,
+                StorageError::Sql(sqlx::Error::Database(d)) => d.message().to_string(),
+                other => other.to_string(),
+            };
+            json!({ "status": 400, "body": { "code": 400, "error": format!("Error: {m}") } })
+        })?;
+        let out: Vec<Json> = sets
+            .iter()
+            .map(|set| {
+                if raw {
+                    let meta: Vec<Json> = set
+                        .columns
+                        .iter()
+                        .zip(&set.types)
+                        .map(|(n, t)| {
+                            let ty = match t {
+                                Some(roost_odata::sql::ColType::String) => "text",
+                                Some(roost_odata::sql::ColType::Number) => "number",
+                                Some(roost_odata::sql::ColType::Integer) => "number",
+                                Some(roost_odata::sql::ColType::Boolean) => "boolean",
+                                Some(roost_odata::sql::ColType::Date) => "date",
+                                Some(roost_odata::sql::ColType::Binary) => "binary",
+                                None => "",
+                            };
+                            json!({ "name": n, "size": 0, "nullable": true, "type": ty })
+                        })
+                        .collect();
+                    let rows: Vec<Json> = set.rows.iter().map(|r| Json::Array(r.iter().cloned().map(value_for_script).collect())).collect();
+                    json!({ "meta": meta, "rows": rows, "affected": set.affected })
+                } else {
+                    let rows: Vec<Json> = set
+                        .rows
+                        .iter()
+                        .map(|r| Json::Object(set.columns.iter().cloned().zip(r.iter().cloned().map(value_for_script)).collect()))
+                        .collect();
+                    json!({ "rows": rows, "affected": set.affected })
+                }
+            })
+            .collect();
+        Ok(Json::Array(out))
     }
 
     /// `request.execute()`: the HTTP request's own operation, with HTTP's validation.
@@ -386,6 +436,40 @@ impl HostInner {
             })
         })?;
         Ok(Json::Null)
+    }
+}
+
+/// A script's SQL parameter: `{"$date"}` and `{"$bytes"}` carry dates and buffers.
+fn param_value(v: &Json) -> Value {
+    use base64::Engine as _;
+    match v {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Number(n.as_f64().unwrap_or(0.0)),
+        },
+        Json::String(s) => Value::Text(s.clone()),
+        Json::Object(o) => {
+            if let Some(d) = o.get("$date").and_then(Json::as_str).and_then(roost_odata::parse_strict_datetime) {
+                Value::Date(d)
+            } else if let Some(b) = o.get("$bytes").and_then(Json::as_str) {
+                Value::Bytes(base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default())
+            } else {
+                Value::Text(v.to_string())
+            }
+        }
+        Json::Array(_) => Value::Text(v.to_string()),
+    }
+}
+
+/// A stored value as a script sees it: dates as `{"$date"}`, binary as `{"$bytes"}`.
+fn value_for_script(v: Value) -> Json {
+    use base64::Engine as _;
+    match v {
+        Value::Date(d) => json!({ "$date": roost_odata::format_datetime(&d) }),
+        Value::Bytes(b) => json!({ "$bytes": base64::engine::general_purpose::STANDARD.encode(b) }),
+        other => tables::value_to_json(other),
     }
 }
 

@@ -21,13 +21,16 @@ use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// A script of the folder: kind, name, text, API permissions, job schedule.
+type FolderScript = (ScriptKind, String, String, Option<ApiPermissions>, Option<JobSchedule>);
+
 /// What the folder holds, parsed and checked.
 #[derive(Debug, Default)]
 struct Folder {
-    /// Table (as named by its files) → (permissions file, Roost options).
+    /// Table (as named by its files) → (permissions file, id kind, soft delete).
     tables: BTreeMap<String, (Option<TablePermissions>, IdKind, bool)>,
-    /// (kind, name, body, permissions, schedule, file) of each script.
-    scripts: Vec<(ScriptKind, String, String, Option<ApiPermissions>, Option<JobSchedule>)>,
+    /// Every script.
+    scripts: Vec<FolderScript>,
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
@@ -205,7 +208,7 @@ pub async fn import(config: &crate::Config, name: &str, dir: &Path) -> anyhow::R
                 report.tables_kept.push(t.name);
             }
             Err(ManageError::NotFound(_)) => {
-                let spec = TableIn { name: table.clone(), id_kind: *id_kind, soft_delete: *soft, permissions: perms.clone().unwrap_or_default() };
+                let spec = TableIn { name: table.clone(), id_kind: *id_kind, soft_delete: *soft, permissions: perms.unwrap_or_default() };
                 manage::create_table(storage, name, &spec).await?;
                 report.tables_created.push(table.clone());
             }

@@ -17,7 +17,10 @@ globalThis.__roost_lib = {};
 
   // ---- host calls: JSON in, JSON out; dates travel as {"$date": iso} ----
   function revive(k, v) {
-    if (v && typeof v === 'object' && !Array.isArray(v) && typeof v.$date === 'string' && Object.keys(v).length === 1) return new Date(v.$date);
+    if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 1) {
+      if (typeof v.$date === 'string') return new Date(v.$date);
+      if (typeof v.$bytes === 'string') return g.Buffer.from(v.$bytes, 'base64');
+    }
     return v;
   }
   L.revive = revive;

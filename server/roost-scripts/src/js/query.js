@@ -288,13 +288,24 @@
       }
       if (params === undefined || params === null) params = [];
       if (!Array.isArray(params)) params = [params];
-      L.hostCall('mssql.' + op, { sql: sql, params: params }, function (err, res) {
+      var wire = params.map(function (p) {
+        if (p instanceof Date) return { $date: p.toISOString() };
+        if (p instanceof Uint8Array) return { $bytes: L.b64Encode(p) };
+        return p;
+      });
+      L.hostCall('mssql.' + op, { sql: sql, params: wire }, function (err, sets) {
         if (err) {
           if (options && options.error) return options.error(err);
           L.log('error', 'Error occurred executing query: ' + err.message);
           return L.internalError(err);
         }
-        if (options && options.success) options.success(res);
+        if (!options || !options.success) return;
+        // One call per result set; `more` tells whether another follows.
+        sets.forEach(function (set, i) {
+          var more = i < sets.length - 1;
+          if (op === 'queryRaw') options.success({ meta: set.meta, rows: set.rows }, more);
+          else options.success(set.rows, more);
+        });
       });
     };
   }

@@ -21,6 +21,7 @@ crate::on_both_backends!(
     shared_modules_app_settings_and_config,
     runaway_scripts_are_stopped_and_other_tenants_keep_answering,
     a_script_cannot_reach_other_tenants_files_or_private_addresses,
+    mssql_runs_the_t_sql_subset_in_the_tenants_own_database,
 );
 
 async fn insert_script_adds_a_field_and_logs(app: TestApp) {
@@ -354,7 +355,7 @@ async fn custom_api_verbs_register_routes_permissions_and_405(app: TestApp) {
     let r = app.request(Method::GET, "/api/movies?x=1", &[("x-custom", "v")], None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json(), json!({"q": {"x": "1"}, "user": {"level": "anonymous"}, "h": "v"}));
-    assert_eq!(r.header("x-zumo-version").is_some(), true);
+    assert!(r.header("x-zumo-version").is_some());
     assert_eq!(app.request(Method::POST, "/api/movies", &[("Content-Type", "application/json")], Some("{}")).await.status, StatusCode::UNAUTHORIZED);
     let r = app.call(Method::POST, "/api/movies", Some(json!({"k": [1]}))).await;
     assert_eq!((r.status, r.json()), (StatusCode::CREATED, json!({"body": {"k": [1]}})));
@@ -473,4 +474,54 @@ async fn a_script_cannot_reach_other_tenants_files_or_private_addresses(app: Tes
     assert!(ok, "{err}");
     let r = app.request(Method::GET, "/api/probe", &[], None).await;
     assert_eq!(r.json()["loopback"], "hi from loopback", "{}", r.text);
+}
+
+async fn mssql_runs_the_t_sql_subset_in_the_tenants_own_database(app: TestApp) {
+    app.create_table("todo", json!({})).await;
+    app.seed(
+        "todo",
+        &[
+            json!({"id": "a", "text": "Alpha", "complete": false, "n": 1, "when": "2024-01-02T03:04:05.678Z"}),
+            json!({"id": "b", "text": "Beta", "complete": false, "n": 2, "when": "2024-01-02T03:04:05.678Z"}),
+            json!({"id": "c", "text": "Gamma", "complete": true, "n": 3, "when": "2024-01-02T03:04:05.678Z"}),
+        ],
+    )
+    .await;
+    let api = r#"
+    exports.post = function (req, res) {
+        var sql = req.service.mssql, out = {};
+        var fail = function (what) { return function (err) { out[what] = err.message; next(); }; };
+        var steps = [
+            function () { sql.query('SELECT TOP 2 [ID], [TEXT], [when] FROM [todo] WHERE complete = ? ORDER BY n DESC', [false], { success: function (rows) {
+                out.top = rows.map(function (r) { return [r.id, r.text, r.when instanceof Date]; }); next(); } }); },
+            function () { var sets = []; sql.query('UPDATE todo SET complete = 1 WHERE n > ?; SELECT COUNT(*) AS c FROM todo WHERE complete = 1', 1, { success: function (rows, more) {
+                sets.push([rows.length ? rows[0].c : null, more]); if (!more) { out.batch = sets; next(); } } }); },
+            function () { sql.query('INSERT INTO todo (text, n) VALUES (?, ?)', ['Delta', 4], { success: function () { next(); } }); },
+            function () { sql.query('SELECT *, LEN(text) AS l, GETUTCDATE() AS now FROM todo WHERE text = ?', 'DELTA', { success: function (rows) {
+                var r = rows[0]; out.inserted = [typeof r.id, r.id.length, r.__createdAt instanceof Date, Buffer.isBuffer(r.__version), r.l, r.now instanceof Date, Object.keys(r).indexOf('__seq')]; next(); } }); },
+            function () { sql.queryRaw('SELECT id, n FROM todo WHERE id = ?', ['a'], { success: function (raw) { out.raw = raw; next(); } }); },
+            function () { sql.query('DROP TABLE todo', { error: fail('drop') }); },
+            function () { sql.query('SELECT * FROM roost.tenants', [], { error: fail('catalog') }); },
+            function () { sql.query('SELECT pg_sleep(1)', [], { error: fail('func') }); },
+            function () { sql.query('SELECT * FROM secrets', [], { error: fail('other') }); },
+            function () { sql.query('TRUNCATE TABLE todo; SELECT COUNT(*) AS c FROM todo', [], { success: function (rows, more) { if (!more) { out.truncated = rows[0].c; next(); } } }); },
+        ];
+        function next() { var s = steps.shift(); if (s) s(); else res.send(200, out); }
+        next();
+    };"#;
+    let r = app.put_script("api", "sql", api, json!({"permissions": {"routes": {"*": {"permission": "application"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.call(Method::POST, "/api/sql", Some(json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{} {:?}", r.text, app.logs().await);
+    let out = r.json();
+    assert_eq!(out["top"], json!([["b", "Beta", true], ["a", "Alpha", true]]));
+    assert_eq!(out["batch"], json!([[null, true], [2, false]]));
+    assert_eq!(out["inserted"], json!(["string", 36, true, true, 5, true, -1]));
+    assert_eq!(out["raw"]["meta"][0]["name"], "id");
+    assert_eq!(out["raw"]["rows"], json!([["a", 1]]));
+    assert!(out["drop"].as_str().unwrap().contains("'DROP TABLE' is not supported"), "{out}");
+    assert!(out["catalog"].as_str().unwrap().contains("Invalid object name"), "{out}");
+    assert!(out["func"].as_str().unwrap().contains("The function 'pg_sleep' is not supported"), "{out}");
+    assert!(out["other"].as_str().unwrap().contains("Invalid object name 'secrets'"), "{out}");
+    assert_eq!(out["truncated"], 0);
 }
