@@ -22,6 +22,7 @@ crate::on_both_backends!(
     runaway_scripts_are_stopped_and_other_tenants_keep_answering,
     a_script_cannot_reach_other_tenants_files_or_private_addresses,
     mssql_runs_the_t_sql_subset_in_the_tenants_own_database,
+    request_flags_query_components_and_late_responses,
 );
 
 async fn insert_script_adds_a_field_and_logs(app: TestApp) {
@@ -524,4 +525,50 @@ async fn mssql_runs_the_t_sql_subset_in_the_tenants_own_database(app: TestApp) {
     assert!(out["func"].as_str().unwrap().contains("The function 'pg_sleep' is not supported"), "{out}");
     assert!(out["other"].as_str().unwrap().contains("Invalid object name 'secrets'"), "{out}");
     assert_eq!(out["truncated"], 0);
+}
+
+async fn request_flags_query_components_and_late_responses(app: TestApp) {
+    app.create_table("notes", json!({"soft_delete": true})).await;
+    app.seed("notes", &[json!({"id": "1", "n": 1}), json!({"id": "2", "n": 2}), json!({"id": "3", "n": 3})]).await;
+    // Undelete runs the update script with request.undelete.
+    app.script("table", "notes.update", "function update(item, user, request) { console.log('undelete=%s op=%s', request.undelete, request.operation); request.execute(); }").await;
+    assert_eq!(app.call(Method::DELETE, "/tables/notes/3", None).await.status, StatusCode::NO_CONTENT);
+    let r = app.call(Method::POST, "/tables/notes/3", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.wait_for_log("undelete=true op=update").await;
+    assert_eq!(app.call(Method::DELETE, "/tables/notes/3", None).await.status, StatusCode::NO_CONTENT);
+    // execute({includeDeleted}) on a soft-delete table; select(function), skip and the total count.
+    app.script(
+        "table",
+        "notes.read",
+        r#"function read(query, user, request) {
+            query.select(function () { return this.id + ':' + this.n; }).orderByDescending('n').skip(1).includeTotalCount();
+            console.log('%s %s', tables.current.getTableName(), query.toOData());
+            var copy = new (Object.getPrototypeOf(query).constructor)('notes').setComponents(query.getComponents());
+            console.log('copy %s', copy.toOData());
+            user.getIdentities({ success: function (ids) { console.log('identities %j', ids); } });
+            request.execute({ includeDeleted: true });
+        }"#,
+    )
+    .await;
+    let r = app.get("/tables/notes").await;
+    assert_eq!(r.json(), json!({"results": ["2:2", "1:1"], "count": 3}), "{}", r.text);
+    app.wait_for_log("notes /notes?$orderby=n desc&$skip=1&$top=50&$inlinecount=allpages").await;
+    app.wait_for_log("copy /notes?$orderby=n desc&$skip=1&$top=50&$inlinecount=allpages").await;
+    app.wait_for_log("identities null").await;
+    // A response after the default response went out only logs a warning.
+    app.script("table", "notes.insert", "function insert(item, user, request) { request.execute({ success: function () { request.respond(201, item); setTimeout(function () { request.respond(200, {}); }, 5); } }); }").await;
+    let r = app.insert("notes", json!({"n": 9})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    app.wait_for_log("Respond cannot be called more than once.").await;
+    app.script("table", "notes.insert", "function insert(item, user, request) { request.execute(); setTimeout(function () { request.respond(200, {}); }, 20); }").await;
+    assert_eq!(app.insert("notes", json!({"n": 10})).await.status, StatusCode::CREATED);
+    let w = app.wait_for_log("Unable to write to the response - it has already been written.").await;
+    assert_eq!(w["level"], "warning");
+    // Integer-id tables have no versions: 'conflict' is not a valid option there.
+    app.create_table("counters", json!({"id_kind": "integer"})).await;
+    app.insert("counters", json!({"v": 1})).await;
+    app.script("table", "counters.update", "function update(item, user, request) { request.execute({ conflict: function () {} }); }").await;
+    assert_eq!(app.call(Method::PATCH, "/tables/counters/1", Some(json!({"v": 2}))).await.status, StatusCode::INTERNAL_SERVER_ERROR);
+    app.wait_for_log("at least one 'success' or 'error' property of type 'function'").await;
 }
