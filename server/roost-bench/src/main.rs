@@ -42,6 +42,8 @@ fn main() -> anyhow::Result<()> {
     match args.get(1).map(String::as_str) {
         Some("serve-roost") => serve_roost(&args[2..]),
         Some("serve-hello") => serve_hello(&args[2..]),
+        // `engine`: only the script engine's cost per invocation (for profiling).
+        Some("engine") => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(context_cost()),
         // `load ADDR PATH SECONDS`: GET one path with 16 connections (for profiling a running server).
         Some("load") => {
             let (addr, path) = (args.get(2).context("addr")?.clone(), args.get(3).context("path")?.clone());

@@ -92,7 +92,9 @@ struct TenantRuntime {
 
 impl TenantRuntime {
     fn new(limits: ScriptLimits) -> Result<Self, ScriptFailure> {
-        let rt = Runtime::new().map_err(|e| ScriptFailure::Error(format!("creating the script runtime: {e}")))?;
+        // QuickJS allocates through Rust's global allocator (mimalloc in the server): libc malloc was
+        // about a sixth of an invocation's profile.
+        let rt = Runtime::new_with_alloc(rquickjs::allocator::RustAllocator).map_err(|e| ScriptFailure::Error(format!("creating the script runtime: {e}")))?;
         rt.set_memory_limit(usize::try_from(limits.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX));
         // Blocking-pool threads have 2 MiB stacks; deep recursion must fail as a script error first.
         rt.set_max_stack_size(512 * 1024);
