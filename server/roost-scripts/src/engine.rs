@@ -85,9 +85,54 @@ struct TenantRuntime {
     interrupted: Arc<AtomicBool>,
     epoch: Instant,
     limits: ScriptLimits,
+    /// Invocations running on this runtime.
+    active: std::sync::atomic::AtomicUsize,
+}
+
+/// A tenant's runtimes ("lanes"). A QuickJS runtime runs one step at a time, so a tenant whose
+/// invocations overlap gets up to [`lanes`] runtimes to use several cores. Lanes are created on
+/// demand, share the tenant's invocation permits, and each may use an equal share of its memory cap.
+struct TenantLanes {
+    limits: ScriptLimits,
     permits: Arc<Semaphore>,
+    lanes: Mutex<Vec<Arc<TenantRuntime>>>,
     /// When it was last handed to an invocation (for the idle cache).
     last_used: AtomicU64,
+}
+
+/// Runtimes per tenant at most: one per core, up to 4.
+fn lanes() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
+}
+
+impl TenantLanes {
+    fn new(limits: ScriptLimits) -> Self {
+        Self { limits, permits: Arc::new(Semaphore::new(limits.max_concurrent.max(1))), lanes: Mutex::new(Vec::new()), last_used: AtomicU64::new(0) }
+    }
+
+    /// An idle lane, else a new one while under the count, else the least busy; marked active.
+    fn pick(&self) -> Result<Arc<TenantRuntime>, ScriptFailure> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let lane = match lanes.iter().min_by_key(|l| l.active.load(Ordering::Relaxed)) {
+            Some(l) if l.active.load(Ordering::Relaxed) == 0 || lanes.len() >= lanes_max() => l.clone(),
+            _ => {
+                let l = Arc::new(TenantRuntime::new(self.limits)?);
+                lanes.push(l.clone());
+                l
+            }
+        };
+        lane.active.fetch_add(1, Ordering::Relaxed);
+        Ok(lane)
+    }
+
+    fn idle(&self) -> bool {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner()).iter().all(|l| l.active.load(Ordering::Relaxed) == 0)
+    }
+}
+
+fn lanes_max() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(lanes)
 }
 
 impl TenantRuntime {
@@ -95,7 +140,8 @@ impl TenantRuntime {
         // QuickJS allocates through Rust's global allocator (mimalloc in the server): libc malloc was
         // about a sixth of an invocation's profile.
         let rt = Runtime::new_with_alloc(rquickjs::allocator::RustAllocator).map_err(|e| ScriptFailure::Error(format!("creating the script runtime: {e}")))?;
-        rt.set_memory_limit(usize::try_from(limits.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX));
+        let share = limits.memory_mb.saturating_mul(1024 * 1024) / lanes_max() as u64;
+        rt.set_memory_limit(usize::try_from(share).unwrap_or(usize::MAX));
         // Blocking-pool threads have 2 MiB stacks; deep recursion must fail as a script error first.
         rt.set_max_stack_size(512 * 1024);
         let deadline = Arc::new(AtomicU64::new(NO_DEADLINE));
@@ -109,25 +155,25 @@ impl TenantRuntime {
             }
             stop
         })));
-        Ok(Self { rt, deadline, interrupted, epoch, limits, permits: Arc::new(Semaphore::new(limits.max_concurrent.max(1))), last_used: AtomicU64::new(0) })
+        Ok(Self { rt, deadline, interrupted, epoch, limits, active: Default::default() })
     }
 }
 
 /// The script engine of one Roost process: tenant runtimes, created on first use.
 #[derive(Default)]
 pub struct ScriptEngine {
-    runtimes: Arc<Mutex<HashMap<String, Arc<TenantRuntime>>>>,
+    runtimes: Arc<Mutex<HashMap<String, Arc<TenantLanes>>>>,
     /// Ticks of runtime use, for least-recently-used eviction.
     clock: Arc<AtomicU64>,
 }
 
 /// Drops the least recently used runtimes no invocation holds, down to [`KEEP_IDLE_RUNTIMES`].
-fn trim(runtimes: &Mutex<HashMap<String, Arc<TenantRuntime>>>) {
+fn trim(runtimes: &Mutex<HashMap<String, Arc<TenantLanes>>>) {
     let mut rts = runtimes.lock().unwrap_or_else(|e| e.into_inner());
     if rts.len() <= KEEP_IDLE_RUNTIMES {
         return;
     }
-    let mut idle: Vec<(u64, String)> = rts.iter().filter(|(_, r)| Arc::strong_count(r) == 1).map(|(k, r)| (r.last_used.load(Ordering::Relaxed), k.clone())).collect();
+    let mut idle: Vec<(u64, String)> = rts.iter().filter(|(_, r)| Arc::strong_count(r) == 1 && r.idle()).map(|(k, r)| (r.last_used.load(Ordering::Relaxed), k.clone())).collect();
     idle.sort();
     let excess = rts.len() - KEEP_IDLE_RUNTIMES;
     for (_, k) in idle.into_iter().take(excess) {
@@ -163,7 +209,7 @@ impl ScriptEngine {
     /// Memory used by a tenant's runtime, in bytes (0 if it has none).
     pub fn memory_used(&self, tenant: &str) -> i64 {
         let rts = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
-        rts.get(tenant).map(|r| r.rt.memory_usage().memory_used_size).unwrap_or(0)
+        rts.get(tenant).map(|r| r.lanes.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|l| l.rt.memory_usage().memory_used_size).sum()).unwrap_or(0)
     }
 
     /// Drops a tenant's runtime (tenant deleted); running invocations keep theirs until they end.
@@ -171,18 +217,18 @@ impl ScriptEngine {
         self.runtimes.lock().unwrap_or_else(|e| e.into_inner()).remove(tenant);
     }
 
-    fn runtime(&self, tenant: &str, limits: ScriptLimits) -> Result<Arc<TenantRuntime>, ScriptFailure> {
+    fn runtime(&self, tenant: &str, limits: ScriptLimits) -> Arc<TenantLanes> {
         let mut rts = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
         let tick = self.clock.fetch_add(1, Ordering::Relaxed);
         if let Some(rt) = rts.get(tenant).filter(|r| r.limits == limits) {
             rt.last_used.store(tick, Ordering::Relaxed);
-            return Ok(rt.clone());
+            return rt.clone();
         }
-        // New tenant, or its limits changed: a new runtime (the old one ends with its invocations).
-        let rt = Arc::new(TenantRuntime::new(limits)?);
+        // New tenant, or its limits changed: new runtimes (the old ones end with their invocations).
+        let rt = Arc::new(TenantLanes::new(limits));
         rt.last_used.store(tick, Ordering::Relaxed);
         rts.insert(tenant.to_string(), rt.clone());
-        Ok(rt)
+        rt
     }
 
     /// Starts an invocation. Must be called within a Tokio runtime.
@@ -191,15 +237,25 @@ impl ScriptEngine {
         let rt = self.runtime(tenant, limits);
         let runtimes = self.runtimes.clone();
         let done = tokio::spawn(async move {
-            let rt = match rt {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = tx.send(Err(e.clone()));
-                    return Err(e);
+            let source = invocation.source.clone();
+            let wall_deadline = tokio::time::Instant::now() + Duration::from_millis(limits.wall_ms);
+            let result = match tokio::time::timeout_at(wall_deadline, rt.permits.clone().acquire_owned()).await {
+                Ok(Ok(_permit)) => match rt.pick() {
+                    Ok(lane) => {
+                        let r = run(lane.clone(), invocation, host.clone(), tx, wall_deadline).await;
+                        lane.active.fetch_sub(1, Ordering::Relaxed);
+                        r
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.clone()));
+                        Err(e)
+                    }
+                },
+                _ => {
+                    let _ = tx.send(Err(ScriptFailure::Busy));
+                    Err(ScriptFailure::Busy)
                 }
             };
-            let source = invocation.source.clone();
-            let result = run(rt, invocation, host.clone(), tx).await;
             if let Err(e) = &result {
                 host.log(LogLevel::Error, &source, &failure_log(&source, e));
             }
@@ -239,19 +295,20 @@ enum Event {
     Timer(u32),
 }
 
-async fn run(rt: Arc<TenantRuntime>, inv: Invocation, host: Arc<dyn ScriptHost>, tx: oneshot::Sender<Result<Option<ScriptResponse>, ScriptFailure>>) -> Result<(), ScriptFailure> {
+async fn run(
+    rt: Arc<TenantRuntime>,
+    inv: Invocation,
+    host: Arc<dyn ScriptHost>,
+    tx: oneshot::Sender<Result<Option<ScriptResponse>, ScriptFailure>>,
+    wall_deadline: tokio::time::Instant,
+) -> Result<(), ScriptFailure> {
     let limits = rt.limits;
-    let wall_deadline = tokio::time::Instant::now() + Duration::from_millis(limits.wall_ms);
     let mut tx = Some(tx);
     let fail = |tx: &mut Option<oneshot::Sender<_>>, e: ScriptFailure| {
         if let Some(tx) = tx.take() {
             let _ = tx.send(Err(e.clone()));
         }
         Err(e)
-    };
-    let _permit = match tokio::time::timeout_at(wall_deadline, rt.permits.clone().acquire_owned()).await {
-        Ok(Ok(p)) => p,
-        _ => return fail(&mut tx, ScriptFailure::Busy),
     };
     let state = Arc::new(Mutex::new(InvState::default()));
     let mut cpu_left = Duration::from_millis(limits.cpu_ms);
