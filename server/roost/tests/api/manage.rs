@@ -5,7 +5,14 @@ use crate::helpers::{send, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-crate::on_both_backends!(configuration_comes_from_defaults_file_and_environment, management_api_requires_the_admin_token, tenant_lifecycle_through_the_api, table_management_through_the_api, cli_changes_apply_to_the_running_server_at_once);
+crate::on_both_backends!(
+    configuration_comes_from_defaults_file_and_environment,
+    management_api_requires_the_admin_token,
+    tenant_lifecycle_through_the_api,
+    table_management_through_the_api,
+    cli_changes_apply_to_the_running_server_at_once,
+    scripts_logs_and_job_runs_through_the_api_and_the_cli,
+);
 
 async fn configuration_comes_from_defaults_file_and_environment(app: TestApp) {
     let (ok, out, _) = app.cli(&["default-config"]);
@@ -167,4 +174,60 @@ async fn cli_changes_apply_to_the_running_server_at_once(app: TestApp) {
     assert!(ok);
     let r = send(app.client().get(format!("{}/t/{name}/status", app.base))).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+async fn scripts_logs_and_job_runs_through_the_api_and_the_cli(app: TestApp) {
+    app.create_table("todo", json!({})).await;
+    let t = &app.tenant;
+    // Without the admin token: 401, as every /manage/v1 route.
+    let r = send(app.client().get(format!("{}/manage/v1/tenants/{t}/scripts", app.base))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    app.script("table", "todo.insert", "function insert(item, user, request) { console.log('one'); console.log('two'); request.execute(); }").await;
+    app.script("shared", "util", "exports.x = 1;").await;
+    let r = app.put_script("api", "hello", "exports.get = function (req, res) { res.send(200, 'hi'); };", json!({"permissions": {"routes": {"*": {"permission": "public"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["path"], "/api/hello.js");
+    assert_eq!(r.json()["permissions"]["routes"]["*"]["permission"], "public");
+    // Unknown permission levels and kinds are refused.
+    let r = app.put_script("api", "bad", "exports.get = function () {};", json!({"permissions": {"routes": {"*": {"permission": "everyone"}}}})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = app.put_script("macro", "x", "1", json!({})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = app.put_script("shared", "util", "exports.x = 1;", json!({"schedule": {"interval": 1, "unit": "hour", "enabled": true}})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    // List and get (case-insensitive names, stored casing kept).
+    let list = app.manage(Method::GET, &format!("/tenants/{t}/scripts"), None).await.json();
+    let names: Vec<(String, String)> = list.as_array().unwrap().iter().map(|s| (s["kind"].as_str().unwrap().to_string(), s["name"].as_str().unwrap().to_string())).collect();
+    assert_eq!(names, vec![("table".into(), "todo.insert".into()), ("api".into(), "hello".into()), ("shared".into(), "util".into())]);
+    let r = app.manage(Method::GET, &format!("/tenants/{t}/scripts/table/TODO.insert"), None).await;
+    assert!(r.json()["body"].as_str().unwrap().contains("console.log('one')"));
+    let (ok, out, _) = app.cli(&["script", "get", t, "shared", "util"]);
+    assert!(ok && out == "exports.x = 1;", "{out}");
+    let (ok, out, _) = app.cli(&["script", "list", t]);
+    assert!(ok && out.contains("api\thello"), "{out}");
+    // Logs page with `after`.
+    app.insert("todo", json!({"a": 1})).await;
+    app.wait_for_log("two").await;
+    let all = app.manage(Method::GET, &format!("/tenants/{t}/logs"), None).await.json();
+    let first = all[0]["id"].as_i64().unwrap();
+    let rest = app.manage(Method::GET, &format!("/tenants/{t}/logs?after={first}"), None).await.json();
+    assert_eq!(rest.as_array().unwrap().len(), all.as_array().unwrap().len() - 1);
+    assert_eq!(rest[0]["message"], "two");
+    let (ok, out, _) = app.cli(&["script", "logs", t]);
+    assert!(ok && out.contains("\tinformation\t/table/todo.insert.js\tone"), "{out}");
+    // Job runs of a job nobody ran: empty.
+    assert_eq!(app.manage(Method::GET, &format!("/tenants/{t}/jobs/none/runs"), None).await.json(), json!([]));
+    // Delete; a second delete is 404; the request runs without the script again.
+    let path = format!("/tenants/{t}/scripts/table/todo.insert");
+    assert_eq!(app.manage(Method::DELETE, &path, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.manage(Method::DELETE, &path, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.manage(Method::GET, &path, None).await.status, StatusCode::NOT_FOUND);
+    let (ok, _, err) = app.cli(&["script", "delete", t, "api", "hello"]);
+    assert!(ok, "{err}");
+    assert_eq!(app.request(Method::GET, "/api/hello", &[], None).await.status, StatusCode::NOT_FOUND);
+    // Deleting the tenant deletes its scripts and logs.
+    let other = app.new_tenant().await;
+    let o = other["name"].as_str().unwrap();
+    assert_eq!(app.manage(Method::DELETE, &format!("/tenants/{o}"), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.manage(Method::GET, &format!("/tenants/{o}/scripts"), None).await.status, StatusCode::NOT_FOUND);
 }
