@@ -87,6 +87,10 @@ struct TenantRuntime {
     limits: ScriptLimits,
     /// Invocations running on this runtime.
     active: std::sync::atomic::AtomicUsize,
+    /// The runtime's own thread, which runs its steps one after another (a QuickJS runtime runs one
+    /// step at a time anyway). Steps queue here instead of each taking a blocking-pool thread that
+    /// would wait on the runtime's lock; the thread ends when the runtime is dropped.
+    thread: Mutex<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
 }
 
 /// A tenant's runtimes ("lanes"). A QuickJS runtime runs one step at a time, so a tenant whose
@@ -155,7 +159,45 @@ impl TenantRuntime {
             }
             stop
         })));
-        Ok(Self { rt, deadline, interrupted, epoch, limits, active: Default::default() })
+        let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        std::thread::Builder::new()
+            .name("roost-js".into())
+            .spawn(move || {
+                while let Ok(job) = queue.recv() {
+                    job();
+                }
+            })
+            .map_err(|e| ScriptFailure::Error(format!("starting a script thread: {e}")))?;
+        Ok(Self { rt, deadline, interrupted, epoch, limits, active: Default::default(), thread: Mutex::new(jobs) })
+    }
+
+    /// Runs `f` on the runtime's thread and waits for it without holding an async worker.
+    async fn on_thread<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        self.post(move || {
+            let _ = tx.send(f());
+        });
+        rx.await.ok()
+    }
+
+    /// Queues `f` on the runtime's thread.
+    fn post(&self, f: impl FnOnce() + Send + 'static) {
+        let _ = self.thread.lock().unwrap_or_else(|e| e.into_inner()).send(Box::new(f));
+    }
+}
+
+/// A fresh context that is freed on its runtime's thread: freeing takes the runtime's lock, which an
+/// async worker must never wait for (another invocation's step may hold it for its CPU budget).
+struct OwnedContext {
+    ctx: Option<Arc<Context>>,
+    rt: Arc<TenantRuntime>,
+}
+
+impl Drop for OwnedContext {
+    fn drop(&mut self) {
+        if let Some(c) = self.ctx.take() {
+            self.rt.post(move || drop(c));
+        }
     }
 }
 
@@ -316,29 +358,30 @@ async fn run(
     let mut step: Step = Step::Start { inv: Box::new(inv.clone()), config, host: host.clone() };
     let mut pending: FuturesUnordered<futures::future::BoxFuture<'static, Event>> = FuturesUnordered::new();
     let mut live_timers: HashSet<u32> = HashSet::new();
-    // The fresh context is created by the first step, on the blocking pool like all JavaScript.
-    let mut ctx: Option<Arc<Context>> = None;
+    // The fresh context is created by the first step, on the runtime's thread like all JavaScript.
+    let mut ctx = OwnedContext { ctx: None, rt: rt.clone() };
     loop {
-        let (rt2, ctx2, st2) = (rt.clone(), ctx.clone(), state.clone());
+        let (rt2, ctx2, st2) = (rt.clone(), ctx.ctx.clone(), state.clone());
         let budget = cpu_left;
-        let outcome = tokio::task::spawn_blocking(move || {
-            let ctx = match ctx2 {
-                Some(c) => c,
-                None => match Context::custom::<Intrinsics>(&rt2.rt) {
-                    Ok(c) => Arc::new(c),
-                    Err(_) => return (None, Duration::ZERO, Err(ScriptFailure::MemoryLimit(rt2.limits.memory_mb))),
-                },
-            };
-            let (elapsed, result) = run_step(&rt2, &ctx, &st2, step, budget);
-            (Some(ctx), elapsed, result)
-        })
-        .await;
+        let outcome = rt
+            .on_thread(move || {
+                let ctx = match ctx2 {
+                    Some(c) => c,
+                    None => match Context::custom::<Intrinsics>(&rt2.rt) {
+                        Ok(c) => Arc::new(c),
+                        Err(_) => return (None, Duration::ZERO, Err(ScriptFailure::MemoryLimit(rt2.limits.memory_mb))),
+                    },
+                };
+                let (elapsed, result) = run_step(&rt2, &ctx, &st2, step, budget);
+                (Some(ctx), elapsed, result)
+            })
+            .await;
         let (elapsed, result) = match outcome {
-            Ok((c, elapsed, result)) => {
-                ctx = c;
+            Some((c, elapsed, result)) => {
+                ctx.ctx = c;
                 (elapsed, result)
             }
-            Err(e) => return fail(&mut tx, ScriptFailure::Error(format!("the script step panicked: {e}"))),
+            None => return fail(&mut tx, ScriptFailure::Error("the script thread stopped".into())),
         };
         cpu_left = cpu_left.saturating_sub(elapsed);
         // Natives' records: logs, response, new calls and timers.

@@ -8,9 +8,10 @@
 //! Rules the engine keeps (R9):
 //! - Every invocation gets a fresh QuickJS context (no state survives between requests), in the
 //!   tenant's own runtime, whose memory is capped per tenant.
-//! - JavaScript runs on the blocking pool, in *steps*: the first step evaluates the script and calls its
-//!   entry function; each later step delivers finished host calls or timers. Between steps the script
-//!   holds no thread and no lock, so a script waiting on the database costs nothing.
+//! - JavaScript runs on the runtime's own thread, in *steps*: the first step evaluates the script and
+//!   calls its entry function; each later step delivers finished host calls or timers. Between steps
+//!   the script holds no thread and no lock, so a script waiting on the database costs nothing, and no
+//!   async worker ever runs JavaScript or waits for a runtime's lock.
 //! - CPU time is counted across steps and enforced by QuickJS's interrupt handler; wall-clock time
 //!   and the number of concurrent invocations per tenant are limited too.
 //! - The Mobile Services API itself is JavaScript (`src/js/*.js`), talking to Rust through a handful
