@@ -1,5 +1,5 @@
 //! The QuickJS side: one runtime per tenant (memory cap, interrupt handler), a fresh context per
-//! invocation, and the step loop that runs JavaScript on the blocking pool and waits for host calls
+//! invocation, and the step loop that runs JavaScript on the runtime's thread and waits for host calls
 //! and timers on the async runtime.
 
 use crate::{Entry, Invocation, LogLevel, ScriptBody, ScriptFailure, ScriptHost, ScriptLimits, ScriptResponse};
