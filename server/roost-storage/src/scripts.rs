@@ -130,6 +130,23 @@ impl Storage {
             .collect()
     }
 
+    /// Every job script of every tenant, with its tenant: the scheduler reads these without loading
+    /// tenants that have no jobs.
+    pub async fn job_scripts(&self) -> Result<Vec<(String, ScriptRecord)>> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "select tenant, name, body, meta, updated_at from tenant_scripts where kind = 'job' order by tenant, name",
+            Dialect::Postgres => "select tenant, name, body, meta, to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from roost.tenant_scripts where kind = 'job' order by tenant, name_lower",
+        };
+        self.catalog_rows(sql, &[])
+            .await?
+            .into_iter()
+            .map(|r| {
+                let meta = serde_json::from_str(&r[3]).map_err(|e| StorageError::Internal(format!("meta of job {}: {e}", r[1])))?;
+                Ok((r[0].clone(), ScriptRecord { kind: ScriptKind::Job, name: r[1].clone(), body: Arc::from(r[2].as_str()), meta, updated_at: r[4].clone() }))
+            })
+            .collect()
+    }
+
     /// Creates or replaces a script (the caller has checked its syntax). Saving the same text and
     /// metadata again keeps its `updated_at` (its version: startup runs once per version).
     pub async fn put_script(&self, tenant: &str, kind: ScriptKind, name: &str, body: &str, meta: &serde_json::Value) -> Result<()> {

@@ -102,17 +102,19 @@ pub async fn run_now(app: &AppState, tenant: &Arc<Tenant>, script: &ScriptRecord
 /// runs this node started (and waited for).
 pub async fn run_once(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<usize> {
     let mut runs = Vec::new();
-    for record in app.storage.list_tenants().await? {
-        let Some(tenant) = app.storage.tenant(&record.name).await? else { continue };
-        for script in tenant.scripts().into_iter().filter(|s| s.kind == ScriptKind::Job) {
-            let Some(schedule) = script.meta.get("schedule").and_then(|s| serde_json::from_value::<JobSchedule>(s.clone()).ok()) else { continue };
-            let Some(due) = latest_due(&schedule, now) else { continue };
-            let due = roost_odata::format_datetime(&due);
-            if app.storage.claim_job_run(&tenant.record.name, &script.name, &due).await? {
-                let (app, tenant) = (app.clone(), tenant.clone());
-                runs.push(tokio::spawn(async move { run_job(&app, &tenant, &script, &due).await }));
-            }
+    // Only the catalog's job rows are read: tenants without a due job are not loaded.
+    for (tenant_name, script) in app.storage.job_scripts().await? {
+        let Some(schedule) = script.meta.get("schedule").and_then(|s| serde_json::from_value::<JobSchedule>(s.clone()).ok()) else { continue };
+        let Some(due) = latest_due(&schedule, now) else { continue };
+        let due = roost_odata::format_datetime(&due);
+        if !app.storage.claim_job_run(&tenant_name, &script.name, &due).await? {
+            continue;
         }
+        let Some(tenant) = app.storage.tenant(&tenant_name).await? else { continue };
+        // The loaded tenant's copy is the current one (the list may be a moment older).
+        let script = tenant.script(ScriptKind::Job, &script.name).unwrap_or_else(|| Arc::new(script));
+        let app = app.clone();
+        runs.push(tokio::spawn(async move { run_job(&app, &tenant, &script, &due).await }));
     }
     let n = runs.len();
     for r in runs {

@@ -23,6 +23,7 @@ crate::on_both_backends!(
     a_script_cannot_reach_other_tenants_files_or_private_addresses,
     mssql_runs_the_t_sql_subset_in_the_tenants_own_database,
     request_flags_query_components_and_late_responses,
+    invocations_beyond_the_concurrency_cap_wait_for_a_slot,
 );
 
 async fn insert_script_adds_a_field_and_logs(app: TestApp) {
@@ -571,4 +572,26 @@ async fn request_flags_query_components_and_late_responses(app: TestApp) {
     app.script("table", "counters.update", "function update(item, user, request) { request.execute({ conflict: function () {} }); }").await;
     assert_eq!(app.call(Method::PATCH, "/tables/counters/1", Some(json!({"v": 2}))).await.status, StatusCode::INTERNAL_SERVER_ERROR);
     app.wait_for_log("at least one 'success' or 'error' property of type 'function'").await;
+}
+
+async fn invocations_beyond_the_concurrency_cap_wait_for_a_slot(app: TestApp) {
+    let api = "exports.get = function (req, res) { setTimeout(function () { res.send(200, { ok: true }); }, 300); };";
+    let r = app.put_script("api", "slow", api, json!({"permissions": {"routes": {"*": {"permission": "public"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let three = || async {
+        let started = Instant::now();
+        let calls = (0..3).map(|_| app.request(Method::GET, "/api/slow", &[], None));
+        for r in futures::future::join_all(calls).await {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
+        started.elapsed()
+    };
+    // Three at once with room for three: about one timer's worth.
+    let together = three().await;
+    assert!(together < Duration::from_millis(800), "{together:?}");
+    // With one slot, each waits for the one before (a waiting script holds its slot).
+    let (ok, _, err) = app.cli(&["tenant", "set", &app.tenant, "--script-max-concurrent", "1"]);
+    assert!(ok, "{err}");
+    let queued = three().await;
+    assert!(queued >= Duration::from_millis(900), "{queued:?}");
 }
