@@ -90,7 +90,50 @@ struct TenantRuntime {
     /// The runtime's own thread, which runs its steps one after another (a QuickJS runtime runs one
     /// step at a time anyway). Steps queue here instead of each taking a blocking-pool thread that
     /// would wait on the runtime's lock; the thread ends when the runtime is dropped.
-    thread: Mutex<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
+    thread: Mutex<Option<JobSender>>,
+}
+
+/// Where a script thread takes its work from.
+type JobSender = std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>;
+
+/// Script threads kept for the next runtime when a runtime is dropped. Reusing a thread keeps its
+/// allocator heap in use: a thread that exits leaves its heap's pages resident.
+const KEEP_IDLE_THREADS: usize = 128;
+
+fn idle_threads() -> &'static Mutex<Vec<JobSender>> {
+    static IDLE: std::sync::OnceLock<Mutex<Vec<JobSender>>> = std::sync::OnceLock::new();
+    IDLE.get_or_init(Default::default)
+}
+
+/// An idle script thread, or a new one.
+fn script_thread() -> Result<JobSender, ScriptFailure> {
+    if let Some(t) = idle_threads().lock().unwrap_or_else(|e| e.into_inner()).pop() {
+        return Ok(t);
+    }
+    let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+    std::thread::Builder::new()
+        .name("roost-js".into())
+        // Above QuickJS's own stack limit (512 KiB, set below), well below the 2 MiB default.
+        .stack_size(1024 * 1024)
+        .spawn(move || {
+            while let Ok(job) = queue.recv() {
+                job();
+            }
+        })
+        .map_err(|e| ScriptFailure::Error(format!("starting a script thread: {e}")))?;
+    Ok(jobs)
+}
+
+impl Drop for TenantRuntime {
+    fn drop(&mut self) {
+        // Nothing can post to this runtime any more; its thread serves the next runtime.
+        if let Some(t) = self.thread.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            let mut idle = idle_threads().lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < KEEP_IDLE_THREADS {
+                idle.push(t);
+            }
+        }
+    }
 }
 
 /// A tenant's runtimes ("lanes"). A QuickJS runtime runs one step at a time, so a tenant whose
@@ -159,16 +202,8 @@ impl TenantRuntime {
             }
             stop
         })));
-        let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
-        std::thread::Builder::new()
-            .name("roost-js".into())
-            .spawn(move || {
-                while let Ok(job) = queue.recv() {
-                    job();
-                }
-            })
-            .map_err(|e| ScriptFailure::Error(format!("starting a script thread: {e}")))?;
-        Ok(Self { rt, deadline, interrupted, epoch, limits, active: Default::default(), thread: Mutex::new(jobs) })
+        let jobs = script_thread()?;
+        Ok(Self { rt, deadline, interrupted, epoch, limits, active: Default::default(), thread: Mutex::new(Some(jobs)) })
     }
 
     /// Runs `f` on the runtime's thread and waits for it without holding an async worker.
@@ -182,7 +217,9 @@ impl TenantRuntime {
 
     /// Queues `f` on the runtime's thread.
     fn post(&self, f: impl FnOnce() + Send + 'static) {
-        let _ = self.thread.lock().unwrap_or_else(|e| e.into_inner()).send(Box::new(f));
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = t.send(Box::new(f));
+        }
     }
 }
 
