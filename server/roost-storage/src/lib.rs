@@ -175,6 +175,11 @@ impl Tenant {
         self.db.dialect()
     }
 
+    /// True if the tenant has any script (a request without one skips every script lookup).
+    pub fn has_scripts(&self) -> bool {
+        !self.scripts.is_empty()
+    }
+
     /// A script by kind and name (case-insensitive).
     pub fn script(&self, kind: scripts::ScriptKind, name: &str) -> Option<Arc<scripts::ScriptRecord>> {
         self.scripts.get(&(kind, name.to_ascii_lowercase())).cloned()

@@ -134,6 +134,9 @@ fn unreachable_outcome() -> String {
 
 /// Makes sure the tenant's startup extension has run (once per script version) before a request.
 pub async fn ensure_started(app: &AppState, tenant: &Arc<Tenant>) {
+    if !tenant.has_scripts() {
+        return;
+    }
     let Some(script) = tenant.script(ScriptKind::Extension, "startup") else { return };
     {
         let mut seen = app.started_tenants.lock().unwrap_or_else(|e| e.into_inner());

@@ -158,7 +158,7 @@ pub async fn dispatch(state: &crate::AppState, r: TenantRequest) -> Result<Respo
         return Err(ApiError::unauthorized());
     }
     // §6.3: the operation's script runs unless the master key asked for `noScript`.
-    if !params.no_script {
+    if !params.no_script && r.tenant.has_scripts() {
         let op_name = match op {
             Op::Read => "read",
             Op::Insert => "insert",
