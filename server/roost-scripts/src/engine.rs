@@ -68,6 +68,9 @@ const BUILTINS: &[(&str, &str)] = &[
     ("request", include_str!("js/request.js")),
 ];
 
+/// Log lines one invocation may write; a script logging in a loop would otherwise flood its logs.
+pub const MAX_LOG_LINES: usize = 1_000;
+
 /// Deadline value meaning "no step is running".
 const NO_DEADLINE: u64 = u64::MAX;
 
@@ -366,6 +369,8 @@ struct InvState {
     response: Option<String>,
     responded: bool,
     logs: Vec<(LogLevel, String, String)>,
+    /// Lines logged by the invocation so far (capped at [`MAX_LOG_LINES`]).
+    logged: usize,
 }
 
 /// Something the script waits for has happened.
@@ -653,7 +658,13 @@ fn install_natives<'js>(ctx: &Ctx<'js>, state: &Arc<Mutex<InvState>>, source: &s
         Function::new(ctx.clone(), move |level: String, message: String, source: rquickjs::function::Opt<String>| {
             let level = LogLevel::parse(&level).unwrap_or(LogLevel::Information);
             let source = source.0.unwrap_or_else(|| default_source.clone());
-            st.lock().unwrap_or_else(|e| e.into_inner()).logs.push((level, source, message));
+            let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
+            s.logged += 1;
+            if s.logged < MAX_LOG_LINES {
+                s.logs.push((level, source, message));
+            } else if s.logged == MAX_LOG_LINES {
+                s.logs.push((LogLevel::Warning, source, format!("This invocation reached {MAX_LOG_LINES} log lines; its further lines are dropped.")));
+            }
         })?,
     )?;
     n.set(

@@ -21,7 +21,7 @@ mod engine;
 mod predicate;
 mod syntax;
 
-pub use engine::{InvocationHandle, ScriptEngine};
+pub use engine::{InvocationHandle, ScriptEngine, MAX_LOG_LINES};
 pub use predicate::translate_predicate;
 pub use syntax::{check_syntax, ScriptKind, SyntaxError};
 

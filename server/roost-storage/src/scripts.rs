@@ -208,11 +208,25 @@ impl Storage {
         Ok(())
     }
 
+    /// Keeps a tenant's newest `keep` log lines and deletes the older ones.
+    pub async fn prune_logs(&self, tenant: &str, keep: i64) -> Result<u64> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => {
+                "delete from script_logs where tenant = ? and id <= (select id from script_logs where tenant = ? order by id desc limit 1 offset cast(? as integer))"
+            }
+            Dialect::Postgres => {
+                "delete from roost.script_logs where tenant = $1 and id <= (select id from roost.script_logs where tenant = $2 order by id desc limit 1 offset $3::bigint)"
+            }
+        };
+        self.catalog_exec(sql, &[tenant, tenant, &keep.to_string()]).await
+    }
+
     /// A tenant's log lines after `after_id`, oldest first, at most `limit`.
     pub async fn logs(&self, tenant: &str, after_id: i64, limit: i64) -> Result<Vec<LogLine>> {
         let sql = match self.dialect() {
             Dialect::Sqlite => "select cast(id as text), time, level, source, message from script_logs where tenant = ? and id > cast(? as integer) order by id limit cast(? as integer)",
-            Dialect::Postgres => "select id::text, to_char(time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), level, source, message from roost.script_logs where tenant = $1 and id > $2::bigint order by id limit $3::bigint",
+            // The text form gets its own name: `order by id` would otherwise sort that output column as text.
+            Dialect::Postgres => "select id::text as id_text, to_char(time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), level, source, message from roost.script_logs where tenant = $1 and id > $2::bigint order by id limit $3::bigint",
         };
         let rows = self.catalog_rows(sql, &[&tenant.to_ascii_lowercase(), &after_id.to_string(), &limit.to_string()]).await?;
         Ok(rows

@@ -25,6 +25,11 @@ pub struct LogSink {
     tx: mpsc::UnboundedSender<LogMsg>,
 }
 
+/// Log lines kept per tenant (older ones are deleted).
+pub const KEEP_LOG_LINES: i64 = 10_000;
+/// Lines written between two retention passes.
+const PRUNE_EVERY: usize = 1_000;
+
 /// (level, source, message) of a log line.
 type LogLine = (String, String, String);
 
@@ -38,6 +43,7 @@ impl LogSink {
     pub fn start(app: std::sync::Weak<crate::App>) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<LogMsg>();
         tokio::spawn(async move {
+            let mut written = 0usize;
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
                 while batch.len() < 256 {
@@ -61,6 +67,14 @@ impl LogSink {
                 for (tenant, lines) in by_tenant {
                     if let Err(e) = app.storage.append_logs(&tenant, &lines).await {
                         tracing::warn!(tenant.name = %tenant, error = %e, "Could not store {} script log lines", lines.len());
+                    }
+                    // Retention: every so many lines, a tenant's log is cut back to its newest lines.
+                    written += lines.len();
+                    if written >= PRUNE_EVERY {
+                        written = 0;
+                        if let Err(e) = app.storage.prune_logs(&tenant, KEEP_LOG_LINES).await {
+                            tracing::warn!(tenant.name = %tenant, error = %e, "Could not prune script logs");
+                        }
                     }
                 }
                 for f in flushes {

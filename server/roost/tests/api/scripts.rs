@@ -24,6 +24,7 @@ crate::on_both_backends!(
     mssql_runs_the_t_sql_subset_in_the_tenants_own_database,
     request_flags_query_components_and_late_responses,
     invocations_beyond_the_concurrency_cap_wait_for_a_slot,
+    log_lines_are_capped_per_invocation_and_pruned_per_tenant,
 );
 
 async fn insert_script_adds_a_field_and_logs(app: TestApp) {
@@ -594,4 +595,21 @@ async fn invocations_beyond_the_concurrency_cap_wait_for_a_slot(app: TestApp) {
     assert!(ok, "{err}");
     let queued = three().await;
     assert!(queued >= Duration::from_millis(900), "{queued:?}");
+}
+
+async fn log_lines_are_capped_per_invocation_and_pruned_per_tenant(app: TestApp) {
+    app.create_table("todo", json!({})).await;
+    app.script("table", "todo.insert", "function insert(item, user, request) { for (var i = 0; i < 1500; i++) { console.log('line %d', i); } request.execute(); }").await;
+    assert_eq!(app.insert("todo", json!({})).await.status, StatusCode::CREATED);
+    app.wait_for_log("further lines are dropped").await;
+    let logs = app.logs().await;
+    assert_eq!(logs.len(), roost_scripts::MAX_LOG_LINES, "{}", logs.len());
+    assert_eq!(logs[0]["message"], "line 0", "{:?}", logs.iter().take(3).chain(logs.iter().skip(260).take(3)).map(|l| (l["id"].clone(), l["message"].clone())).collect::<Vec<_>>());
+    assert_eq!(logs[998]["message"], "line 998");
+    // Retention keeps the newest lines.
+    app.state.storage.prune_logs(&app.tenant, 5).await.unwrap();
+    let kept = app.logs().await;
+    assert_eq!(kept.len(), 5);
+    assert!(kept[4]["message"].as_str().unwrap().contains("further lines are dropped"));
+    assert_eq!(kept[0]["message"], "line 995");
 }
