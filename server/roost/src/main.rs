@@ -25,6 +25,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///   ROOST_TENANT_DOMAIN          also address tenants as {tenant}.{domain}
 ///   ROOST_TRUST_FORWARDED_PROTO  honour X-Forwarded-Proto (true/false)
 ///   ROOST_LOG                    log filter, e.g. info or roost=debug
+///   ROOST_SCHEDULER_TICK_MS      how often this node looks for due jobs (default 10000; 0 = never)
 /// then the flags below.
 #[derive(Parser, Debug)]
 #[command(name = "roost", version, verbatim_doc_comment)]
