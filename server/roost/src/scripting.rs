@@ -130,7 +130,8 @@ pub async fn run_startup(app: &AppState, tenant: &Arc<Tenant>) -> bool {
     let outcome = match waited.await {
         Ok(Ok(Ok(Some(r)))) if r.status < 400 => "succeeded".to_string(),
         Ok(Ok(Ok(Some(_)))) => "failed: done(error)".to_string(),
-        Ok(Ok(Ok(None))) | Ok(Err(_)) => unreachable_outcome(),
+        // Mapped to `pending` above: only a timeout ends the wait without a response.
+        Ok(Ok(Ok(None))) | Ok(Err(_)) => "failed: the script runtime went away".to_string(),
         Ok(Ok(Err(e))) => format!("failed: {e}"),
         Err(_) => {
             app.logs.write(&tenant.record.name, LogLevel::Error, &script.source(), "'startup' of 'startup.js' failed to call 'done' method with in 5000 ms");
@@ -140,10 +141,6 @@ pub async fn run_startup(app: &AppState, tenant: &Arc<Tenant>) -> bool {
     let ms = started.elapsed().as_millis() as i64;
     let _ = app.storage.finish_job_run(&tenant.record.name, "@startup", &script.updated_at, &outcome, ms).await;
     true
-}
-
-fn unreachable_outcome() -> String {
-    "failed: the script runtime went away".to_string()
 }
 
 /// Makes sure the tenant's startup extension has run (once per script version) before a request.
@@ -416,7 +413,7 @@ impl HostInner {
         let mut out = Map::new();
         out.insert("id".into(), tables::value_to_json(written.id.clone()));
         tables::add_system(&mut out, &written, system, None);
-        Ok(dates_for_script(out, &written))
+        Ok(dates_for_script(out))
     }
 
     async fn update(&self, table: &Table, id: Value, mut item: Json, tag: Option<Vec<u8>>, args: &Json, undelete: bool) -> Result<Json, Json> {
@@ -435,7 +432,7 @@ impl HostInner {
             out.insert("__deleted".into(), Json::Bool(false));
         }
         tables::add_system(&mut out, &written, system, extra.as_ref());
-        Ok(dates_for_script(out, &written))
+        Ok(dates_for_script(out))
     }
 
     async fn delete(&self, table: &Table, id: Value, tag: Option<Vec<u8>>) -> Result<Json, Json> {
@@ -491,7 +488,7 @@ fn value_for_script(v: Value) -> Json {
 }
 
 /// System dates of a write as `{"$date": …}`, so the script sees `Date` objects.
-fn dates_for_script(mut out: Map<String, Json>, _w: &roost_storage::items::Written) -> Json {
+fn dates_for_script(mut out: Map<String, Json>) -> Json {
     for k in ["__createdAt", "__updatedAt"] {
         if let Some(Json::String(s)) = out.get(k).cloned() {
             out.insert(k.into(), json!({ "$date": s }));
@@ -544,12 +541,26 @@ pub async fn respond(app: &AppState, tenant: &Arc<Tenant>, invocation: roost_scr
     }
 }
 
-/// The body of a script response as bytes, with its default content type.
-pub fn body_bytes(body: ScriptBody) -> (Option<&'static str>, Vec<u8>) {
-    match body {
+/// A script's response as HTTP: its status, its body with the body's default content type, then the
+/// headers the script set (which win).
+pub fn into_http(resp: ScriptResponse) -> axum::response::Response {
+    use axum::http::{header, HeaderValue, StatusCode};
+    use axum::response::IntoResponse as _;
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (content_type, bytes) = match resp.body {
         ScriptBody::Empty => (None, Vec::new()),
         ScriptBody::Json(j) => (Some("application/json"), j.to_string().into_bytes()),
         ScriptBody::Text(t) => (Some("text/plain"), t.into_bytes()),
         ScriptBody::Bytes(b) => (Some("application/octet-stream"), b),
+    };
+    let mut out = (status, bytes).into_response();
+    if let Some(ct) = content_type {
+        out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     }
+    for (k, v) in resp.headers {
+        if let (Ok(k), Ok(v)) = (header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+            out.headers_mut().insert(k, v);
+        }
+    }
+    out
 }

@@ -96,6 +96,21 @@ fn table_permissions(v: &Json, file: &Path) -> anyhow::Result<TablePermissions> 
     Ok(p)
 }
 
+/// The `.js` files of a folder (name without `.js`, text), each with its `<name>.json` parsed if present.
+fn scripts_with_json<T: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Result<Vec<(String, String, Option<T>)>> {
+    let all = files(dir)?;
+    let mut out = Vec::new();
+    for (name, path) in &all {
+        let Some(stem) = name.to_ascii_lowercase().strip_suffix(".js").map(|_| name[..name.len() - 3].to_string()) else { continue };
+        let meta = match all.iter().find(|(n, _)| n.eq_ignore_ascii_case(&format!("{stem}.json"))) {
+            Some((_, p)) => Some(serde_json::from_str::<T>(&read(p)?).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?),
+            None => None,
+        };
+        out.push((stem, read(path)?, meta));
+    }
+    Ok(out)
+}
+
 fn parse_folder(dir: &Path) -> anyhow::Result<Folder> {
     if !dir.is_dir() {
         anyhow::bail!("{} is not a folder", dir.display());
@@ -124,27 +139,11 @@ fn parse_folder(dir: &Path) -> anyhow::Result<Folder> {
         });
         f.scripts.push((ScriptKind::Table, format!("{t}.{op}"), body, None, None));
     }
-    let api_dir = sub(dir, "api");
-    for (name, path) in files(&api_dir)? {
-        if let Some(stem) = name.to_ascii_lowercase().strip_suffix(".js").map(|_| name[..name.len() - 3].to_string()) {
-            let perm_file = files(&api_dir)?.into_iter().find(|(n, _)| n.eq_ignore_ascii_case(&format!("{stem}.json"))).map(|(_, p)| p);
-            let permissions = match perm_file {
-                Some(p) => Some(serde_json::from_str::<ApiPermissions>(&read(&p)?).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?),
-                None => None,
-            };
-            f.scripts.push((ScriptKind::Api, stem, read(&path)?, permissions, None));
-        }
+    for (stem, body, permissions) in scripts_with_json::<ApiPermissions>(&sub(dir, "api"))? {
+        f.scripts.push((ScriptKind::Api, stem, body, permissions, None));
     }
-    let job_dir = sub(dir, "scheduler");
-    for (name, path) in files(&job_dir)? {
-        if let Some(stem) = name.to_ascii_lowercase().strip_suffix(".js").map(|_| name[..name.len() - 3].to_string()) {
-            let sched_file = files(&job_dir)?.into_iter().find(|(n, _)| n.eq_ignore_ascii_case(&format!("{stem}.json"))).map(|(_, p)| p);
-            let schedule = match sched_file {
-                Some(p) => Some(serde_json::from_str::<JobSchedule>(&read(&p)?).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?),
-                None => None,
-            };
-            f.scripts.push((ScriptKind::Job, stem, read(&path)?, None, schedule));
-        }
+    for (stem, body, schedule) in scripts_with_json::<JobSchedule>(&sub(dir, "scheduler"))? {
+        f.scripts.push((ScriptKind::Job, stem, body, None, schedule));
     }
     for (name, path) in files(&sub(dir, "shared"))? {
         if let Some(stem) = name.to_ascii_lowercase().strip_suffix(".js").map(|_| name[..name.len() - 3].to_string()) {

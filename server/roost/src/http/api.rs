@@ -4,8 +4,8 @@
 
 use super::TenantRequest;
 use crate::error::{ApiError, Result};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::header;
+use axum::response::Response;
 use roost_storage::scripts::ScriptKind;
 use serde_json::{json, Map, Value as Json};
 
@@ -72,16 +72,6 @@ pub async fn dispatch(state: &crate::AppState, r: TenantRequest) -> Result<Respo
     let invocation = roost_scripts::Invocation { source: script.source(), script: script.body.clone(), entry: roost_scripts::Entry::Api, input };
     let host = crate::scripting::Host::new(state.clone(), r.tenant.clone(), None);
     let resp = crate::scripting::respond(state, &r.tenant, invocation, host).await?;
-    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let (ct, bytes) = crate::scripting::body_bytes(resp.body);
-    let mut out = (status, bytes).into_response();
-    if let Some(ct) = ct {
-        out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    }
-    for (k, v) in resp.headers {
-        if let (Ok(k), Ok(v)) = (header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
-            out.headers_mut().insert(k, v);
-        }
-    }
-    Ok(out)
+    Ok(crate::scripting::into_http(resp))
 }
+

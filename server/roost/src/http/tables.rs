@@ -128,6 +128,37 @@ fn parse_count(v: &str, name: &str) -> Result<i64> {
     Ok(t.parse::<i64>().unwrap_or(if t.starts_with('-') { i64::MIN } else { i64::MAX }))
 }
 
+/// `$top` (default 50, at most 1000), `$skip` and `$inlinecount` of a read, validated (§2.11); a read
+/// by id takes none of them. `None` where absent (a read by id has no `$top`).
+fn paging(p: &TableParams, by_id: bool) -> Result<(Option<u64>, Option<u64>, bool)> {
+    if by_id {
+        if p.has_orderby || p.inlinecount.is_some() || p.skip.is_some() || p.top.is_some() {
+            return Err(ApiError::BadInput(msg::ID_QUERY_OPTIONS.into()));
+        }
+        return Ok((None, None, false));
+    }
+    let top = match &p.top {
+        None => 50,
+        Some(v) => {
+            let n = parse_count(v, "$top")?;
+            if n > 1000 {
+                return Err(ApiError::BadInput(msg::TOP_MAX.into()));
+            }
+            if n < 0 {
+                return Err(ApiError::BadInput(msg::TOP_NEGATIVE.into()));
+            }
+            n as u64
+        }
+    };
+    let skip = p.skip.as_deref().map(|v| parse_count(v, "$skip")).transpose()?.map(|s| s.max(0) as u64);
+    let count = match p.inlinecount.as_deref() {
+        None | Some("none") => false,
+        Some("allpages") => true,
+        Some(_) => return Err(ApiError::BadInput(msg::INLINECOUNT.into())),
+    };
+    Ok((Some(top), skip, count))
+}
+
 /// Entry point for `/tables/...`.
 pub async fn dispatch(state: &crate::AppState, r: TenantRequest) -> Result<Response> {
     if r.segments.len() < 2 || r.segments.len() > 3 {
@@ -249,36 +280,8 @@ fn json_response(status: StatusCode, body: &Json) -> Response {
 
 async fn read(r: &TenantRequest, table: &Table, id: Option<&str>, p: &TableParams) -> Result<Response> {
     let id_value = id.map(|id| url_id(table, id)).transpose()?;
-    let (top, skip, count) = if id.is_some() {
-        if p.has_orderby || p.inlinecount.is_some() || p.skip.is_some() || p.top.is_some() {
-            return Err(ApiError::BadInput(msg::ID_QUERY_OPTIONS.into()));
-        }
-        (Some(1), 0, false)
-    } else {
-        let top = match &p.top {
-            None => 50,
-            Some(v) => {
-                let n = parse_count(v, "$top")?;
-                if n > 1000 {
-                    return Err(ApiError::BadInput(msg::TOP_MAX.into()));
-                }
-                if n < 0 {
-                    return Err(ApiError::BadInput(msg::TOP_NEGATIVE.into()));
-                }
-                n as u64
-            }
-        };
-        let skip = match &p.skip {
-            None => 0,
-            Some(v) => parse_count(v, "$skip")?.max(0) as u64,
-        };
-        let count = match p.inlinecount.as_deref() {
-            None | Some("none") => false,
-            Some("allpages") => true,
-            Some(_) => return Err(ApiError::BadInput(msg::INLINECOUNT.into())),
-        };
-        (Some(top), skip, count)
-    };
+    let (top, skip, count) = paging(p, id.is_some())?;
+    let (top, skip) = (Some(top.unwrap_or(1)), skip.unwrap_or(0));
     let system = if table.record.id_kind == IdKind::String { p.system } else { SystemProps::default() };
     let q = Query {
         filter: p.filter.as_ref(),
@@ -703,33 +706,7 @@ async fn scripted(
     match op {
         Op::Read => {
             let id_value = id.map(|id| url_id(&table, id)).transpose()?;
-            let (top, skip, count) = if id.is_some() {
-                if p.has_orderby || p.inlinecount.is_some() || p.skip.is_some() || p.top.is_some() {
-                    return Err(ApiError::BadInput(msg::ID_QUERY_OPTIONS.into()));
-                }
-                (Json::Null, Json::Null, false)
-            } else {
-                let top = match &p.top {
-                    None => 50,
-                    Some(v) => {
-                        let n = parse_count(v, "$top")?;
-                        if n > 1000 {
-                            return Err(ApiError::BadInput(msg::TOP_MAX.into()));
-                        }
-                        if n < 0 {
-                            return Err(ApiError::BadInput(msg::TOP_NEGATIVE.into()));
-                        }
-                        n
-                    }
-                };
-                let skip = p.skip.as_deref().map(|v| parse_count(v, "$skip")).transpose()?.map(|s| s.max(0));
-                let count = match p.inlinecount.as_deref() {
-                    None | Some("none") => false,
-                    Some("allpages") => true,
-                    Some(_) => return Err(ApiError::BadInput(msg::INLINECOUNT.into())),
-                };
-                (Json::from(top), skip.map(Json::from).unwrap_or(Json::Null), count)
-            };
+            let (top, skip, count) = paging(p, id.is_some())?;
             let raw = |name: &str| r.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
             input["query"] = serde_json::json!({
                 "filter": raw("$filter"),
@@ -784,34 +761,23 @@ async fn scripted(
     let invocation = roost_scripts::Invocation { source: script.source(), script: script.body.clone(), entry: roost_scripts::Entry::Table, input };
     let host = Host::new(state.clone(), r.tenant.clone(), Some(call));
     let resp = crate::scripting::respond(state, &r.tenant, invocation, host).await?;
-    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut out = match resp.body {
+    // A JSON item answers as a plain request would: its version as ETag, and Location after an insert.
+    let (etag, created) = match &resp.body {
         roost_scripts::ScriptBody::Json(j) => {
-            let mut o = json_response(status, &j);
-            if op == Op::Insert && status == StatusCode::CREATED {
-                let id = match j.get("id") {
-                    Some(Json::String(s)) => Some(Value::Text(s.clone())),
-                    Some(Json::Number(n)) => n.as_i64().map(Value::Int),
-                    _ => None,
-                };
-                if let Some(loc) = id.and_then(|id| location(r, &id)) {
-                    o.headers_mut().insert(header::LOCATION, loc);
-                }
-            }
-            o
+            let etag = j.get("__version").and_then(Json::as_str).and_then(|v| HeaderValue::from_str(&etag_of(v)).ok());
+            let id = match j.get("id") {
+                Some(Json::String(s)) => Some(Value::Text(s.clone())),
+                Some(Json::Number(n)) => n.as_i64().map(Value::Int),
+                _ => None,
+            };
+            (etag, id.filter(|_| op == Op::Insert && resp.status == 201).and_then(|id| location(r, &id)))
         }
-        other => {
-            let (ct, bytes) = crate::scripting::body_bytes(other);
-            let mut o = (status, bytes).into_response();
-            if let Some(ct) = ct {
-                o.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-            }
-            o
-        }
+        _ => (None, None),
     };
-    for (k, v) in resp.headers {
-        if let (Ok(k), Ok(v)) = (header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
-            out.headers_mut().insert(k, v);
+    let mut out = crate::scripting::into_http(resp);
+    for (name, value) in [(header::ETAG, etag), (header::LOCATION, created)] {
+        if let Some(v) = value.filter(|_| !out.headers().contains_key(&name)) {
+            out.headers_mut().insert(name, v);
         }
     }
     Ok(out)
