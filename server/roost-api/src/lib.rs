@@ -390,3 +390,188 @@ pub struct JobRunOut {
     /// Duration in milliseconds.
     pub duration_ms: Option<i64>,
 }
+
+/// A platform account's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// The tenants they created or were given.
+    Owner,
+    /// Read-only: tenant list, monitoring and logs of every tenant; never data, scripts, keys or settings.
+    Support,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+            Role::Support => "support",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "admin" => Role::Admin,
+            "owner" => Role::Owner,
+            "support" => Role::Support,
+            _ => return None,
+        })
+    }
+}
+
+/// A platform account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountOut {
+    /// Id.
+    pub id: String,
+    /// Sign-in e-mail.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+    /// Creation time (ISO-8601).
+    pub created_at: String,
+}
+
+/// `POST /manage/v1/accounts` (admin).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountIn {
+    /// Sign-in e-mail.
+    pub email: String,
+    /// Initial password (at least 10 characters).
+    pub password: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// `POST /manage/v1/session`: sign in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignInIn {
+    /// E-mail.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// The signed-in account and the CSRF token every state-changing call of this session must send
+/// as `X-CSRF-Token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionOut {
+    /// Who is signed in.
+    pub account: AccountOut,
+    /// The session's CSRF token (absent for bearer-token callers, who need none).
+    pub csrf_token: Option<String>,
+}
+
+/// `PUT /manage/v1/account/password`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordIn {
+    /// The current password.
+    pub current_password: String,
+    /// The new password (at least 10 characters).
+    pub new_password: String,
+}
+
+/// `POST /manage/v1/account/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiTokenIn {
+    /// A name to recognise it by.
+    pub name: String,
+}
+
+/// A personal API token; `token` (the secret) is present only in the answer that created it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiTokenOut {
+    /// Id (for revoking).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Last use, if any.
+    pub last_used_at: Option<String>,
+    /// The secret, shown once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// `POST /manage/v1/tenants/{t}/owners`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OwnerIn {
+    /// The e-mail of the account to make an owner.
+    pub email: String,
+}
+
+/// A tenant in the list (no keys or settings: support staff see the list too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantSummary {
+    /// Name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Base URL path of the tenant's endpoints.
+    pub url: String,
+}
+
+/// `GET /manage/v1/tenants/{t}/monitor`: what support staff watch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorOut {
+    /// Tenant name.
+    pub name: String,
+    /// Number of tables.
+    pub tables: u64,
+    /// Number of scripts (all kinds).
+    pub scripts: u64,
+    /// Jobs with their latest run.
+    pub jobs: Vec<JobMonitor>,
+    /// Log lines at each level among the newest 1000.
+    pub recent_log_levels: Vec<(String, u64)>,
+}
+
+/// A job in [`MonitorOut`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobMonitor {
+    /// Job name.
+    pub name: String,
+    /// Whether its schedule is enabled.
+    pub enabled: bool,
+    /// Its latest run.
+    pub last_run: Option<JobRunOut>,
+}
+
+/// `GET /manage/v1/tenants/{t}/logs` query: `after` pages oldest first (live tail), `order=desc`
+/// pages newest first with `before`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LogQuery {
+    /// Lines after this id.
+    #[serde(default)]
+    pub after: i64,
+    /// Lines before this id.
+    #[serde(default)]
+    pub before: Option<i64>,
+    /// Only this level (`information`, `warning`, `error`).
+    #[serde(default)]
+    pub level: Option<String>,
+    /// Only sources containing this text.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Only messages containing this text.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// Only lines at or after this time (ISO-8601).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Only lines before this time (ISO-8601).
+    #[serde(default)]
+    pub until: Option<String>,
+    /// `asc` (default) or `desc`.
+    #[serde(default)]
+    pub order: Option<String>,
+    /// At most this many (1–1000, default 100).
+    #[serde(default)]
+    pub limit: Option<i64>,
+}

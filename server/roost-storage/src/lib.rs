@@ -8,6 +8,7 @@
 //! acknowledges before the change returns), so a change made with the CLI takes effect on a running
 //! server at once.
 
+pub mod accounts;
 pub mod db;
 pub mod ddl;
 pub mod items;
@@ -538,6 +539,7 @@ impl Storage {
                 self.catalog_exec("delete from tenant_scripts where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from script_logs where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from job_runs where tenant = ?", &[&name]).await?;
+                self.catalog_exec("delete from tenant_owners where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from tenants where name = ?", &[&name]).await?;
                 self.close_tenant_pool(&name);
                 remove_sqlite_files(&self.tenant_file(&name));
@@ -547,6 +549,7 @@ impl Storage {
                 sqlx::query("delete from roost.tenants where name = $1").bind(&name).execute(&mut *tx).await?;
                 sqlx::query("delete from roost.script_logs where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 sqlx::query("delete from roost.job_runs where tenant = $1").bind(&name).execute(&mut *tx).await?;
+                sqlx::query("delete from roost.tenant_owners where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 let ddl = format!("drop schema if exists {} cascade", roost_odata::sql::quote(&tenant_schema(&name)));
                 sqlx::query(&ddl).execute(&mut *tx).await?;
                 tx.commit().await?;

@@ -94,6 +94,42 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// Which log lines to read ([`Storage::logs_filtered`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogFilter {
+    /// Only lines with a greater id.
+    pub after: i64,
+    /// Only lines with a smaller id.
+    pub before: Option<i64>,
+    /// Only this level.
+    pub level: Option<String>,
+    /// Only sources containing this text.
+    pub source: Option<String>,
+    /// Only messages containing this text (case-insensitive).
+    pub text: Option<String>,
+    /// Only lines at or after this time (ISO-8601).
+    pub since: Option<String>,
+    /// Only lines before this time (ISO-8601).
+    pub until: Option<String>,
+    /// Newest first instead of oldest first.
+    pub newest_first: bool,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// `%text%` for LIKE, with the pattern characters of `text` escaped by `\`.
+fn like_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
 /// A recorded job run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRun {
@@ -223,12 +259,50 @@ impl Storage {
 
     /// A tenant's log lines after `after_id`, oldest first, at most `limit`.
     pub async fn logs(&self, tenant: &str, after_id: i64, limit: i64) -> Result<Vec<LogLine>> {
-        let sql = match self.dialect() {
-            Dialect::Sqlite => "select cast(id as text), time, level, source, message from script_logs where tenant = ? and id > cast(? as integer) order by id limit cast(? as integer)",
-            // The text form gets its own name: `order by id` would otherwise sort that output column as text.
-            Dialect::Postgres => "select id::text as id_text, to_char(time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), level, source, message from roost.script_logs where tenant = $1 and id > $2::bigint order by id limit $3::bigint",
+        self.logs_filtered(tenant, &LogFilter { after: after_id, limit, ..LogFilter::default() }).await
+    }
+
+    /// A tenant's log lines matching `filter`: oldest first after `filter.after`, or newest first
+    /// (before `filter.before`, if given) when `filter.newest_first`.
+    pub async fn logs_filtered(&self, tenant: &str, filter: &LogFilter) -> Result<Vec<LogLine>> {
+        let pg = self.dialect() == Dialect::Postgres;
+        let mut binds: Vec<String> = vec![tenant.to_ascii_lowercase()];
+        let next = |binds: &mut Vec<String>, v: String, cast: &str| {
+            binds.push(v);
+            if pg { format!("${}{}", binds.len(), cast) } else if cast == "::bigint" { "cast(? as integer)".to_string() } else { "?".to_string() }
         };
-        let rows = self.catalog_rows(sql, &[&tenant.to_ascii_lowercase(), &after_id.to_string(), &limit.to_string()]).await?;
+        let mut sql = if pg {
+            // The text form gets its own name: `order by id` would otherwise sort that output column as text.
+            "select id::text as id_text, to_char(time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), level, source, message from roost.script_logs where tenant = $1".to_string()
+        } else {
+            "select cast(id as text), time, level, source, message from script_logs where tenant = ?".to_string()
+        };
+        if filter.after > 0 {
+            sql += &format!(" and id > {}", next(&mut binds, filter.after.to_string(), "::bigint"));
+        }
+        if let Some(before) = filter.before {
+            sql += &format!(" and id < {}", next(&mut binds, before.to_string(), "::bigint"));
+        }
+        if let Some(level) = &filter.level {
+            sql += &format!(" and level = {}", next(&mut binds, level.clone(), ""));
+        }
+        let like = if pg { "ilike" } else { "like" };
+        if let Some(source) = &filter.source {
+            sql += &format!(" and source {like} {} escape '\\'", next(&mut binds, like_pattern(source), ""));
+        }
+        if let Some(text) = &filter.text {
+            sql += &format!(" and message {like} {} escape '\\'", next(&mut binds, like_pattern(text), ""));
+        }
+        if let Some(since) = &filter.since {
+            sql += &format!(" and time >= {}", next(&mut binds, since.clone(), "::timestamptz"));
+        }
+        if let Some(until) = &filter.until {
+            sql += &format!(" and time < {}", next(&mut binds, until.clone(), "::timestamptz"));
+        }
+        sql += if filter.newest_first { " order by id desc" } else { " order by id" };
+        sql += &format!(" limit {}", next(&mut binds, filter.limit.to_string(), "::bigint"));
+        let refs: Vec<&str> = binds.iter().map(String::as_str).collect();
+        let rows = self.catalog_rows(&sql, &refs).await?;
         Ok(rows
             .into_iter()
             .map(|r| LogLine { id: r[0].parse().unwrap_or(0), time: r[1].clone(), level: r[2].clone(), source: r[3].clone(), message: r[4].clone() })

@@ -31,6 +31,12 @@ pub struct Config {
     pub log: String,
     /// How often the scheduler looks for due jobs, in milliseconds; 0 turns it off on this node.
     pub scheduler_tick_ms: u64,
+    /// Folder of the built portal, served at `/portal/`.
+    pub portal_dir: PathBuf,
+    /// `Secure` on the session cookie.
+    pub secure_cookies: bool,
+    /// Portal session idle timeout in minutes.
+    pub session_idle_minutes: u64,
 }
 
 impl fmt::Debug for Config {
@@ -45,11 +51,15 @@ impl fmt::Debug for Config {
             .field("tenant_domain", &self.tenant_domain)
             .field("trust_forwarded_proto", &self.trust_forwarded_proto)
             .field("log", &self.log)
+            .field("scheduler_tick_ms", &self.scheduler_tick_ms)
+            .field("portal_dir", &self.portal_dir)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("session_idle_minutes", &self.session_idle_minutes)
             .finish()
     }
 }
 
-const KEYS: &[&str] = &["listen", "data", "database_url", "pg_max_connections", "admin_token", "tenant_domain", "trust_forwarded_proto", "log", "scheduler_tick_ms"];
+const KEYS: &[&str] = &["listen", "data", "database_url", "pg_max_connections", "admin_token", "tenant_domain", "trust_forwarded_proto", "log", "scheduler_tick_ms", "portal_dir", "secure_cookies", "session_idle_minutes"];
 
 impl Config {
     /// Loads defaults, the config file (`file`, else `ROOST_CONFIG`, else `./roost.toml` if present)
@@ -88,6 +98,9 @@ impl Config {
         self.listen.parse::<SocketAddr>().map_err(|e| anyhow::anyhow!("listen = {:?}: {e}", self.listen))?;
         if !self.database_url.is_empty() && !self.database_url.starts_with("postgres://") && !self.database_url.starts_with("postgresql://") {
             anyhow::bail!("database_url must be empty (SQLite) or a postgres:// URL");
+        }
+        if self.session_idle_minutes == 0 {
+            anyhow::bail!("session_idle_minutes must be at least 1");
         }
         if self.pg_max_connections == 0 {
             anyhow::bail!("pg_max_connections must be at least 1");

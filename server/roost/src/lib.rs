@@ -3,6 +3,7 @@
 //! This crate is the only one that knows HTTP. [`run`] wires the server; `main.rs` only parses the
 //! command line and calls it (tests call it too, with a port-0 listener).
 
+pub mod accounts;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -51,6 +52,14 @@ pub struct App {
     pub scheduler_tick: Option<std::time::Duration>,
     /// Tenants whose `extensions/startup.js` (by version) this process has seen to.
     pub started_tenants: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Failed portal sign-ins (rate limit).
+    pub signins: accounts::SignInLimiter,
+    /// The built portal, served at `/portal/`.
+    pub portal_dir: std::path::PathBuf,
+    /// `Secure` on the session cookie.
+    pub secure_cookies: bool,
+    /// Portal session idle timeout.
+    pub session_idle: std::time::Duration,
 }
 
 /// Takes the data folder's server lock: on SQLite one server process owns a data folder (its write
@@ -136,6 +145,10 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         logs: scripting::LogSink::start(app.clone()),
         scheduler_tick: Some(std::time::Duration::from_millis(config.scheduler_tick_ms)).filter(|d| !d.is_zero()),
         started_tenants: Default::default(),
+        signins: Default::default(),
+        portal_dir: config.portal_dir.clone(),
+        secure_cookies: config.secure_cookies,
+        session_idle: std::time::Duration::from_secs(config.session_idle_minutes * 60),
     })))
 }
 

@@ -26,6 +26,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///   ROOST_TRUST_FORWARDED_PROTO  honour X-Forwarded-Proto (true/false)
 ///   ROOST_LOG                    log filter, e.g. info or roost=debug
 ///   ROOST_SCHEDULER_TICK_MS      how often this node looks for due jobs (default 10000; 0 = never)
+///   ROOST_PORTAL_DIR             folder of the built portal served at /portal/ (default portal/dist)
+///   ROOST_SECURE_COOKIES         mark the portal session cookie Secure (behind HTTPS)
+///   ROOST_SESSION_IDLE_MINUTES   portal sessions end after this idle time (default 720)
 /// then the flags below.
 #[derive(Parser, Debug)]
 #[command(name = "roost", version, verbatim_doc_comment)]
@@ -61,6 +64,25 @@ enum Command {
     /// Manage a tenant's scripts: table scripts (`todo.insert`), APIs, jobs, shared modules, extensions.
     #[command(subcommand)]
     Script(ScriptCmd),
+    /// Manage platform accounts of the portal and /manage/v1 (the first admin account, for one).
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCmd {
+    /// Create an account. The password comes from ROOST_PASSWORD, else from the first line of stdin.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// admin, owner or support.
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
+    /// List accounts.
+    List,
+    /// Delete an account by e-mail.
+    Delete { email: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -290,7 +312,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             roost::init_telemetry("warn");
             script(&config, cmd).await
         }
+        Command::Admin(cmd) => {
+            roost::init_telemetry("warn");
+            admin(&config, cmd).await
+        }
     }
+}
+
+async fn admin(config: &Config, cmd: AdminCmd) -> anyhow::Result<()> {
+    let s = open(config).await?;
+    match cmd {
+        AdminCmd::Create { email, role } => {
+            let role = roost_api::Role::parse(&role).ok_or_else(|| anyhow::anyhow!("--role must be admin, owner or support, not '{role}'"))?;
+            let password = match std::env::var("ROOST_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let a = roost::accounts::create_account(&s, &email, &password, role).await?;
+            println!("Created {} account {}", a.role.as_str(), a.email);
+        }
+        AdminCmd::List => {
+            for a in roost::accounts::list_accounts(&s).await? {
+                println!("{}\t{}\t{}", a.email, a.role.as_str(), a.created_at);
+            }
+        }
+        AdminCmd::Delete { email } => {
+            let a = s.account_by_email(&email).await?.ok_or_else(|| anyhow::anyhow!("no account with e-mail '{email}'"))?;
+            roost::accounts::delete_account(&s, &a.id).await?;
+            println!("Deleted account {email}");
+        }
+    }
+    Ok(())
 }
 
 async fn open(config: &Config) -> anyhow::Result<roost_storage::Storage> {
@@ -513,7 +569,8 @@ async fn script(config: &Config, cmd: ScriptCmd) -> anyhow::Result<()> {
             println!("Deleted {kind} script {name}");
         }
         ScriptCmd::Logs { tenant, after, limit } => {
-            for l in manage::logs(&s, &tenant, after, limit).await? {
+            let q = roost_api::LogQuery { after, limit: Some(limit), ..Default::default() };
+            for l in manage::logs(&s, &tenant, &q).await? {
                 println!("{}\t{}\t{}\t{}\t{}", l.id, l.time, l.level, l.source, l.message);
             }
         }

@@ -22,6 +22,15 @@ pub enum ManageError {
     /// 500
     #[error("{0}")]
     Internal(String),
+    /// 401: no or bad credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 429: too many failed sign-ins; retry after this many seconds.
+    #[error("Too many failed sign-ins. Try again in {0} seconds.")]
+    TooManyAttempts(u64),
     /// 400 for a script that does not parse, with its position.
     #[error("Syntax error at line {line}, column {column}: {message}")]
     Syntax {
@@ -35,7 +44,7 @@ pub enum ManageError {
 }
 
 impl ManageError {
-    fn from_storage(e: StorageError, what: impl FnOnce() -> String) -> Self {
+    pub fn from_storage(e: StorageError, what: impl FnOnce() -> String) -> Self {
         match e {
             StorageError::NotFound => ManageError::NotFound(what()),
             StorageError::AlreadyExists(w) => ManageError::Conflict(w),
@@ -387,11 +396,76 @@ pub async fn delete_script(storage: &Storage, tenant: &str, kind: &str, name: &s
     storage.delete_script(tenant, kind, name).await.map_err(|e| ManageError::from_storage(e, || format!("Script '{}/{name}'", kind.folder())))
 }
 
-/// A tenant's script logs after `after`, oldest first.
-pub async fn logs(storage: &Storage, tenant: &str, after: i64, limit: i64) -> Result<Vec<LogOut>> {
+/// A tenant's script logs: oldest first after `q.after` (live tail), or newest first with
+/// `order=desc` (before `q.before`); filtered by level, source, text and time range.
+pub async fn logs(storage: &Storage, tenant: &str, q: &roost_api::LogQuery) -> Result<Vec<LogOut>> {
     record(storage, tenant).await?;
-    let lines = storage.logs(tenant, after, limit.clamp(1, 1000)).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    let newest_first = match q.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => return Err(ManageError::BadInput(format!("order must be 'asc' or 'desc', not '{other}'."))),
+    };
+    if let Some(level) = &q.level {
+        if !matches!(level.as_str(), "information" | "warning" | "error") {
+            return Err(ManageError::BadInput(format!("level must be 'information', 'warning' or 'error', not '{level}'.")));
+        }
+    }
+    for t in [&q.since, &q.until].into_iter().flatten() {
+        if chrono::DateTime::parse_from_rfc3339(t).is_err() {
+            return Err(ManageError::BadInput(format!("'{t}' is not an ISO-8601 time with a zone (e.g. 2026-01-31T12:00:00Z).")));
+        }
+    }
+    let utc = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|d| d.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    };
+    let filter = roost_storage::scripts::LogFilter {
+        after: q.after,
+        before: q.before,
+        level: q.level.clone(),
+        source: q.source.clone().filter(|s| !s.is_empty()),
+        text: q.q.clone().filter(|s| !s.is_empty()),
+        since: utc(&q.since),
+        until: utc(&q.until),
+        newest_first,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    let lines = storage.logs_filtered(tenant, &filter).await.map_err(|e| ManageError::Internal(e.to_string()))?;
     Ok(lines.into_iter().map(|l| LogOut { id: l.id, time: l.time, level: l.level, source: l.source, message: l.message }).collect())
+}
+
+/// What support staff watch of a tenant: counts, jobs with their latest run, recent log levels.
+pub async fn monitor(storage: &Storage, tenant: &str) -> Result<roost_api::MonitorOut> {
+    let r = record(storage, tenant).await?;
+    let tables = list_tables(storage, &r.name).await?.len() as u64;
+    let scripts = list_scripts(storage, &r.name).await?;
+    let mut jobs = Vec::new();
+    for s in scripts.iter().filter(|s| s.kind == "job") {
+        let last_run = job_runs(storage, &r.name, &s.name, 1).await?.into_iter().next();
+        jobs.push(roost_api::JobMonitor { name: s.name.clone(), enabled: s.schedule.as_ref().is_some_and(|x| x.enabled), last_run });
+    }
+    let recent = storage
+        .logs_filtered(&r.name, &roost_storage::scripts::LogFilter { newest_first: true, limit: 1000, ..Default::default() })
+        .await
+        .map_err(|e| ManageError::Internal(e.to_string()))?;
+    let mut levels: Vec<(String, u64)> = ["information", "warning", "error"].iter().map(|l| (l.to_string(), 0)).collect();
+    for line in &recent {
+        if let Some(e) = levels.iter_mut().find(|(l, _)| *l == line.level) {
+            e.1 += 1;
+        }
+    }
+    Ok(roost_api::MonitorOut { name: r.name, tables, scripts: scripts.len() as u64, jobs, recent_log_levels: levels })
+}
+
+/// The tenant list without keys or settings; `only` restricts it to these (lower-case) names.
+pub async fn tenant_summaries(storage: &Storage, only: Option<&[String]>) -> Result<Vec<roost_api::TenantSummary>> {
+    Ok(list_tenants(storage)
+        .await?
+        .into_iter()
+        .filter(|t| only.is_none_or(|o| o.contains(&t.name)))
+        .map(|t| roost_api::TenantSummary { name: t.name, created_at: t.created_at, url: t.url })
+        .collect())
 }
 
 /// The latest runs of a job.

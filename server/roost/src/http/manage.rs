@@ -1,19 +1,30 @@
-//! `/manage/v1`: the platform management API (tenants, keys, settings, tables, columns, permissions),
-//! authenticated with the platform admin token as a bearer token. Handlers are thin: the work is in
-//! [`crate::manage`], shared with the CLI.
+//! `/manage/v1`: the platform management API (accounts, tenants, keys, settings, tables, columns,
+//! permissions, data, scripts, logs). Callers authenticate with a portal session (cookie; state
+//! changes also need its CSRF token in `X-CSRF-Token`), a personal API token or the platform admin
+//! token (`Authorization: Bearer`). [`access`] says what each route needs; [`authorize`] checks it
+//! for every call. Handlers are thin: the work is in [`crate::manage`] and [`crate::accounts`],
+//! shared with the CLI.
 
+use crate::accounts::{self, Access, Principal};
 use crate::auth;
 use crate::manage::{self, ManageError};
 use crate::AppState;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{header, StatusCode};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
-use roost_api::{ColumnIn, ErrorOut, TableIn, TablePermissions, TenantIn, TenantSettingsPatch};
+use axum::{Extension, Json, Router};
+use roost_api::{
+    AccountIn, AccountOut, ApiTokenIn, ApiTokenOut, ColumnIn, ErrorOut, LogQuery, OwnerIn, PasswordIn, Role, SessionOut, SignInIn, TableIn, TablePermissions, TenantIn,
+    TenantSettingsPatch,
+};
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::{session_store, Expiry, Session, SessionManagerLayer, SessionStore};
 
 impl IntoResponse for ManageError {
     fn into_response(self) -> Response {
@@ -22,6 +33,9 @@ impl IntoResponse for ManageError {
             ManageError::BadInput(_) => StatusCode::BAD_REQUEST,
             ManageError::Conflict(_) => StatusCode::CONFLICT,
             ManageError::Syntax { .. } => StatusCode::BAD_REQUEST,
+            ManageError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ManageError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ManageError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             ManageError::Internal(cause) => {
                 tracing::error!(error.cause = %cause, "Management request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -32,7 +46,17 @@ impl IntoResponse for ManageError {
             ManageError::Syntax { line, column, .. } => (Some(*line), Some(*column)),
             _ => (None, None),
         };
-        (status, Json(ErrorOut { code: status.as_u16(), error, line, column })).into_response()
+        let mut r = (status, Json(ErrorOut { code: status.as_u16(), error, line, column })).into_response();
+        match &self {
+            ManageError::Unauthorized(_) => {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            }
+            ManageError::TooManyAttempts(secs) => {
+                r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*secs));
+            }
+            _ => {}
+        }
+        r
     }
 }
 
@@ -54,25 +78,122 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for AppJson<
 
 type R<T> = Result<T, ManageError>;
 
-async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let ok = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| auth::secrets_equal(t.trim(), &state.admin_token));
-    if !ok {
-        let body = ErrorOut { code: 401, error: "A valid platform admin token is required (Authorization: Bearer <token>).".into(), line: None, column: None };
-        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(body)).into_response();
+/// What the route `path` (as matched, below `/manage/v1`) needs for `method`; `None`: no sign-in (sign-in itself).
+pub fn access(method: &Method, path: &str) -> Option<Access> {
+    Some(match path {
+        "/session" if method == Method::POST => return None,
+        "/session" | "/account/password" | "/account/tokens" | "/account/tokens/{id}" => Access::Signed,
+        "/accounts" | "/accounts/{id}" => Access::Admin,
+        "/tenants" if method == Method::GET => Access::Listing,
+        "/tenants" => Access::CreateTenant,
+        "/tenants/{tenant}/monitor" | "/tenants/{tenant}/logs" | "/tenants/{tenant}/jobs/{job}/runs" if method == Method::GET => Access::Monitor,
+        p if p.starts_with("/tenants/{tenant}") => Access::Tenant,
+        _ => Access::Admin,
+    })
+}
+
+const CSRF_KEY: &str = "csrf";
+const ACCOUNT_KEY: &str = "account_id";
+
+fn unauthorized() -> ManageError {
+    ManageError::Unauthorized("Sign in, or send a personal API token or the platform admin token (Authorization: Bearer <token>).".into())
+}
+
+/// Who is calling: a bearer token (admin token or personal API token), else the portal session.
+async fn principal(state: &AppState, authorization: Option<header::HeaderValue>, session: Option<Session>) -> Result<Option<Principal>, ManageError> {
+    if let Some(value) = authorization {
+        let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).unwrap_or_default();
+        if !state.admin_token.is_empty() && auth::secrets_equal(token, &state.admin_token) {
+            return Ok(Some(Principal { account: None, role: Role::Admin, via_session: false }));
+        }
+        if token.starts_with("roost_pat_") {
+            if let Some(account) = accounts::account_by_token(&state.storage, token).await? {
+                return Ok(Some(Principal { role: account.role, account: Some(account), via_session: false }));
+            }
+        }
+        return Err(unauthorized());
     }
-    next.run(req).await
+    let Some(session) = session else { return Ok(None) };
+    let Some(id) = session.get::<String>(ACCOUNT_KEY).await.map_err(|e| ManageError::Internal(e.to_string()))? else { return Ok(None) };
+    match state.storage.account(&id).await.map_err(|e| ManageError::Internal(e.to_string()))? {
+        Some(r) => {
+            let account = accounts::account_out(&r);
+            Ok(Some(Principal { role: account.role, account: Some(account), via_session: true }))
+        }
+        // The account was deleted: its sessions end.
+        None => {
+            let _ = session.flush().await;
+            Ok(None)
+        }
+    }
+}
+
+/// Checks every `/manage/v1` call: who is calling, their role and tenant, and the CSRF token of
+/// session callers' state changes. The principal goes into the request's extensions.
+async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match check(&state, &mut req).await {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn check(state: &AppState, req: &mut Request) -> Result<(), ManageError> {
+    let matched = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_default();
+    let path = matched.strip_prefix("/manage/v1").unwrap_or(&matched).to_string();
+    let Some(need) = access(req.method(), &path) else { return Ok(()) };
+    let session = req.extensions().get::<Session>().cloned();
+    let who = principal(state, req.headers().get(header::AUTHORIZATION).cloned(), session.clone()).await?.ok_or_else(unauthorized)?;
+    if who.via_session && !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        let session = session.ok_or_else(unauthorized)?;
+        let expected: Option<String> = session.get(CSRF_KEY).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+        let sent = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        if !expected.is_some_and(|e| !sent.is_empty() && auth::secrets_equal(&sent, &e)) {
+            return Err(ManageError::Forbidden("This call needs the session's CSRF token in the X-CSRF-Token header.".into()));
+        }
+    }
+    // The tenant is the segment after `/tenants/` in routes under `/tenants/{tenant}`.
+    let raw = req.uri().path().to_string();
+    let tenant = path.starts_with("/tenants/{tenant}").then(|| {
+        let raw = raw.strip_prefix("/manage/v1").unwrap_or(&raw);
+        let seg = raw.trim_start_matches('/').split('/').nth(1).unwrap_or_default();
+        percent_encoding::percent_decode_str(seg).decode_utf8_lossy().to_ascii_lowercase()
+    });
+    if !who.may(&state.storage, need, tenant.as_deref()).await? {
+        return Err(ManageError::Forbidden(match (&tenant, who.role) {
+            (Some(t), Role::Owner) if need != Access::Admin => format!("Your account does not own the tenant '{t}'."),
+            _ => format!("The {} role may not do this.", who.role.as_str()),
+        }));
+    }
+    req.extensions_mut().insert(who);
+    Ok(())
+}
+
+/// The session layer of `/manage/v1`: tower-sessions records in the catalog, an HttpOnly
+/// SameSite=Strict cookie, idle expiry.
+pub fn session_layer(state: &AppState) -> SessionManagerLayer<CatalogSessionStore> {
+    SessionManagerLayer::new(CatalogSessionStore(state.clone()))
+        .with_name("roost_session")
+        .with_path("/")
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(state.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(state.session_idle.as_secs() as i64)))
 }
 
 /// The management router (mounted at `/manage/v1`).
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
+        .route("/session", post(sign_in).get(session_info).delete(sign_out))
+        .route("/account/password", put(change_password))
+        .route("/account/tokens", get(list_tokens).post(create_token))
+        .route("/account/tokens/{id}", delete(delete_token))
+        .route("/accounts", get(list_accounts).post(create_account))
+        .route("/accounts/{id}", delete(delete_account))
         .route("/tenants", get(list_tenants).post(create_tenant))
         .route("/tenants/{tenant}", get(get_tenant).delete(delete_tenant))
+        .route("/tenants/{tenant}/owners", get(list_owners).post(add_owner))
+        .route("/tenants/{tenant}/owners/{id}", delete(remove_owner))
+        .route("/tenants/{tenant}/monitor", get(get_monitor))
         .route("/tenants/{tenant}/settings", axum::routing::patch(update_settings))
         .route("/tenants/{tenant}/keys/{kind}/regenerate", post(regenerate_key))
         .route("/tenants/{tenant}/token", post(mint_token))
@@ -81,20 +202,198 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tenants/{tenant}/tables/{table}/permissions", put(set_permissions))
         .route("/tenants/{tenant}/tables/{table}/columns", post(add_column))
         .route("/tenants/{tenant}/tables/{table}/columns/{column}", delete(drop_column))
+        .route("/tenants/{tenant}/tables/{table}/rows", get(rows).post(rows))
+        .route("/tenants/{tenant}/tables/{table}/rows/{id}", get(rows).patch(rows).delete(rows))
         .route("/tenants/{tenant}/scripts", get(list_scripts))
         .route("/tenants/{tenant}/scripts/{kind}/{name}", get(get_script).put(put_script).delete(delete_script))
         .route("/tenants/{tenant}/logs", get(get_logs))
         .route("/tenants/{tenant}/jobs/{job}/runs", get(get_job_runs))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .fallback(|| async { ManageError::NotFound("This route".into()) })
-        .layer(middleware::from_fn_with_state(state, require_admin))
+        .layer(session_layer(&state))
 }
 
-async fn list_tenants(State(s): State<AppState>) -> R<impl IntoResponse> {
-    Ok(Json(manage::list_tenants(&s.storage).await?))
+/// tower-sessions records in the catalog, keyed by the SHA-256 of the session id.
+#[derive(Clone)]
+pub struct CatalogSessionStore(AppState);
+
+impl std::fmt::Debug for CatalogSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CatalogSessionStore")
+    }
 }
 
-async fn create_tenant(State(s): State<AppState>, AppJson(t): AppJson<TenantIn>) -> R<impl IntoResponse> {
-    Ok((StatusCode::CREATED, Json(manage::create_tenant(&s.storage, &t.name, t.settings).await?)))
+fn store_error(e: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl SessionStore for CatalogSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let data = serde_json::to_string(&record.data).map_err(store_error)?;
+        // A colliding id (never seen in practice: 128 random bits) gets a fresh one.
+        while !self.0.storage.create_session(&accounts::secret_hash(&record.id.to_string()), &data, record.expiry_date.unix_timestamp()).await.map_err(store_error)? {
+            record.id = Id::default();
+        }
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let data = serde_json::to_string(&record.data).map_err(store_error)?;
+        self.0.storage.save_session(&accounts::secret_hash(&record.id.to_string()), &data, record.expiry_date.unix_timestamp()).await.map_err(store_error)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let Some(data) = self.0.storage.load_session(&accounts::secret_hash(&id.to_string()), now).await.map_err(store_error)? else { return Ok(None) };
+        let data = serde_json::from_str(&data).map_err(store_error)?;
+        // The expiry is renewed by the layer on every request (idle expiry); this value is replaced.
+        Ok(Some(Record { id: *id, data, expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(1) }))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.0.storage.delete_session(&accounts::secret_hash(&id.to_string())).await.map_err(store_error)
+    }
+}
+
+fn client_address(addr: Option<&Extension<ConnectInfo<SocketAddr>>>) -> String {
+    addr.map(|c| c.0 .0.ip().to_string()).unwrap_or_default()
+}
+
+/// `POST /session`: signs in (rate limited per e-mail and per client address).
+async fn sign_in(State(s): State<AppState>, session: Session, addr: Option<Extension<ConnectInfo<SocketAddr>>>, AppJson(body): AppJson<SignInIn>) -> R<Json<SessionOut>> {
+    let address = client_address(addr.as_ref());
+    if let Some(wait) = s.signins.blocked(&body.email, &address) {
+        tracing::warn!(account.email = %body.email, client.address = %address, "Sign-in refused: too many failures");
+        return Err(ManageError::TooManyAttempts(wait));
+    }
+    let Some(account) = accounts::authenticate(&s.storage, &body.email, &body.password).await? else {
+        s.signins.failed(&body.email, &address);
+        tracing::warn!(account.email = %body.email, client.address = %address, "Failed sign-in");
+        return Err(ManageError::Unauthorized("The e-mail or password is wrong.".into()));
+    };
+    s.signins.succeeded(&body.email);
+    // A fresh session id at sign-in (no fixation), with its own CSRF token.
+    session.cycle_id().await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    let csrf = auth::generate_key();
+    session.insert(ACCOUNT_KEY, &account.id).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    session.insert(CSRF_KEY, &csrf).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    tracing::info!(account.email = %account.email, "Signed in");
+    Ok(Json(SessionOut { account, csrf_token: Some(csrf) }))
+}
+
+/// `GET /session`: who is calling (and, for a session, its CSRF token).
+async fn session_info(Extension(who): Extension<Principal>, session: Session) -> R<Json<SessionOut>> {
+    let csrf = if who.via_session { session.get::<String>(CSRF_KEY).await.map_err(|e| ManageError::Internal(e.to_string()))? } else { None };
+    let account = who.account.unwrap_or_else(|| AccountOut { id: String::new(), email: "platform admin token".into(), role: Role::Admin, created_at: String::new() });
+    Ok(Json(SessionOut { account, csrf_token: csrf }))
+}
+
+/// `DELETE /session`: signs out.
+async fn sign_out(session: Session) -> R<StatusCode> {
+    session.flush().await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn own_account(who: &Principal) -> R<&AccountOut> {
+    who.account.as_ref().ok_or_else(|| ManageError::BadInput("The platform admin token has no account; sign in with an account for this.".into()))
+}
+
+async fn change_password(State(s): State<AppState>, Extension(who): Extension<Principal>, AppJson(p): AppJson<PasswordIn>) -> R<StatusCode> {
+    accounts::change_password(&s.storage, &own_account(&who)?.id, &p.current_password, &p.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_tokens(State(s): State<AppState>, Extension(who): Extension<Principal>) -> R<Json<Vec<ApiTokenOut>>> {
+    Ok(Json(accounts::list_tokens(&s.storage, &own_account(&who)?.id).await?))
+}
+
+async fn create_token(State(s): State<AppState>, Extension(who): Extension<Principal>, AppJson(t): AppJson<ApiTokenIn>) -> R<impl IntoResponse> {
+    Ok((StatusCode::CREATED, Json(accounts::create_token(&s.storage, &own_account(&who)?.id, &t.name).await?)))
+}
+
+async fn delete_token(State(s): State<AppState>, Extension(who): Extension<Principal>, Path(id): Path<String>) -> R<StatusCode> {
+    accounts::delete_token(&s.storage, &own_account(&who)?.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_accounts(State(s): State<AppState>) -> R<Json<Vec<AccountOut>>> {
+    Ok(Json(accounts::list_accounts(&s.storage).await?))
+}
+
+async fn create_account(State(s): State<AppState>, AppJson(a): AppJson<AccountIn>) -> R<impl IntoResponse> {
+    Ok((StatusCode::CREATED, Json(accounts::create_account(&s.storage, &a.email, &a.password, a.role).await?)))
+}
+
+async fn delete_account(State(s): State<AppState>, Path(id): Path<String>) -> R<StatusCode> {
+    accounts::delete_account(&s.storage, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_owners(State(s): State<AppState>, Path(tenant): Path<String>) -> R<Json<Vec<AccountOut>>> {
+    manage::show_tenant(&s.storage, &tenant).await?;
+    let owners = s.storage.tenant_owners(&tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    Ok(Json(owners.iter().map(accounts::account_out).collect()))
+}
+
+async fn add_owner(State(s): State<AppState>, Path(tenant): Path<String>, AppJson(o): AppJson<OwnerIn>) -> R<Json<Vec<AccountOut>>> {
+    manage::show_tenant(&s.storage, &tenant).await?;
+    let account = s.storage.account_by_email(&o.email).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    let account = account.ok_or_else(|| ManageError::NotFound(format!("An account with e-mail '{}'", o.email)))?;
+    if account.role != "owner" {
+        return Err(ManageError::BadInput(format!("'{}' has the {} role; only owner accounts own tenants.", account.email, account.role)));
+    }
+    s.storage.add_tenant_owner(&tenant, &account.id).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    list_owners(State(s), Path(tenant)).await
+}
+
+async fn remove_owner(State(s): State<AppState>, Path((tenant, id)): Path<(String, String)>) -> R<StatusCode> {
+    s.storage.remove_tenant_owner(&tenant, &id).await.map_err(|e| ManageError::from_storage(e, || format!("Owner '{id}' of '{tenant}'")))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_monitor(State(s): State<AppState>, Path(tenant): Path<String>) -> R<Json<roost_api::MonitorOut>> {
+    Ok(Json(manage::monitor(&s.storage, &tenant).await?))
+}
+
+/// `/tenants/{t}/tables/{table}/rows[/{id}]`: the portal's data browser. The request goes through
+/// the tenant endpoint's own pipeline (validation, conversions, system properties, OData) with the
+/// master key and `noScript`, so it answers exactly what `/t/{t}/tables/{table}` would.
+async fn rows(State(s): State<AppState>, Path(params): Path<Vec<(String, String)>>, req: Request) -> R<Response> {
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (tenant, table) = (get("tenant").unwrap_or_default(), get("table").unwrap_or_default());
+    let record = manage::show_tenant(&s.storage, &tenant).await?;
+    let enc = |v: &str| percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let mut rest = format!("/tables/{}", enc(&table));
+    if let Some(id) = get("id") {
+        rest += &format!("/{}", enc(&id));
+    }
+    let (mut parts, body) = req.into_parts();
+    let query = parts.uri.query().map(|q| format!("{q}&noScript=true")).unwrap_or_else(|| "noScript=true".into());
+    parts.uri = format!("/t/{}{rest}?{query}", enc(&record.name)).parse().map_err(|e| ManageError::BadInput(format!("Invalid path: {e}")))?;
+    parts.headers.remove(header::AUTHORIZATION);
+    parts.headers.remove(header::COOKIE);
+    parts.headers.remove("x-zumo-auth");
+    parts.headers.remove("x-zumo-application");
+    parts.headers.insert("x-zumo-master", header::HeaderValue::from_str(&record.master_key).map_err(|e| ManageError::Internal(e.to_string()))?);
+    Ok(super::tenant_request(s, record.name, rest, Request::from_parts(parts, body)).await)
+}
+
+async fn list_tenants(State(s): State<AppState>, Extension(who): Extension<Principal>) -> R<Json<Vec<roost_api::TenantSummary>>> {
+    let only = match (&who.role, &who.account) {
+        (Role::Owner, Some(a)) => Some(s.storage.owned_tenants(&a.id).await.map_err(|e| ManageError::Internal(e.to_string()))?),
+        _ => None,
+    };
+    Ok(Json(manage::tenant_summaries(&s.storage, only.as_deref()).await?))
+}
+
+async fn create_tenant(State(s): State<AppState>, Extension(who): Extension<Principal>, AppJson(t): AppJson<TenantIn>) -> R<impl IntoResponse> {
+    let out = manage::create_tenant(&s.storage, &t.name, t.settings).await?;
+    // The account that created a tenant owns it.
+    if let (Role::Owner, Some(a)) = (who.role, &who.account) {
+        s.storage.add_tenant_owner(&out.name, &a.id).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    }
+    Ok((StatusCode::CREATED, Json(out)))
 }
 
 async fn get_tenant(State(s): State<AppState>, Path(tenant): Path<String>) -> R<impl IntoResponse> {
@@ -181,23 +480,12 @@ async fn delete_script(State(s): State<AppState>, Path((tenant, kind, name)): Pa
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `?after=<id>&limit=<n>` paging of `/logs`.
-#[derive(Debug, Deserialize)]
-struct LogQuery {
-    #[serde(default)]
-    after: i64,
-    #[serde(default = "default_limit")]
-    limit: i64,
+async fn get_logs(State(s): State<AppState>, Path(tenant): Path<String>, q: Result<Query<LogQuery>, QueryRejection>) -> R<Json<Vec<roost_api::LogOut>>> {
+    let Query(q) = q.map_err(|e| ManageError::BadInput(e.body_text()))?;
+    Ok(Json(manage::logs(&s.storage, &tenant, &q).await?))
 }
 
-fn default_limit() -> i64 {
-    100
-}
-
-async fn get_logs(State(s): State<AppState>, Path(tenant): Path<String>, axum::extract::Query(q): axum::extract::Query<LogQuery>) -> R<Json<Vec<roost_api::LogOut>>> {
-    Ok(Json(manage::logs(&s.storage, &tenant, q.after, q.limit).await?))
-}
-
-async fn get_job_runs(State(s): State<AppState>, Path((tenant, job)): Path<(String, String)>, axum::extract::Query(q): axum::extract::Query<LogQuery>) -> R<Json<Vec<roost_api::JobRunOut>>> {
-    Ok(Json(manage::job_runs(&s.storage, &tenant, &job, q.limit).await?))
+async fn get_job_runs(State(s): State<AppState>, Path((tenant, job)): Path<(String, String)>, q: Result<Query<LogQuery>, QueryRejection>) -> R<Json<Vec<roost_api::JobRunOut>>> {
+    let Query(q) = q.map_err(|e| ManageError::BadInput(e.body_text()))?;
+    Ok(Json(manage::job_runs(&s.storage, &tenant, &job, q.limit.unwrap_or(100)).await?))
 }

@@ -94,7 +94,7 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn tenant_request(state: AppState, tenant_name: String, rest: String, req: Request) -> Response {
+pub(crate) async fn tenant_request(state: AppState, tenant_name: String, rest: String, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let tenant = match state.storage.tenant(&tenant_name).await {
         Ok(Some(t)) => t,

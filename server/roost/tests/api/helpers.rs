@@ -88,6 +88,9 @@ impl TestApp {
             trust_forwarded_proto: true,
             log: "warn".into(),
             scheduler_tick_ms: 0,
+            portal_dir: dir.join("no-portal"),
+            secure_cookies: false,
+            session_idle_minutes: 60,
         };
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

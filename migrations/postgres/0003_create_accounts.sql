@@ -1,0 +1,33 @@
+-- Platform accounts of the portal and /manage/v1: roles, tenant ownership, personal API tokens, and
+-- portal sessions (tower-sessions records). Secrets are stored only as hashes: passwords as argon2id
+-- PHC strings, tokens and session ids as SHA-256 hex.
+create table roost.accounts (
+    id            text primary key,
+    email         text not null,
+    email_lower   text not null unique,
+    password_hash text not null,
+    role          text not null check (role in ('admin', 'owner', 'support')),
+    created_at    timestamptz not null default now()
+);
+
+create table roost.tenant_owners (
+    tenant     text not null,
+    account_id text not null references roost.accounts(id) on delete cascade,
+    primary key (tenant, account_id)
+);
+
+create table roost.api_tokens (
+    id           text primary key,
+    account_id   text not null references roost.accounts(id) on delete cascade,
+    name         text not null,
+    token_hash   text not null unique,
+    created_at   timestamptz not null default now(),
+    last_used_at timestamptz
+);
+
+create table roost.portal_sessions (
+    id_hash    text primary key,
+    data       text not null,
+    expires_at bigint not null
+);
+create index portal_sessions_by_expiry on roost.portal_sessions (expires_at);
