@@ -1,8 +1,91 @@
+//! Roost's portal: a Leptos app rendered client-side, calling `/manage/v1` with the session cookie.
+//! Routes live in the URL fragment (`#/t/{tenant}/{tab}/…`), so `/portal/` is one static page.
+
+mod api;
+mod editor;
+mod views;
+
 use leptos::prelude::*;
+use roost_api::{Role, SessionOut};
 use wasm_bindgen::prelude::*;
+
+/// What every view may use.
+#[derive(Clone, Copy)]
+pub struct Ctx {
+    /// The signed-in account (`None`: the sign-in page).
+    pub session: RwSignal<Option<SessionOut>>,
+    /// The fragment route, split on `/`.
+    pub route: RwSignal<Vec<String>>,
+    /// An editor or form holds unsaved changes.
+    pub dirty: RwSignal<bool>,
+}
+
+impl Ctx {
+    /// The signed-in role.
+    pub fn role(&self) -> Option<Role> {
+        self.session.with(|s| s.as_ref().map(|s| s.account.role))
+    }
+}
+
+/// The current fragment route.
+fn current_route() -> Vec<String> {
+    let hash = window().location().hash().unwrap_or_default();
+    hash.trim_start_matches('#').split('/').filter(|s| !s.is_empty()).map(|s| js_sys::decode_uri_component(s).ok().and_then(|v| v.as_string()).unwrap_or_default()).collect()
+}
+
+/// Goes to a route (asks first when there are unsaved changes).
+pub fn navigate(path: &str) {
+    let _ = window().location().set_hash(path);
+}
 
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
-    leptos::mount::mount_to_body(|| view! { <p>"Roost"</p> });
+    leptos::mount::mount_to_body(App);
+}
+
+#[component]
+fn App() -> impl IntoView {
+    let ctx = Ctx { session: RwSignal::new(None), route: RwSignal::new(current_route()), dirty: RwSignal::new(false) };
+    provide_context(ctx);
+    let checked = RwSignal::new(false);
+    // An existing session (cookie) signs in without the form.
+    leptos::task::spawn_local(async move {
+        if let Ok(s) = api::get::<SessionOut>("/session").await {
+            api::set_session(ctx.session, s.csrf_token.as_deref());
+            ctx.session.set(Some(s));
+        }
+        checked.set(true);
+    });
+    let last = StoredValue::new(window().location().hash().unwrap_or_default());
+    let _hash = window_event_listener(leptos::ev::hashchange, move |_| {
+        let hash = window().location().hash().unwrap_or_default();
+        if ctx.dirty.get_untracked() && hash != last.get_value() {
+            let leave = window().confirm_with_message("You have unsaved changes. Leave this page and lose them?").unwrap_or(false);
+            if !leave {
+                let _ = window().location().set_hash(&last.get_value());
+                return;
+            }
+            ctx.dirty.set(false);
+        }
+        last.set_value(hash);
+        ctx.route.set(current_route());
+    });
+    let _unload = window_event_listener(leptos::ev::beforeunload, move |ev| {
+        if ctx.dirty.get_untracked() {
+            ev.prevent_default();
+            ev.set_return_value("You have unsaved changes.");
+        }
+    });
+    view! {
+        {move || {
+            if !checked.get() {
+                view! { <p class="loading">"Loading…"</p> }.into_any()
+            } else if ctx.session.with(Option::is_none) {
+                view! { <views::signin::SignIn/> }.into_any()
+            } else {
+                view! { <views::Shell/> }.into_any()
+            }
+        }}
+    }
 }

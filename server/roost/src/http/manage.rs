@@ -208,6 +208,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tenants/{tenant}/scripts/{kind}/{name}", get(get_script).put(put_script).delete(delete_script))
         .route("/tenants/{tenant}/logs", get(get_logs))
         .route("/tenants/{tenant}/jobs/{job}/runs", get(get_job_runs))
+        .route("/tenants/{tenant}/jobs/{job}/run", post(run_job_now))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .fallback(|| async { ManageError::NotFound("This route".into()) })
         .layer(session_layer(&state))
@@ -488,4 +489,14 @@ async fn get_logs(State(s): State<AppState>, Path(tenant): Path<String>, q: Resu
 async fn get_job_runs(State(s): State<AppState>, Path((tenant, job)): Path<(String, String)>, q: Result<Query<LogQuery>, QueryRejection>) -> R<Json<Vec<roost_api::JobRunOut>>> {
     let Query(q) = q.map_err(|e| ManageError::BadInput(e.body_text()))?;
     Ok(Json(manage::job_runs(&s.storage, &tenant, &job, q.limit.unwrap_or(100)).await?))
+}
+
+/// `POST /tenants/{t}/jobs/{job}/run`: runs a job now (as `POST /t/{t}/jobs/{job}` with the master
+/// key); answers 202 at once, the outcome goes to the job's runs and the tenant's logs.
+async fn run_job_now(State(s): State<AppState>, Path((tenant, job)): Path<(String, String)>) -> R<StatusCode> {
+    let t = s.storage.tenant(&tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
+    let script = t.script(roost_storage::scripts::ScriptKind::Job, &job).ok_or_else(|| ManageError::NotFound(format!("Job '{job}'")))?;
+    let due = crate::scheduler::run_now(&s, &t, &script).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    tokio::spawn(async move { crate::scheduler::run_job(&s, &t, &script, &due).await });
+    Ok(StatusCode::ACCEPTED)
 }

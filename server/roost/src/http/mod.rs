@@ -7,6 +7,7 @@ pub mod cors;
 pub mod crossdomain;
 pub mod diagnostics;
 pub mod manage;
+pub mod portal;
 pub mod tables;
 pub mod api;
 pub mod jobs;
@@ -18,7 +19,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 use axum::Router;
 use percent_encoding::percent_decode_str;
 use roost_storage::Tenant;
@@ -29,6 +30,9 @@ use std::time::Duration;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/manage/v1", manage::router(state.clone()))
+        .route("/portal", get(portal::redirect))
+        .route("/portal/", get(portal::serve))
+        .route("/portal/{*file}", get(portal::serve))
         .route("/t/{tenant}", any(tenant_by_path))
         .route("/t/{tenant}/", any(tenant_by_path))
         .route("/t/{tenant}/{*rest}", any(tenant_by_path))

@@ -1,0 +1,163 @@
+//! The Logs tab (filters, paging, live tail) and the Monitor tab support staff watch.
+
+use super::{Note, NoteLine};
+use crate::api;
+use leptos::prelude::*;
+use roost_api::{LogOut, MonitorOut};
+use std::time::Duration;
+
+/// Script logs of a tenant, newest first.
+#[component]
+pub fn Logs(tenant: String) -> impl IntoView {
+    const PAGE: usize = 50;
+    let path = StoredValue::new(format!("/tenants/{}/logs", api::enc(&tenant)));
+    let lines = RwSignal::new(None::<Vec<LogOut>>);
+    let note = RwSignal::new(Note::None);
+    let level = RwSignal::new(String::new());
+    let source = RwSignal::new(String::new());
+    let text = RwSignal::new(String::new());
+    let since = RwSignal::new(String::new());
+    let until = RwSignal::new(String::new());
+    let more = RwSignal::new(false);
+    let tail = RwSignal::new(false);
+    let filters = move || {
+        let mut q = String::new();
+        for (k, s) in [("level", level), ("source", source), ("q", text)] {
+            let v = s.get_untracked();
+            if !v.trim().is_empty() {
+                q += &format!("&{k}={}", api::enc(v.trim()));
+            }
+        }
+        // datetime-local inputs give local times without a zone; the API takes UTC.
+        for (k, s) in [("since", since), ("until", until)] {
+            let v = s.get_untracked();
+            if !v.is_empty() {
+                let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(&v));
+                if let Some(iso) = d.to_iso_string().as_string() {
+                    q += &format!("&{k}={}", api::enc(&iso));
+                }
+            }
+        }
+        q
+    };
+    // Newest first; `before` pages to older lines.
+    let load = move |before: Option<i64>| {
+        let mut q = format!("?order=desc&limit={PAGE}{}", filters());
+        if let Some(b) = before {
+            q += &format!("&before={b}");
+        }
+        leptos::task::spawn_local(async move {
+            match api::get::<Vec<LogOut>>(&format!("{}{q}", path.get_value())).await {
+                Ok(v) => {
+                    more.set(v.len() == PAGE);
+                    if before.is_some() {
+                        lines.update(|l| l.get_or_insert_with(Vec::new).extend(v));
+                    } else {
+                        lines.set(Some(v));
+                    }
+                    if matches!(note.get_untracked(), Note::Busy(_)) {
+                        note.set(Note::None);
+                    }
+                }
+                Err(e) => note.set(Note::Err(e.message)),
+            }
+        });
+    };
+    load(None);
+    // Live tail: every 2 s, the lines after the newest shown.
+    let poll = move || {
+        if !tail.get_untracked() {
+            return;
+        }
+        let newest = lines.with_untracked(|l| l.as_ref().and_then(|l| l.first()).map(|l| l.id).unwrap_or(0));
+        let q = format!("?after={newest}&limit=200{}", filters());
+        leptos::task::spawn_local(async move {
+            if let Ok(mut v) = api::get::<Vec<LogOut>>(&format!("{}{q}", path.get_value())).await {
+                if !v.is_empty() {
+                    v.reverse();
+                    lines.update(|l| {
+                        let l = l.get_or_insert_with(Vec::new);
+                        v.extend(l.drain(..));
+                        *l = v;
+                    });
+                }
+            }
+        });
+    };
+    if let Ok(handle) = set_interval_with_handle(poll, Duration::from_secs(2)) {
+        on_cleanup(move || handle.clear());
+    }
+    let search = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        note.set(Note::Busy("Loading…".into()));
+        load(None);
+    };
+    view! {
+        <form class="inline log-filters" on:submit=search>
+            <select name="level" on:change=move |ev| level.set(event_target_value(&ev))>
+                <option value="">"all levels"</option>
+                <option value="information">"information"</option>
+                <option value="warning">"warning"</option>
+                <option value="error">"error"</option>
+            </select>
+            <input name="source" placeholder="source, e.g. /table/todo.insert.js" prop:value=source on:input=move |ev| source.set(event_target_value(&ev))/>
+            <input name="text" placeholder="text" prop:value=text on:input=move |ev| text.set(event_target_value(&ev))/>
+            <label>"from " <input type="datetime-local" name="since" prop:value=since on:input=move |ev| since.set(event_target_value(&ev))/></label>
+            <label>"to " <input type="datetime-local" name="until" prop:value=until on:input=move |ev| until.set(event_target_value(&ev))/></label>
+            <button type="submit">"Search"</button>
+            <label class="check"><input type="checkbox" name="tail" prop:checked=tail on:change=move |ev| tail.set(event_target_checked(&ev))/>" live tail"</label>
+        </form>
+        <NoteLine note=note/>
+        {move || match lines.get() {
+            None => view! { <p class="loading">"Loading logs…"</p> }.into_any(),
+            Some(v) if v.is_empty() => view! { <p class="empty">"No log lines."</p> }.into_any(),
+            Some(v) => view! {
+                <table class="grid logs" id="logs">
+                    <thead><tr><th>"Time"</th><th>"Level"</th><th>"Source"</th><th>"Message"</th></tr></thead>
+                    <tbody>{v.into_iter().map(|l| { let class = format!("level-{}", l.level); view! {
+                        <tr class=class><td class="time">{l.time}</td><td>{l.level}</td><td>{l.source}</td><td class="message">{l.message}</td></tr>
+                    } }).collect_view()}</tbody>
+                </table>
+            }.into_any(),
+        }}
+        {move || more.get().then(|| view! {
+            <button on:click=move |_| load(lines.with_untracked(|l| l.as_ref().and_then(|l| l.last()).map(|l| l.id)))>"Older"</button>
+        })}
+    }
+}
+
+/// Counts, jobs and recent log levels of a tenant.
+#[component]
+pub fn Monitor(tenant: String) -> impl IntoView {
+    let data = RwSignal::new(None::<MonitorOut>);
+    let note = RwSignal::new(Note::None);
+    let path = format!("/tenants/{}/monitor", api::enc(&tenant));
+    leptos::task::spawn_local(async move {
+        match api::get::<MonitorOut>(&path).await {
+            Ok(m) => data.set(Some(m)),
+            Err(e) => note.set(Note::Err(e.message)),
+        }
+    });
+    view! {
+        <NoteLine note=note/>
+        {move || data.get().map(|m| view! {
+            <div class="monitor" id="monitor">
+                <div class="tile"><span class="figure">{m.tables}</span>" tables"</div>
+                <div class="tile"><span class="figure">{m.scripts}</span>" scripts"</div>
+                {m.recent_log_levels.into_iter().map(|(l, n)| view! { <div class=format!("tile level-{l}")><span class="figure">{n}</span>{format!(" {l}")}</div> }).collect_view()}
+            </div>
+            <h3>"Jobs"</h3>
+            <table class="grid">
+                <thead><tr><th>"Job"</th><th>"Enabled"</th><th>"Last run"</th><th>"Outcome"</th></tr></thead>
+                <tbody>{m.jobs.into_iter().map(|j| view! {
+                    <tr>
+                        <td>{j.name}</td>
+                        <td>{if j.enabled { "yes" } else { "no" }}</td>
+                        <td>{j.last_run.as_ref().map(|r| r.started_at.clone()).unwrap_or_default()}</td>
+                        <td>{j.last_run.and_then(|r| r.outcome).unwrap_or_default()}</td>
+                    </tr>
+                }).collect_view()}</tbody>
+            </table>
+        })}
+    }
+}
