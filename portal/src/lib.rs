@@ -33,6 +33,12 @@ fn current_route() -> Vec<String> {
     hash.trim_start_matches('#').split('/').filter(|s| !s.is_empty()).map(|s| js_sys::decode_uri_component(s).ok().and_then(|v| v.as_string()).unwrap_or_default()).collect()
 }
 
+/// Runs a request's future under the current reactive owner, cancelled when that owner (the view
+/// that started it) is disposed, so an answer arriving after navigation never touches a dead view.
+pub fn spawn(fut: impl std::future::Future<Output = ()> + 'static) {
+    leptos::task::spawn_local_scoped_with_cancellation(fut);
+}
+
 /// Goes to a route (asks first when there are unsaved changes).
 pub fn navigate(path: &str) {
     let _ = window().location().set_hash(path);
@@ -50,7 +56,7 @@ fn App() -> impl IntoView {
     provide_context(ctx);
     let checked = RwSignal::new(false);
     // An existing session (cookie) signs in without the form.
-    leptos::task::spawn_local(async move {
+    crate::spawn(async move {
         if let Ok(s) = api::get::<SessionOut>("/session").await {
             api::set_session(ctx.session, s.csrf_token.as_deref());
             ctx.session.set(Some(s));

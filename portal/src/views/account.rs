@@ -14,7 +14,7 @@ pub fn MyAccount() -> impl IntoView {
     let change = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let body = PasswordIn { current_password: current.get_untracked(), new_password: new.get_untracked() };
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::send("PUT", "/account/password", Some(&body)).await {
                 Ok(()) => {
                     current.set(String::new());
@@ -27,7 +27,7 @@ pub fn MyAccount() -> impl IntoView {
     };
     let tokens = RwSignal::new(Vec::<ApiTokenOut>::new());
     let reload = move || {
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::get::<Vec<ApiTokenOut>>("/account/tokens").await {
                 Ok(v) => tokens.set(v),
                 Err(e) => note.set(Note::Err(e.message)),
@@ -40,7 +40,7 @@ pub fn MyAccount() -> impl IntoView {
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let body = ApiTokenIn { name: token_name.get_untracked() };
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::call::<ApiTokenOut>("POST", "/account/tokens", Some(&body)).await {
                 Ok(t) => {
                     fresh.set(t.token);
@@ -52,7 +52,7 @@ pub fn MyAccount() -> impl IntoView {
         });
     };
     let revoke = move |id: String| {
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::send("DELETE", &format!("/account/tokens/{}", api::enc(&id)), None::<&()>).await {
                 Ok(()) => reload(),
                 Err(e) => note.set(Note::Err(e.message)),
@@ -93,7 +93,7 @@ pub fn Accounts() -> impl IntoView {
     let note = RwSignal::new(Note::None);
     let list = RwSignal::new(Vec::<AccountOut>::new());
     let reload = move || {
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::get::<Vec<AccountOut>>("/accounts").await {
                 Ok(v) => list.set(v),
                 Err(e) => note.set(Note::Err(e.message)),
@@ -107,7 +107,7 @@ pub fn Accounts() -> impl IntoView {
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let body = AccountIn { email: email.get_untracked(), password: password.get_untracked(), role: Role::parse(&role.get_untracked()).unwrap_or(Role::Owner) };
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::call::<AccountOut>("POST", "/accounts", Some(&body)).await {
                 Ok(a) => {
                     note.set(Note::Ok(format!("Created {}", a.email)));
@@ -123,7 +123,7 @@ pub fn Accounts() -> impl IntoView {
         if !window().confirm_with_message(&format!("Delete the account {}?", a.email)).unwrap_or(false) {
             return;
         }
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::send("DELETE", &format!("/accounts/{}", api::enc(&a.id)), None::<&()>).await {
                 Ok(()) => reload(),
                 Err(e) => note.set(Note::Err(e.message)),

@@ -22,7 +22,7 @@ fn Tables(tenant: String) -> impl IntoView {
     let note = RwSignal::new(Note::None);
     let t = StoredValue::new(tenant.clone());
     let reload = move || {
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::get::<Vec<TableOut>>(&format!("/tenants/{}/tables", api::enc(&t.get_value()))).await {
                 Ok(v) => list.set(Some(v)),
                 Err(e) => note.set(Note::Err(e.message)),
@@ -41,7 +41,7 @@ fn Tables(tenant: String) -> impl IntoView {
             soft_delete: soft.get_untracked(),
             permissions: TablePermissions::default(),
         };
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::call::<TableOut>("POST", &format!("/tenants/{}/tables", api::enc(&t.get_value())), Some(&spec)).await {
                 Ok(tb) => {
                     note.set(Note::Ok(format!("Created table {}", tb.name)));
@@ -150,7 +150,7 @@ fn Browse(tenant: String, table: String) -> impl IntoView {
         if !o.trim().is_empty() {
             q += &format!("&$orderby={}", api::enc(o.trim()));
         }
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::get::<Value>(&format!("{}{q}", path.get_value())).await {
                 Ok(v) => {
                     let count = v.get("count").and_then(Value::as_u64).unwrap_or(0);
@@ -174,7 +174,7 @@ fn Browse(tenant: String, table: String) -> impl IntoView {
             Err(e) => return note.set(Note::Err(format!("Not JSON: {e}"))),
         };
         item.retain(|k, _| !k.starts_with("__") && (id.is_none() || k != "id"));
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             let r = match &id {
                 Some(id) => api::call::<Value>("PATCH", &format!("{}/{}", path.get_value(), api::enc(id)), Some(&item)).await,
                 None => api::call::<Value>("POST", &path.get_value(), Some(&item)).await,
@@ -193,7 +193,7 @@ fn Browse(tenant: String, table: String) -> impl IntoView {
         if !window().confirm_with_message(&format!("Delete row {id}?")).unwrap_or(false) {
             return;
         }
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::send("DELETE", &format!("{}/{}", path.get_value(), api::enc(&id)), None::<&()>).await {
                 Ok(()) => {
                     note.set(Note::Ok(format!("Deleted row {id}")));
@@ -256,8 +256,8 @@ fn Browse(tenant: String, table: String) -> impl IntoView {
                 view! {
                     <p class="paging">
                         {format!("{count} rows · showing {}–{}", if count == 0 { 0 } else { from + 1 }, (from + PAGE).min(count as usize))}
-                        <button class="small" disabled=move || skip.get() == 0 on:click=move |_| { skip.update(|s| *s = s.saturating_sub(PAGE)); load(); }>"Previous"</button>
-                        <button class="small" disabled=move || skip.get() + PAGE >= count as usize on:click=move |_| { skip.update(|s| *s += PAGE); load(); }>"Next"</button>
+                        <button class="small" disabled={move || skip.get() == 0} on:click=move |_| { skip.update(|s| *s = s.saturating_sub(PAGE)); load(); }>"Previous"</button>
+                        <button class="small" disabled={move || skip.get() + PAGE >= count as usize} on:click=move |_| { skip.update(|s| *s += PAGE); load(); }>"Next"</button>
                     </p>
                     <div class="scroll"><table class="grid" id="rows"><thead><tr>{head}<th></th></tr></thead><tbody>{body}</tbody></table></div>
                 }.into_any()
@@ -271,7 +271,7 @@ fn Columns(tenant: String, table: String) -> impl IntoView {
     let path = StoredValue::new(format!("/tenants/{}/tables/{}", api::enc(&tenant), api::enc(&table)));
     let info = RwSignal::new(None::<TableOut>);
     let note = RwSignal::new(Note::None);
-    leptos::task::spawn_local(async move {
+    crate::spawn(async move {
         match api::get::<TableOut>(&path.get_value()).await {
             Ok(t) => info.set(Some(t)),
             Err(e) => note.set(Note::Err(e.message)),
@@ -282,7 +282,7 @@ fn Columns(tenant: String, table: String) -> impl IntoView {
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let c = ColumnIn { name: name.get_untracked().trim().to_string(), ty: ty.get_untracked() };
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::call::<TableOut>("POST", &format!("{}/columns", path.get_value()), Some(&c)).await {
                 Ok(t) => {
                     note.set(Note::Ok(format!("Added column {}", c.name)));
@@ -297,7 +297,7 @@ fn Columns(tenant: String, table: String) -> impl IntoView {
         if !window().confirm_with_message(&format!("Drop column {c} and its values?")).unwrap_or(false) {
             return;
         }
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::call::<TableOut>("DELETE", &format!("{}/columns/{}", path.get_value(), api::enc(&c)), None::<&()>).await {
                 Ok(t) => {
                     note.set(Note::Ok(format!("Dropped column {c}")));
@@ -349,7 +349,7 @@ fn permission_select(label: &'static str, value: RwSignal<Permission>) -> impl I
                 Permission::User => "Only authenticated users",
                 Permission::Admin => "Only scripts and admins",
             };
-            view! { <option value=p.as_str() selected=move || value.get() == p>{text}</option> }
+            view! { <option value=p.as_str() selected={move || value.get() == p}>{text}</option> }
         })
         .collect_view();
     view! {
@@ -366,7 +366,7 @@ fn Permissions(tenant: String, table: String) -> impl IntoView {
     let note = RwSignal::new(Note::None);
     let loaded = RwSignal::new(false);
     let (insert, read, update, delete) = (RwSignal::new(Permission::Application), RwSignal::new(Permission::Application), RwSignal::new(Permission::Application), RwSignal::new(Permission::Application));
-    leptos::task::spawn_local(async move {
+    crate::spawn(async move {
         match api::get::<TableOut>(&path.get_value()).await {
             Ok(t) => {
                 insert.set(t.permissions.insert);
@@ -380,7 +380,7 @@ fn Permissions(tenant: String, table: String) -> impl IntoView {
     });
     let save = move |_| {
         let p = TablePermissions { insert: insert.get_untracked(), read: read.get_untracked(), update: update.get_untracked(), delete: delete.get_untracked() };
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::call::<TableOut>("PUT", &format!("{}/permissions", path.get_value()), Some(&p)).await {
                 Ok(_) => {
                     ctx.dirty.set(false);

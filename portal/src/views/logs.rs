@@ -46,7 +46,7 @@ pub fn Logs(tenant: String) -> impl IntoView {
         if let Some(b) = before {
             q += &format!("&before={b}");
         }
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::get::<Vec<LogOut>>(&format!("{}{q}", path.get_value())).await {
                 Ok(v) => {
                     more.set(v.len() == PAGE);
@@ -65,17 +65,19 @@ pub fn Logs(tenant: String) -> impl IntoView {
     };
     load(None);
     // Live tail: every 2 s, the lines after the newest shown.
+    // The interval runs outside the view's owner: reads and writes are `try_` (the view may be gone).
     let poll = move || {
-        if !tail.get_untracked() {
+        if !tail.try_get_untracked().unwrap_or(false) {
             return;
         }
-        let newest = lines.with_untracked(|l| l.as_ref().and_then(|l| l.first()).map(|l| l.id).unwrap_or(0));
+        let newest = lines.try_with_untracked(|l| l.as_ref().and_then(|l| l.first()).map(|l| l.id).unwrap_or(0)).unwrap_or(0);
         let q = format!("?after={newest}&limit=200{}", filters());
+        let Some(path) = path.try_get_value() else { return };
         leptos::task::spawn_local(async move {
-            if let Ok(mut v) = api::get::<Vec<LogOut>>(&format!("{}{q}", path.get_value())).await {
+            if let Ok(mut v) = api::get::<Vec<LogOut>>(&format!("{path}{q}")).await {
                 if !v.is_empty() {
                     v.reverse();
-                    lines.update(|l| {
+                    lines.try_update(|l| {
                         let l = l.get_or_insert_with(Vec::new);
                         v.extend(l.drain(..));
                         *l = v;
@@ -132,7 +134,7 @@ pub fn Monitor(tenant: String) -> impl IntoView {
     let data = RwSignal::new(None::<MonitorOut>);
     let note = RwSignal::new(Note::None);
     let path = format!("/tenants/{}/monitor", api::enc(&tenant));
-    leptos::task::spawn_local(async move {
+    crate::spawn(async move {
         match api::get::<MonitorOut>(&path).await {
             Ok(m) => data.set(Some(m)),
             Err(e) => note.set(Note::Err(e.message)),

@@ -41,7 +41,7 @@ pub fn NoteLine(note: RwSignal<Note>) -> impl IntoView {
 pub fn Shell() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let sign_out = move |_| {
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             let _ = api::send("DELETE", "/session", None::<&()>).await;
             ctx.dirty.set(false);
             ctx.session.set(None);

@@ -51,7 +51,7 @@ pub fn ScriptPane(tenant: String, kind: &'static str, name: String) -> impl Into
     let runs = RwSignal::new(Vec::<JobRunOut>::new());
     let load_runs = move || {
         if kind == "job" {
-            leptos::task::spawn_local(async move {
+            crate::spawn(async move {
                 if let Ok(r) = api::get::<Vec<JobRunOut>>(&format!("{}/runs?limit=10", job_path.get_value())).await {
                     runs.set(r);
                 }
@@ -59,7 +59,7 @@ pub fn ScriptPane(tenant: String, kind: &'static str, name: String) -> impl Into
         }
     };
     let template_text = template(kind, &name);
-    leptos::task::spawn_local(async move {
+    crate::spawn(async move {
         match api::get::<ScriptOut>(&path.get_value()).await {
             Ok(s) => {
                 verbs.with_value(|v| v.iter().for_each(|(verb, sig)| sig.set(verb_permission(&s.permissions, verb))));
@@ -109,7 +109,7 @@ pub fn ScriptPane(tenant: String, kind: &'static str, name: String) -> impl Into
             enabled: enabled.get_untracked(),
         });
         note.set(Note::Busy("Saving…".into()));
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::call::<ScriptOut>("PUT", &path.get_value(), Some(&ScriptIn { body: body.clone(), permissions, schedule })).await {
                 Ok(s) => {
                     mark.set(None);
@@ -131,7 +131,7 @@ pub fn ScriptPane(tenant: String, kind: &'static str, name: String) -> impl Into
         if !window().confirm_with_message("Delete this script?").unwrap_or(false) {
             return;
         }
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::send("DELETE", &path.get_value(), None::<&()>).await {
                 Ok(()) => {
                     exists.set(false);
@@ -143,7 +143,7 @@ pub fn ScriptPane(tenant: String, kind: &'static str, name: String) -> impl Into
         });
     };
     let run_now = move |_| {
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::send("POST", &format!("{}/run", job_path.get_value()), None::<&()>).await {
                 Ok(()) => {
                     note.set(Note::Ok("Job started; its outcome appears under Recent runs".into()));
@@ -160,7 +160,7 @@ pub fn ScriptPane(tenant: String, kind: &'static str, name: String) -> impl Into
                     let sig = *sig;
                     let options = [Permission::Public, Permission::Application, Permission::User, Permission::Admin]
                         .into_iter()
-                        .map(|p| view! { <option value=p.as_str() selected=move || sig.get() == p>{p.as_str()}</option> })
+                        .map(|p| view! { <option value=p.as_str() selected={move || sig.get() == p}>{p.as_str()}</option> })
                         .collect_view();
                     view! {
                         <label class="permission">{verb.to_uppercase()}
@@ -179,10 +179,10 @@ pub fn ScriptPane(tenant: String, kind: &'static str, name: String) -> impl Into
                 <div class="schedule">
                     <label>"Every " <input type="number" min="1" name="interval" prop:value=move || interval.get().to_string() on:input=move |ev| if let Ok(n) = event_target_value(&ev).parse() { interval.set(n) }/></label>
                     <select name="unit" on:change=move |ev| unit.set(event_target_value(&ev))>
-                        {["minute", "hour", "day", "month"].into_iter().map(|u| view! { <option value=u selected=move || unit.get() == u>{format!("{u}s")}</option> }).collect_view()}
+                        {["minute", "hour", "day", "month"].into_iter().map(|u| view! { <option value=u selected={move || unit.get() == u}>{format!("{u}s")}</option> }).collect_view()}
                     </select>
                     <label><input type="checkbox" name="enabled" prop:checked=enabled on:change=move |ev| enabled.set(event_target_checked(&ev))/>" enabled"</label>
-                    <button on:click=run_now disabled=move || !exists.get()>"Run once"</button>
+                    <button on:click=run_now disabled={move || !exists.get()}>"Run once"</button>
                 </div>
             })}
             {move || match loaded.get() {
@@ -213,7 +213,7 @@ pub fn Scripts(tenant: String, kind: &'static str, selected: Option<String>) -> 
     let list = RwSignal::new(None::<Vec<ScriptOut>>);
     let note = RwSignal::new(Note::None);
     let t = StoredValue::new(tenant.clone());
-    leptos::task::spawn_local(async move {
+    crate::spawn(async move {
         match api::get::<Vec<ScriptOut>>(&format!("/tenants/{}/scripts", api::enc(&t.get_value()))).await {
             Ok(v) => list.set(Some(v.into_iter().filter(|s| s.kind == kind).collect())),
             Err(e) => note.set(Note::Err(e.message)),

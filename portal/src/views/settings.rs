@@ -38,7 +38,7 @@ pub fn Configure(tenant: String) -> impl IntoView {
         timeout.set(s.request_timeout_ms.to_string());
         body_kb.set(s.max_body_kb.to_string());
     };
-    leptos::task::spawn_local(async move {
+    crate::spawn(async move {
         match api::get::<TenantOut>(&path.get_value()).await {
             Ok(t) => {
                 fill(&t);
@@ -51,7 +51,7 @@ pub fn Configure(tenant: String) -> impl IntoView {
         if !window().confirm_with_message(&format!("Regenerate the {kind} key? Clients using the old key stop working at once.")).unwrap_or(false) {
             return;
         }
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::call::<KeyOut>("POST", &format!("{}/keys/{kind}/regenerate", path.get_value()), None::<&()>).await {
                 Ok(k) => {
                     info.update(|t| {
@@ -99,7 +99,7 @@ pub fn Configure(tenant: String) -> impl IntoView {
             Ok(p) => p,
             Err(m) => return note.set(Note::Err(m)),
         };
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::call::<TenantOut>("PATCH", &format!("{}/settings", path.get_value()), Some(&patch)).await {
                 Ok(t) => {
                     fill(&t);

@@ -16,7 +16,7 @@ pub fn SignIn() -> impl IntoView {
         ev.prevent_default();
         note.set(Note::Busy("Signing in…".into()));
         let body = SignInIn { email: email.get_untracked(), password: password.get_untracked() };
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::call::<SessionOut>("POST", "/session", Some(&body)).await {
                 Ok(s) => {
                     api::set_session(ctx.session, s.csrf_token.as_deref());

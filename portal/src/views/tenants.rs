@@ -22,7 +22,7 @@ pub fn Tenants() -> impl IntoView {
     let list = RwSignal::new(None::<Vec<TenantSummary>>);
     let note = RwSignal::new(Note::None);
     let reload = move || {
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::get::<Vec<TenantSummary>>("/tenants").await {
                 Ok(v) => list.set(Some(v)),
                 Err(e) => note.set(Note::Err(e.message)),
@@ -40,7 +40,7 @@ pub fn Tenants() -> impl IntoView {
         ev.prevent_default();
         let name = new_name.get_untracked().trim().to_string();
         note.set(Note::Busy(format!("Creating {name}…")));
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::call::<TenantOut>("POST", "/tenants", Some(&TenantIn { name: name.clone(), settings: None })).await {
                 Ok(t) => {
                     new_name.set(String::new());
@@ -59,7 +59,7 @@ pub fn Tenants() -> impl IntoView {
             note.set(Note::Err(format!("Type '{name}' to delete it.")));
             return;
         }
-        leptos::task::spawn_local(async move {
+        crate::spawn(async move {
             match api::send("DELETE", &format!("/tenants/{}", api::enc(&name)), None::<&()>).await {
                 Ok(()) => {
                     note.set(Note::Ok(format!("Deleted {name}")));

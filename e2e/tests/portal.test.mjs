@@ -1,0 +1,204 @@
+// The portal end to end, against a freshly started Roost: an admin runs a tenant from the browser,
+// a mobile client uses it, and a support account sees only monitoring and logs.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startRoost, launchBrowser, screenshot } from '../lib/roost.mjs';
+
+const admin = { email: 'admin@example.com', password: 'correct horse battery', role: 'admin' };
+const support = { email: 'support@example.com', password: 'support staff password', role: 'support' };
+const tenant = 'shop' + Date.now().toString(36);
+let roost, browser, page;
+
+before(async () => {
+  roost = await startRoost({ accounts: [admin, support] });
+  browser = await launchBrowser();
+  const context = await browser.browser.newContext({ viewport: { width: 1280, height: 860 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  page.on('dialog', (d) => d.accept());
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  page.on('console', (m) => { if (m.type() === 'error') console.error('console:', m.text()); });
+});
+
+after(async () => {
+  await browser?.close();
+  await roost?.stop();
+});
+
+async function signIn(who) {
+  await page.goto(`${roost.base}/portal/`);
+  await page.fill('input[name=email]', who.email);
+  await page.fill('input[name=password]', who.password);
+  await page.click('button:has-text("Sign in")');
+  await page.waitForSelector('header.top .email');
+  assert.equal(await page.textContent('header.top .email'), who.email);
+}
+
+async function signOut() {
+  await page.click('button:has-text("Sign out")');
+  await page.waitForSelector('input[name=email]');
+}
+
+// Replaces the editor's text as one input (no auto-closing brackets or auto-indent).
+async function setEditorText(text) {
+  await page.click('.editor .cm-content');
+  await page.keyboard.press('Control+A');
+  await page.keyboard.press('Delete');
+  await page.keyboard.insertText(text);
+}
+
+async function tenantPost(key, body) {
+  const r = await fetch(`${roost.base}/t/${tenant}/tables/orders`, {
+    method: 'POST',
+    headers: { 'X-ZUMO-APPLICATION': key, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, body: await r.json() };
+}
+
+let appKey;
+
+test('a wrong password is refused with the server message', async () => {
+  await page.goto(`${roost.base}/portal/`);
+  await page.fill('input[name=email]', admin.email);
+  await page.fill('input[name=password]', 'not the password');
+  await page.click('button:has-text("Sign in")');
+  await page.waitForSelector('.note.error');
+  assert.match(await page.textContent('.note.error'), /e-mail or password is wrong/);
+  await screenshot(page, '01-sign-in');
+});
+
+test('an admin signs in and creates a tenant', async () => {
+  await signIn(admin);
+  await page.waitForSelector('text=No tenants yet.');
+  await page.fill('input[name=tenant-name]', tenant);
+  await page.click('button:has-text("Create tenant")');
+  await page.waitForSelector(`#tenant-list a:has-text("${tenant}")`);
+  await screenshot(page, '02-tenants');
+});
+
+test('the admin creates a table and sets its insert permission', async () => {
+  await page.click(`#tenant-list a:has-text("${tenant}")`);
+  await page.waitForSelector('text=No tables yet.');
+  await page.fill('input[name=table-name]', 'orders');
+  await page.click('button:has-text("Create table")');
+  await page.waitForSelector('#table-list a:has-text("orders")');
+  await screenshot(page, '03-data');
+  await page.click('#table-list a:has-text("orders")');
+  await page.click('nav.tabs a:has-text("Permissions")');
+  await page.selectOption('select[name=perm-insert]', 'public');
+  await page.click('button:has-text("Save permissions")');
+  await page.waitForSelector('text=Permissions saved');
+  await screenshot(page, '04-permissions');
+  await page.click('nav.tabs a:has-text("Data")');
+  await page.waitForSelector('#table-list');
+  const row = await page.textContent('#table-list tbody tr');
+  assert.match(row, /orders.*public/s, 'the tables list shows the new insert permission');
+});
+
+test('the admin writes an insert script: a syntax error shows at its line, then it saves', async () => {
+  await page.goto(`${roost.base}/portal/#/t/${tenant}/data/orders/script/insert`);
+  await page.waitForSelector('.editor .cm-content');
+  await setEditorText('function insert(item, user, request) {\n    item.source = ;\n    request.execute();\n}\n');
+  await page.waitForSelector('text=Unsaved changes');
+  await page.click('button.primary:has-text("Save")');
+  await page.waitForSelector('.note.error');
+  assert.match(await page.textContent('.note.error'), /line 2/);
+  await page.waitForSelector('.cm-lint-marker-error');
+  const marked = await page.evaluate(() => {
+    const marker = document.querySelector('.cm-lint-marker-error');
+    const gutter = marker.closest('.cm-gutterElement');
+    return gutter ? gutter.getBoundingClientRect().top : null;
+  });
+  const line2 = await page.evaluate(() => document.querySelectorAll('.cm-content .cm-line')[1].getBoundingClientRect().top);
+  assert.ok(Math.abs(marked - line2) < 4, `the error marker sits on line 2 (${marked} vs ${line2})`);
+  // The text is still there after the failed save.
+  assert.match(await page.textContent('.cm-content'), /item\.source = ;/);
+  await screenshot(page, '05-script-error');
+  await setEditorText("function insert(item, user, request) {\n    item.source = 'portal-script';\n    console.log('inserting order %s', item.title);\n    request.execute();\n}\n");
+  await page.click('button.primary:has-text("Save")');
+  await page.waitForSelector('text=Saved /table/orders.insert.js');
+  assert.equal(await page.locator('.cm-lint-marker-error').count(), 0);
+  assert.equal(await page.locator('text=Unsaved changes').count(), 0);
+  await screenshot(page, '06-script');
+});
+
+test('the keys are shown on request; a client inserts with the application key', async () => {
+  await page.click('nav.tabs a:has-text("Configure")');
+  await page.click('button:has-text("Show keys")');
+  appKey = (await page.textContent('#application-key')).trim();
+  assert.equal(appKey.length > 20, true);
+  await screenshot(page, '07-configure');
+  const r = await tenantPost(appKey, { title: 'first order', quantity: 3 });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.equal(r.body.source, 'portal-script');
+});
+
+test('Browse shows the row with the field the script added', async () => {
+  await page.click('nav.tabs a:has-text("Data")');
+  await page.click('#table-list a:has-text("orders")');
+  await page.waitForSelector('#rows');
+  const table = await page.textContent('#rows');
+  assert.match(table, /first order/);
+  assert.match(table, /portal-script/);
+  // The OData filter box narrows the rows.
+  await page.fill('input[name=filter]', "title eq 'nothing like it'");
+  await page.click('button:has-text("Apply")');
+  await page.waitForSelector('text=0 rows');
+  await page.fill('input[name=filter]', 'quantity gt 2');
+  await page.click('button:has-text("Apply")');
+  await page.waitForSelector('#rows >> text=first order');
+  await screenshot(page, '08-browse');
+});
+
+test('Logs shows the script console line', async () => {
+  await page.click('nav.tabs a:has-text("Logs")');
+  await page.waitForSelector('#logs >> text=inserting order first order');
+  assert.match(await page.textContent('#logs'), /\/table\/orders\.insert\.js/);
+  await screenshot(page, '09-logs');
+});
+
+test('regenerating the application key refuses the old one', async () => {
+  await page.click('nav.tabs a:has-text("Configure")');
+  await page.click('button:has-text("Regenerate application key")');
+  await page.waitForSelector('text=The application key was regenerated');
+  const newKey = (await page.textContent('#application-key')).trim();
+  assert.notEqual(newKey, appKey);
+  // Insert is public now; a read needs the application key.
+  const read = (key) => fetch(`${roost.base}/t/${tenant}/tables/orders`, { headers: { 'X-ZUMO-APPLICATION': key } }).then((r) => r.status);
+  assert.equal(await read(appKey), 401, 'the old key is refused');
+  assert.equal(await read(newKey), 200, 'the new key works');
+  await signOut();
+});
+
+test('support sees monitoring and logs, never data or scripts', async () => {
+  await signIn(support);
+  await page.waitForSelector(`#tenant-list a:has-text("${tenant}")`);
+  assert.equal(await page.locator('button:has-text("Create tenant")').count(), 0);
+  await page.click(`#tenant-list a:has-text("${tenant}")`);
+  await page.waitForSelector('#monitor');
+  const tabs = await page.locator('nav.tabs a').allTextContents();
+  assert.deepEqual(tabs, ['Monitor', 'Logs']);
+  await screenshot(page, '10-support-monitor');
+  await page.goto(`${roost.base}/portal/#/t/${tenant}/data/orders`);
+  await page.waitForSelector('text=This view is not available to your role.');
+  await page.goto(`${roost.base}/portal/#/t/${tenant}/logs`);
+  await page.waitForSelector('#logs >> text=inserting order first order');
+  await screenshot(page, '11-support-logs');
+  // The API refuses support on data, scripts, keys and settings, with the session cookie.
+  const statuses = await page.evaluate(async (t) => {
+    const s = await fetch('/manage/v1/session').then((r) => r.json());
+    const get = (p) => fetch(`/manage/v1${p}`).then((r) => r.status);
+    const post = (p, body) => fetch(`/manage/v1${p}`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf_token }, body: JSON.stringify(body) }).then((r) => r.status);
+    return {
+      tables: await get(`/tenants/${t}/tables`),
+      rows: await get(`/tenants/${t}/tables/orders/rows`),
+      scripts: await get(`/tenants/${t}/scripts`),
+      tenant: await get(`/tenants/${t}`),
+      insert: await post(`/tenants/${t}/tables/orders/rows`, { title: 'x' }),
+      logs: await get(`/tenants/${t}/logs`),
+      monitor: await get(`/tenants/${t}/monitor`),
+    };
+  }, tenant);
+  assert.deepEqual(statuses, { tables: 403, rows: 403, scripts: 403, tenant: 403, insert: 403, logs: 200, monitor: 200 });
+});
