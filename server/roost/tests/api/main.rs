@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod accounts;
 mod http;
 mod jobs;
 mod manage;
