@@ -163,6 +163,23 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl std::f
     if let Some(tick) = state.scheduler_tick {
         tokio::spawn(scheduler::run(Arc::downgrade(&state.0), tick));
     }
+    match state.storage.accounts().await {
+        Ok(a) if a.is_empty() => tracing::warn!("No portal accounts yet: create the first with `roost admin create --email you@example.com`"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error.cause = %e, "Could not count the portal accounts"),
+    }
+    // Expired portal sessions are deleted hourly (a stale one is refused when loaded anyway).
+    let app = Arc::downgrade(&state.0);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let Some(app) = app.upgrade() else { break };
+            if let Err(e) = app.storage.prune_sessions(chrono::Utc::now().timestamp()).await {
+                tracing::warn!(error.cause = %e, "Could not prune expired portal sessions");
+            }
+        }
+    });
     let router = http::router(state);
     tracing::info!(listen = %listener.local_addr()?, "Roost is listening");
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown).await?;

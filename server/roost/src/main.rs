@@ -291,6 +291,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             roost::init_telemetry(&config.log);
             let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
             println!("Roost listening on http://{}", listener.local_addr()?);
+            println!("Portal: http://{}/portal/", listener.local_addr()?);
             roost::run(config, listener, roost::shutdown_signal()).await
         }
         Command::Migrate => {

@@ -255,6 +255,8 @@ async fn sessions_are_cookies_in_the_catalog_and_end(app: TestApp) {
     // An expired record no longer signs anyone in.
     app.state.storage.save_session(&hash, &data, now - 5).await.expect("save");
     assert_eq!(app.as_session(&s, Method::GET, "/session", None, false).await.status, StatusCode::UNAUTHORIZED);
+    assert!(app.state.storage.prune_sessions(now).await.expect("prune") >= 1);
+    assert!(app.state.storage.load_session(&hash, 0).await.expect("load").is_none(), "pruned");
     // Sign-out ends the session (with its CSRF token).
     let s = app.sign_in(&email, &pw).await;
     let r = app.as_session(&s, Method::DELETE, "/session", None, true).await;
