@@ -8,6 +8,7 @@ const admin = { email: 'admin@example.com', password: 'correct horse battery', r
 const support = { email: 'support@example.com', password: 'support staff password', role: 'support' };
 const tenant = 'shop' + Date.now().toString(36);
 let roost, browser, page;
+const dialogs = [];
 
 before(async () => {
   roost = await startRoost({ accounts: [admin, support] });
@@ -15,9 +16,10 @@ before(async () => {
   const context = await browser.browser.newContext({ viewport: { width: 1280, height: 860 } });
   page = await context.newPage();
   page.setDefaultTimeout(10000);
-  page.on('dialog', (d) => d.accept());
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
   page.on('pageerror', (e) => console.error('page error:', e.message));
-  page.on('console', (m) => { if (m.type() === 'error') console.error('console:', m.text()); });
+  // The app's own errors (expected 401/404 answers also log "Failed to load resource"; those are left out).
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) console.error('console:', m.text()); });
 });
 
 after(async () => {
@@ -121,6 +123,15 @@ test('the admin writes an insert script: a syntax error shows at its line, then 
   assert.equal(await page.locator('.cm-lint-marker-error').count(), 0);
   assert.equal(await page.locator('text=Unsaved changes').count(), 0);
   await screenshot(page, '06-script');
+  // Leaving with unsaved changes asks first.
+  await page.click('.editor .cm-content');
+  await page.keyboard.press('Control+End');
+  await page.keyboard.insertText('// draft\n');
+  await page.waitForSelector('text=Unsaved changes');
+  const before = dialogs.length;
+  await page.click('nav.tabs a:has-text("Configure")');
+  await page.waitForSelector('button:has-text("Show keys")');
+  assert.ok(dialogs.slice(before).some((m) => /unsaved changes/i.test(m)), `asked before leaving: ${dialogs}`);
 });
 
 test('the keys are shown on request; a client inserts with the application key', async () => {
