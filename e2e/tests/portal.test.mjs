@@ -169,6 +169,45 @@ test('Logs shows the script console line', async () => {
   await screenshot(page, '09-logs');
 });
 
+test('shared modules, custom APIs and jobs are written and run from the browser', async () => {
+  await page.goto(`${roost.base}/portal/#/t/${tenant}/shared`);
+  await page.fill('input[name=new-script]', 'greet');
+  await page.click('button:has-text("New module")');
+  await page.waitForSelector('.editor .cm-content >> text=exports.hello');
+  await page.click('button.primary:has-text("Save")');
+  await page.waitForSelector('text=Saved /shared/greet.js');
+  await screenshot(page, '10-shared');
+
+  await page.goto(`${roost.base}/portal/#/t/${tenant}/api`);
+  await page.fill('input[name=new-script]', 'hello');
+  await page.click('button:has-text("New API")');
+  await page.waitForSelector('.editor .cm-content');
+  await setEditorText("var greet = require('../shared/greet');\nexports.get = function (request, response) {\n    response.send(200, { message: greet.hello(request.query.who) });\n};\n");
+  await page.selectOption('select[name=api-perm-get]', 'public');
+  await page.click('button.primary:has-text("Save")');
+  await page.waitForSelector('text=Saved /api/hello.js');
+  await screenshot(page, '11-api');
+  const r = await fetch(`${roost.base}/t/${tenant}/api/hello?who=portal`);
+  assert.equal(r.status, 200);
+  assert.deepEqual(await r.json(), { message: 'Hello, portal' });
+  const post = await fetch(`${roost.base}/t/${tenant}/api/hello`, { method: 'POST' });
+  assert.equal(post.status, 405, 'only GET is exported');
+
+  await page.goto(`${roost.base}/portal/#/t/${tenant}/scheduler`);
+  await page.fill('input[name=new-script]', 'tidy');
+  await page.click('button:has-text("New job")');
+  await page.waitForSelector('.editor .cm-content >> text=tidy ran');
+  await page.fill('input[name=interval]', '2');
+  await page.selectOption('select[name=unit]', 'hour');
+  await page.click('button.primary:has-text("Save")');
+  await page.waitForSelector('text=Saved /scheduler/tidy.js');
+  await page.click('button:has-text("Run once")');
+  await page.waitForSelector('#job-runs >> text=succeeded');
+  await screenshot(page, '12-scheduler');
+  const script = await fetch(`${roost.base}/manage/v1/tenants/${tenant}/scripts/job/tidy`, { headers: { Authorization: 'Bearer e2e-platform-token' } }).then((x) => x.json());
+  assert.deepEqual({ interval: script.schedule.interval, unit: script.schedule.unit, enabled: script.schedule.enabled }, { interval: 2, unit: 'hour', enabled: false });
+});
+
 test('regenerating the application key refuses the old one', async () => {
   await page.click('nav.tabs a:has-text("Configure")');
   await page.click('button:has-text("Regenerate application key")');
@@ -190,12 +229,12 @@ test('support sees monitoring and logs, never data or scripts', async () => {
   await page.waitForSelector('#monitor');
   const tabs = await page.locator('nav.tabs a').allTextContents();
   assert.deepEqual(tabs, ['Monitor', 'Logs']);
-  await screenshot(page, '10-support-monitor');
+  await screenshot(page, '13-support-monitor');
   await page.goto(`${roost.base}/portal/#/t/${tenant}/data/orders`);
   await page.waitForSelector('text=This view is not available to your role.');
   await page.goto(`${roost.base}/portal/#/t/${tenant}/logs`);
   await page.waitForSelector('#logs >> text=inserting order first order');
-  await screenshot(page, '11-support-logs');
+  await screenshot(page, '14-support-logs');
   // The API refuses support on data, scripts, keys and settings, with the session cookie.
   const statuses = await page.evaluate(async (t) => {
     const s = await fetch('/manage/v1/session').then((r) => r.json());

@@ -49,15 +49,22 @@ pub fn ScriptPane(tenant: String, kind: &'static str, name: String) -> impl Into
     let unit = RwSignal::new("minute".to_string());
     let enabled = RwSignal::new(false);
     let runs = RwSignal::new(Vec::<JobRunOut>::new());
+    // Also called by the interval below, outside the view's owner: `try_` reads and writes.
     let load_runs = move || {
+        let Some(path) = job_path.try_get_value() else { return };
         if kind == "job" {
-            crate::spawn(async move {
-                if let Ok(r) = api::get::<Vec<JobRunOut>>(&format!("{}/runs?limit=10", job_path.get_value())).await {
-                    runs.set(r);
+            leptos::task::spawn_local(async move {
+                if let Ok(r) = api::get::<Vec<JobRunOut>>(&format!("{path}/runs?limit=10")).await {
+                    runs.try_set(r);
                 }
             });
         }
     };
+    if kind == "job" {
+        if let Ok(handle) = set_interval_with_handle(load_runs, std::time::Duration::from_secs(3)) {
+            on_cleanup(move || handle.clear());
+        }
+    }
     let template_text = template(kind, &name);
     crate::spawn(async move {
         match api::get::<ScriptOut>(&path.get_value()).await {
@@ -147,7 +154,7 @@ pub fn ScriptPane(tenant: String, kind: &'static str, name: String) -> impl Into
             match api::send("POST", &format!("{}/run", job_path.get_value()), None::<&()>).await {
                 Ok(()) => {
                     note.set(Note::Ok("Job started; its outcome appears under Recent runs".into()));
-                    set_timeout(load_runs, std::time::Duration::from_millis(1500));
+                    set_timeout(load_runs, std::time::Duration::from_millis(500));
                 }
                 Err(e) => note.set(Note::Err(e.message)),
             }
