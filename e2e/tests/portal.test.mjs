@@ -201,6 +201,7 @@ test('shared modules, custom APIs and jobs are written and run from the browser'
   await page.selectOption('select[name=unit]', 'hour');
   await page.click('button.primary:has-text("Save")');
   await page.waitForSelector('text=Saved /scheduler/tidy.js');
+  await page.waitForSelector('.script-list a:has-text("tidy")');
   await page.click('button:has-text("Run once")');
   await page.waitForSelector('#job-runs >> text=succeeded');
   await screenshot(page, '12-scheduler');

@@ -18,6 +18,8 @@ pub struct Ctx {
     pub route: RwSignal<Vec<String>>,
     /// An editor or form holds unsaved changes.
     pub dirty: RwSignal<bool>,
+    /// Bumped when a script is saved or deleted (lists reload).
+    pub scripts_changed: RwSignal<u32>,
 }
 
 impl Ctx {
@@ -52,7 +54,7 @@ pub fn start() {
 
 #[component]
 fn App() -> impl IntoView {
-    let ctx = Ctx { session: RwSignal::new(None), route: RwSignal::new(current_route()), dirty: RwSignal::new(false) };
+    let ctx = Ctx { session: RwSignal::new(None), route: RwSignal::new(current_route()), dirty: RwSignal::new(false), scripts_changed: RwSignal::new(0) };
     provide_context(ctx);
     let checked = RwSignal::new(false);
     // An existing session (cookie) signs in without the form.

@@ -122,6 +122,7 @@ pub fn ScriptPane(tenant: String, kind: &'static str, name: String) -> impl Into
                     mark.set(None);
                     exists.set(true);
                     baseline.set(Some(body));
+                    ctx.scripts_changed.update(|n| *n += 1);
                     note.set(Note::Ok(format!("Saved {}", s.path)));
                 }
                 Err(e) => {
@@ -143,6 +144,7 @@ pub fn ScriptPane(tenant: String, kind: &'static str, name: String) -> impl Into
                 Ok(()) => {
                     exists.set(false);
                     baseline.set(Some(text.get_untracked()));
+                    ctx.scripts_changed.update(|n| *n += 1);
                     note.set(Note::Ok("Script deleted".into()));
                 }
                 Err(e) => note.set(Note::Err(e.message)),
@@ -220,11 +222,16 @@ pub fn Scripts(tenant: String, kind: &'static str, selected: Option<String>) -> 
     let list = RwSignal::new(None::<Vec<ScriptOut>>);
     let note = RwSignal::new(Note::None);
     let t = StoredValue::new(tenant.clone());
-    crate::spawn(async move {
-        match api::get::<Vec<ScriptOut>>(&format!("/tenants/{}/scripts", api::enc(&t.get_value()))).await {
-            Ok(v) => list.set(Some(v.into_iter().filter(|s| s.kind == kind).collect())),
-            Err(e) => note.set(Note::Err(e.message)),
-        }
+    let ctx = expect_context::<Ctx>();
+    // Loads the list, and again whenever a script is saved or deleted.
+    Effect::new(move |_| {
+        ctx.scripts_changed.track();
+        crate::spawn(async move {
+            match api::get::<Vec<ScriptOut>>(&format!("/tenants/{}/scripts", api::enc(&t.get_value()))).await {
+                Ok(v) => list.set(Some(v.into_iter().filter(|s| s.kind == kind).collect())),
+                Err(e) => note.set(Note::Err(e.message)),
+            }
+        });
     });
     let tab = match kind {
         "api" => "api",
