@@ -160,6 +160,28 @@ test('Browse shows the row with the field the script added', async () => {
   await page.click('button:has-text("Apply")');
   await page.waitForSelector('#rows >> text=first order');
   await screenshot(page, '08-browse');
+  // Insert, edit and delete rows from the browser (no script runs for these).
+  await page.fill('input[name=filter]', '');
+  await page.click('button:has-text("Apply")');
+  await page.click('button:has-text("Insert row")');
+  await page.fill('textarea[name=row-json]', '{"title": "typed in the portal", "quantity": 1}');
+  await page.click('button:has-text("Save row")');
+  await page.waitForSelector('text=Row inserted');
+  await page.waitForSelector('#rows >> text=typed in the portal');
+  const row = page.locator('#rows tr', { hasText: 'typed in the portal' });
+  await row.locator('button:has-text("Edit")').click();
+  const text = await page.inputValue('textarea[name=row-json]');
+  await page.fill('textarea[name=row-json]', text.replace('typed in the portal', 'edited in the portal'));
+  await page.click('button:has-text("Save row")');
+  await page.waitForSelector('#rows >> text=edited in the portal');
+  assert.equal(await page.locator('#rows >> text=portal-script').count(), 1, 'only the client insert ran the script');
+  await page.locator('#rows tr', { hasText: 'edited in the portal' }).locator('button:has-text("Delete")').click();
+  await page.waitForSelector('text=Deleted row');
+  assert.equal(await page.locator('#rows >> text=edited in the portal').count(), 0);
+  // A bad filter shows the server's message.
+  await page.fill('input[name=filter]', 'quantity eq');
+  await page.click('button:has-text("Apply")');
+  await page.waitForSelector('.note.error');
 });
 
 test('Logs shows the script console line', async () => {
@@ -252,4 +274,20 @@ test('support sees monitoring and logs, never data or scripts', async () => {
     };
   }, tenant);
   assert.deepEqual(statuses, { tables: 403, rows: 403, scripts: 403, tenant: 403, insert: 403, logs: 200, monitor: 200 });
+});
+
+test('an admin deletes a tenant after typing its name', async () => {
+  await signOut();
+  await signIn(admin);
+  const row = page.locator('#tenant-list tr', { hasText: tenant });
+  await row.locator('button:has-text("Delete")').click();
+  await page.fill('input[name=confirm-name]', 'not-the-name');
+  await page.click('button:has-text("Delete for good")');
+  await page.waitForSelector(`text=Type '${tenant}' to delete it.`);
+  await page.fill('input[name=confirm-name]', tenant);
+  await page.click('button:has-text("Delete for good")');
+  await page.waitForSelector(`text=Deleted ${tenant}`);
+  await page.waitForSelector('text=No tenants yet.');
+  const r = await fetch(`${roost.base}/t/${tenant}/tables/orders`);
+  assert.equal(r.status, 404);
 });

@@ -41,6 +41,18 @@ pub fn spawn(fut: impl std::future::Future<Output = ()> + 'static) {
     leptos::task::spawn_local_scoped_with_cancellation(fut);
 }
 
+/// Wraps `f` so it always runs under the owner current now (the view's), even when called from a
+/// nested block that is disposed before the request `f` starts has answered (a reload after a
+/// dialog closes, say). Does nothing once the view itself is gone.
+pub fn in_view(f: impl Fn() + Copy + Send + Sync + 'static) -> impl Fn() + Copy + Send + Sync + 'static {
+    let owner = StoredValue::new(Owner::current());
+    move || {
+        if let Some(Some(o)) = owner.try_get_value() {
+            o.with(f);
+        }
+    }
+}
+
 /// Goes to a route (asks first when there are unsaved changes).
 pub fn navigate(path: &str) {
     let _ = window().location().set_hash(path);

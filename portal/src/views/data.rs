@@ -140,7 +140,7 @@ fn Browse(tenant: String, table: String) -> impl IntoView {
     let skip = RwSignal::new(0usize);
     let rows = RwSignal::new(None::<(Vec<Map<String, Value>>, u64)>);
     let note = RwSignal::new(Note::None);
-    let load = move || {
+    let load = crate::in_view(move || {
         let mut q = format!("?$top={PAGE}&$skip={}&$inlinecount=allpages&__systemproperties=*", skip.get_untracked());
         let f = filter.get_untracked();
         if !f.trim().is_empty() {
@@ -163,7 +163,7 @@ fn Browse(tenant: String, table: String) -> impl IntoView {
                 Err(e) => note.set(Note::Err(e.message)),
             }
         });
-    };
+    });
     load();
     let editing = RwSignal::new(None::<(Option<String>, String)>); // (id or None for insert, JSON text)
     let save = move |_| {

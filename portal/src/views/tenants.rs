@@ -21,14 +21,14 @@ pub fn Tenants() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let list = RwSignal::new(None::<Vec<TenantSummary>>);
     let note = RwSignal::new(Note::None);
-    let reload = move || {
+    let reload = crate::in_view(move || {
         crate::spawn(async move {
             match api::get::<Vec<TenantSummary>>("/tenants").await {
                 Ok(v) => list.set(Some(v)),
                 Err(e) => note.set(Note::Err(e.message)),
             }
         })
-    };
+    });
     reload();
     Effect::new(move |_| {
         if list.with(Option::is_some) {
