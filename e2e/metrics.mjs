@@ -17,6 +17,8 @@ console.log('portal bundle (release):');
 for (const [f, s] of Object.entries(sizes)) console.log(`  ${f.padEnd(16)} ${kb(s.raw).padStart(10)} raw  ${kb(s.gzip).padStart(10)} gzip`);
 const total = Object.values(sizes).reduce((a, s) => ({ raw: a.raw + s.raw, gzip: a.gzip + s.gzip }), { raw: 0, gzip: 0 });
 console.log(`  ${'total'.padEnd(16)} ${kb(total.raw).padStart(10)} raw  ${kb(total.gzip).padStart(10)} gzip`);
+const start = total.gzip - sizes['editor.js'].gzip;
+console.log(`  loaded at start: ${kb(start)} gzip (editor.js loads when the first script editor opens)`);
 
 const admin = { email: 'metrics@example.com', password: 'metrics password', role: 'admin' };
 const roost = await startRoost({ accounts: [admin] });

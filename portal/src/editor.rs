@@ -1,5 +1,6 @@
 //! The script editor: CodeMirror 6 (bundled from npm into `editor.js`, which defines
-//! `window.RoostEditor`), with the server's syntax error shown at its line.
+//! `window.RoostEditor`), with the server's syntax error shown at its line. `editor.js` is loaded
+//! the first time an editor opens, so the rest of the portal starts without it.
 
 use leptos::html::Div;
 use leptos::prelude::*;
@@ -17,6 +18,35 @@ extern "C" {
     fn editor_destroy(view: &JsValue);
 }
 
+/// Loads `editor.js` once (later calls wait for the same script).
+async fn load_editor() -> Result<(), JsValue> {
+    let w = window();
+    if js_sys::Reflect::has(&w, &JsValue::from_str("RoostEditor"))? {
+        return Ok(());
+    }
+    let doc = document();
+    let script = match doc.get_element_by_id("roost-editor-js") {
+        Some(s) => s,
+        None => {
+            let s = doc.create_element("script")?;
+            s.set_id("roost-editor-js");
+            s.set_attribute("src", "editor.js")?;
+            doc.head().ok_or_else(|| JsValue::from_str("no <head>"))?.append_child(&s)?;
+            s
+        }
+    };
+    let target: web_sys::EventTarget = script.into();
+    let loaded = js_sys::Promise::new(&mut |resolve, reject| {
+        let _ = target.add_event_listener_with_callback("load", &resolve);
+        let _ = target.add_event_listener_with_callback("error", &reject);
+    });
+    // The script may have finished loading between the check above and now.
+    if !js_sys::Reflect::has(&w, &JsValue::from_str("RoostEditor"))? {
+        wasm_bindgen_futures::JsFuture::from(loaded).await?;
+    }
+    Ok(())
+}
+
 /// A syntax error to show: line, column, message.
 pub type Mark = Option<(u32, u32, String)>;
 
@@ -25,14 +55,29 @@ pub type Mark = Option<(u32, u32, String)>;
 pub fn CodeEditor(initial: String, text: RwSignal<String>, mark: RwSignal<Mark>) -> impl IntoView {
     let node = NodeRef::<Div>::new();
     let view_handle = StoredValue::new_local(None::<JsValue>);
+    let failed = RwSignal::new(None::<String>);
     Effect::new(move |_| {
         let Some(el) = node.get() else { return };
         if view_handle.with_value(Option::is_some) {
             return;
         }
-        let on_change = Closure::<dyn Fn(String)>::new(move |t: String| text.set(t)).into_js_value();
-        let v = editor_create(&el, &initial, &on_change);
-        view_handle.set_value(Some(v));
+        let initial = initial.clone();
+        crate::spawn(async move {
+            if let Err(e) = load_editor().await {
+                failed.set(Some(format!("The editor could not be loaded: {}", e.as_string().unwrap_or_else(|| "editor.js failed".into()))));
+                return;
+            }
+            if view_handle.with_value(Option::is_some) {
+                return;
+            }
+            let on_change = Closure::<dyn Fn(String)>::new(move |t: String| text.set(t)).into_js_value();
+            let v = editor_create(&el, &initial, &on_change);
+            // A mark that arrived while the editor was loading.
+            if let Some((line, column, message)) = mark.get_untracked() {
+                editor_set_error(&v, line, column, &message);
+            }
+            view_handle.set_value(Some(v));
+        });
     });
     Effect::new(move |_| {
         let m = mark.get();
@@ -52,5 +97,8 @@ pub fn CodeEditor(initial: String, text: RwSignal<String>, mark: RwSignal<Mark>)
             }
         });
     });
-    view! { <div class="editor" node_ref=node></div> }
+    view! {
+        {move || failed.get().map(|m| view! { <p class="note error">{m}</p> })}
+        <div class="editor" node_ref=node></div>
+    }
 }
