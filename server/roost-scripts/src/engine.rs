@@ -684,6 +684,7 @@ fn install_natives<'js>(ctx: &Ctx<'js>, state: &Arc<Mutex<InvState>>, source: &s
             ctx.eval_with_options(text, opts)
         })?,
     )?;
+    let resolver = host.clone();
     n.set(
         "module",
         Function::new(ctx.clone(), move |name: String| -> Option<String> {
@@ -691,6 +692,16 @@ fn install_natives<'js>(ctx: &Ctx<'js>, state: &Arc<Mutex<InvState>>, source: &s
                 return Some((*src).to_string());
             }
             name.strip_prefix("shared/").and_then(|n| host.module(n)).map(|s| s.to_string())
+        })?,
+    )?;
+    n.set(
+        "resolve",
+        Function::new(ctx.clone(), move |ctx: Ctx<'_>, from: String, id: String| -> rquickjs::Result<Option<Vec<String>>> {
+            match resolver.resolve(&from, &id) {
+                crate::Resolved::NotFound => Ok(None),
+                crate::Resolved::Found { path, text } => Ok(Some(vec![path, text.to_string()])),
+                crate::Resolved::Refused(m) => Err(rquickjs::Exception::throw_message(&ctx, &m)),
+            }
         })?,
     )?;
     n.set(

@@ -22,6 +22,7 @@ mod predicate;
 mod syntax;
 
 pub use engine::{InvocationHandle, ScriptEngine, MAX_LOG_LINES};
+
 pub use predicate::translate_predicate;
 pub use syntax::{check_syntax, ScriptKind, SyntaxError};
 
@@ -92,6 +93,28 @@ pub trait ScriptHost: Send + Sync + 'static {
     /// The tenant's configuration for `process.env` and `mobileservice-config`:
     /// `{ "env": {…app settings…}, "config": {…} }`.
     fn config(&self) -> Json;
+    /// Resolves `require(id)` from the module at `from` (`/table/todo.insert.js`,
+    /// `/node_modules/async/lib/async.js`) in the tenant's installed packages, the Node way.
+    fn resolve(&self, from: &str, id: &str) -> Resolved {
+        let _ = (from, id);
+        Resolved::NotFound
+    }
+}
+
+/// What [`ScriptHost::resolve`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    /// Not among the tenant's packages (the built-ins come next).
+    NotFound,
+    /// A module: its path (the cache key and `__filename`) and its CommonJS source.
+    Found {
+        /// `/node_modules/<package>/<file>`.
+        path: String,
+        /// The source; a `.json` file arrives as `module.exports = …;`.
+        text: Arc<str>,
+    },
+    /// Found, but it cannot run here (a native addon); the message says why.
+    Refused(String),
 }
 
 /// One run of a script.

@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod db;
 pub mod ddl;
 pub mod items;
+pub mod packages;
 pub mod pg_batch;
 pub mod scripts;
 pub mod tsql;
@@ -156,6 +157,8 @@ pub struct Tenant {
     scripts: HashMap<(scripts::ScriptKind, String), Arc<scripts::ScriptRecord>>,
     /// PostgreSQL: the batching front that groups concurrent inserts.
     pub(crate) inserter: Option<Arc<pg_batch::PgInserter>>,
+    /// Its npm dependencies (`package.json`, lock), if any.
+    pub packages: Option<Arc<packages::PackageRecord>>,
 }
 
 impl Tenant {
@@ -385,7 +388,8 @@ impl Storage {
             .map(|r| (r.name.to_ascii_lowercase(), Arc::new(Table { record: r, columns: RwLock::new(None), usage: Default::default() })))
             .collect();
         let scripts = self.script_records(&record.name).await?.into_iter().map(|s| ((s.kind, s.name.to_ascii_lowercase()), Arc::new(s))).collect();
-        Ok(Tenant { record, db, schema, tables, scripts, inserter: self.pg_inserter.clone() })
+        let packages = self.package_record(&record.name).await?.map(Arc::new);
+        Ok(Tenant { record, db, schema, tables, scripts, inserter: self.pg_inserter.clone(), packages })
     }
 
     fn tenant_file(&self, name: &str) -> PathBuf {
@@ -540,6 +544,7 @@ impl Storage {
                 self.catalog_exec("delete from script_logs where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from job_runs where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from tenant_owners where tenant = ?", &[&name]).await?;
+                self.catalog_exec("delete from tenant_packages where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from tenants where name = ?", &[&name]).await?;
                 self.close_tenant_pool(&name);
                 remove_sqlite_files(&self.tenant_file(&name));
@@ -550,6 +555,7 @@ impl Storage {
                 sqlx::query("delete from roost.script_logs where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 sqlx::query("delete from roost.job_runs where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 sqlx::query("delete from roost.tenant_owners where tenant = $1").bind(&name).execute(&mut *tx).await?;
+                sqlx::query("delete from roost.tenant_packages where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 let ddl = format!("drop schema if exists {} cascade", roost_odata::sql::quote(&tenant_schema(&name)));
                 sqlx::query(&ddl).execute(&mut *tx).await?;
                 tx.commit().await?;

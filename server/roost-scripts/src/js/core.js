@@ -95,6 +95,8 @@ globalThis.__roost_lib = {};
   g.setInterval = function (fn, ms) { return addTimer(fn, ms, Array.prototype.slice.call(arguments, 2), true); };
   g.clearTimeout = clear;
   g.clearInterval = clear;
+  g.setImmediate = function (fn) { return addTimer(fn, 0, Array.prototype.slice.call(arguments, 1), false); };
+  g.clearImmediate = clear;
 
   // ---- util.format / inspect (Node-like) ----
   function inspect(v, depth, seen) {
@@ -303,17 +305,25 @@ globalThis.__roost_lib = {};
     return module.exports;
   }
   L.evaluate = evaluate;
+  // Node built-ins Roost does not provide: requiring one names it (and the package asking for it).
+  var NODE_BUILTINS = ['fs', 'path', 'os', 'child_process', 'net', 'http', 'https', 'stream', 'zlib', 'tls', 'dgram',
+    'dns', 'cluster', 'readline', 'vm', 'worker_threads', 'string_decoder', 'punycode', 'tty', 'module', 'v8',
+    'perf_hooks', 'http2', 'inspector', 'async_hooks', 'constants', 'domain', 'repl', 'sys'];
+  function packageOf(path) {
+    var m = /^\/node_modules\/((?:@[^\/]+\/)?[^\/]+)/.exec(path);
+    return m ? m[1] : null;
+  }
+  function moduleError(message, code) {
+    var e = new Error(message);
+    e.code = code;
+    return e;
+  }
   function makeRequire(from) {
     return function require(id) {
       if (typeof id !== 'string' || id === '') throw new TypeError('The module id must be a non-empty string.');
       if (id === 'mobileservice-config') return L.config.config;
-      var builtin = id.replace(/^node:/, '');
-      if (/^[a-z_]+$/.test(builtin)) {
-        if (cache['node:' + builtin]) return cache['node:' + builtin].exports;
-        var text = R.module(builtin);
-        if (text !== null && text !== undefined) return evaluate('node:' + builtin, text);
-      }
-      if (id.charAt(0) === '.' || id.charAt(0) === '/') {
+      // Shared modules of the service (`../shared/x` from a script).
+      if ((id.charAt(0) === '.' || id.charAt(0) === '/') && !packageOf(from)) {
         var path = normalize(from, id);
         var lower = path.toLowerCase().replace(/\.js$/, '');
         if (cache[lower + '.js']) return cache[lower + '.js'].exports;
@@ -321,9 +331,31 @@ globalThis.__roost_lib = {};
         var src = m ? R.module('shared/' + m[1]) : null;
         if (src !== null && src !== undefined) return evaluate(lower + '.js', src);
       }
-      var e = new Error("Cannot find module '" + id + "'. Scripts can require shared modules ('../shared/<name>'), 'mobileservice-config', 'request' and the built-ins util, events, querystring, url, assert and crypto.");
-      e.code = 'MODULE_NOT_FOUND';
-      throw e;
+      // The tenant's packages: relative paths inside a package, then node_modules (nested first).
+      var builtin = id.replace(/^node:/, '');
+      if (id.slice(0, 5) !== 'node:') {
+        var found = R.resolve(from, id);
+        if (found) {
+          if (cache[found[0]]) return cache[found[0]].exports;
+          return evaluate(found[0], found[1]);
+        }
+      }
+      // Roost's built-ins.
+      if (/^[a-z_]+$/.test(builtin)) {
+        if (cache['node:' + builtin]) return cache['node:' + builtin].exports;
+        if (builtin === 'buffer') return { Buffer: g.Buffer };
+        if (builtin === 'timers') return { setTimeout: g.setTimeout, clearTimeout: g.clearTimeout, setInterval: g.setInterval, clearInterval: g.clearInterval, setImmediate: g.setImmediate, clearImmediate: g.clearImmediate };
+        var text = R.module(builtin);
+        if (text !== null && text !== undefined) return evaluate('node:' + builtin, text);
+        if (NODE_BUILTINS.indexOf(builtin) >= 0) {
+          var pkg = packageOf(from);
+          throw moduleError((pkg ? "Package '" + pkg + "' requires" : from + ' requires') + " the Node built-in '" + builtin +
+            "', which Roost does not provide (it provides util, events, querystring, url, assert, crypto, buffer and timers).", 'ROOST_UNSUPPORTED_BUILTIN');
+        }
+      }
+      var inPackage = packageOf(from);
+      throw moduleError("Cannot find module '" + id + "'" + (inPackage ? " (required by package '" + inPackage + "')" : '') +
+        ". Scripts can require shared modules ('../shared/<name>'), the service's npm packages (package.json), 'mobileservice-config', 'request' and the built-ins util, events, querystring, url, assert, crypto, buffer and timers.", 'MODULE_NOT_FOUND');
     };
   }
   L.makeRequire = makeRequire;
