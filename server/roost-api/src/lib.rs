@@ -102,6 +102,10 @@ pub struct TenantSettings {
     /// Hosts (or `host:port`) that `require('request')` may reach even on loopback or private
     /// addresses, which are refused otherwise.
     pub outbound_allow: Vec<String>,
+    /// How long npm may take to install the tenant's packages, in seconds.
+    pub packages_install_seconds: u64,
+    /// How much disk the tenant's installed packages may take, in MB.
+    pub packages_max_mb: u64,
 }
 
 impl Default for TenantSettings {
@@ -117,6 +121,8 @@ impl Default for TenantSettings {
             script_max_concurrent: 32,
             app_settings: Default::default(),
             outbound_allow: Vec::new(),
+            packages_install_seconds: 300,
+            packages_max_mb: 200,
         }
     }
 }
@@ -150,6 +156,12 @@ pub struct TenantSettingsPatch {
     /// See [`TenantSettings::outbound_allow`].
     #[serde(default)]
     pub outbound_allow: Option<Vec<String>>,
+    /// Package install time limit (s).
+    #[serde(default)]
+    pub packages_install_seconds: Option<u64>,
+    /// Package disk limit (MB).
+    #[serde(default)]
+    pub packages_max_mb: Option<u64>,
 }
 
 /// `POST /manage/v1/tenants`.
@@ -574,4 +586,18 @@ pub struct LogQuery {
     /// At most this many (1–1000, default 100).
     #[serde(default)]
     pub limit: Option<i64>,
+}
+
+/// `GET /manage/v1/tenants/{t}/packages`: the tenant's `package.json` and what its lock resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackagesOut {
+    /// The `package.json` text (with any bundled packages Roost added).
+    pub package_json: Option<String>,
+    /// Installed top-level packages and their versions.
+    pub resolved: std::collections::BTreeMap<String, String>,
+    /// SHA-256 of the lock (the install every node uses).
+    pub lock_hash: Option<String>,
+    /// What Roost added (bundled packages that scripts require).
+    #[serde(default)]
+    pub added: Vec<String>,
 }

@@ -295,6 +295,11 @@ impl Storage {
         self.catalog.dialect()
     }
 
+    /// This node's data folder.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
     /// The catalog pool (for health checks).
     pub fn catalog(&self) -> &Db {
         &self.catalog

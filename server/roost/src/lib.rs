@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod manage;
 pub mod outbound;
+pub mod packages;
 pub mod scheduler;
 pub mod transfer;
 pub mod scripting;
@@ -60,6 +61,12 @@ pub struct App {
     pub secure_cookies: bool,
     /// Portal session idle timeout.
     pub session_idle: std::time::Duration,
+    /// Where tenants' npm packages are installed (`<data>/packages`).
+    pub packages_root: std::path::PathBuf,
+    /// Module resolvers by lock hash (an install never changes).
+    pub resolvers: std::sync::Mutex<std::collections::HashMap<String, Arc<packages::Resolver>>>,
+    /// Serialises installs on this node.
+    pub installing: tokio::sync::Mutex<()>,
 }
 
 /// Takes the data folder's server lock: on SQLite one server process owns a data folder (its write
@@ -149,6 +156,9 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         portal_dir: config.portal_dir.clone(),
         secure_cookies: config.secure_cookies,
         session_idle: std::time::Duration::from_secs(config.session_idle_minutes * 60),
+        packages_root: packages::root(&config.data),
+        resolvers: Default::default(),
+        installing: Default::default(),
     })))
 }
 

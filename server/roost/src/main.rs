@@ -365,6 +365,12 @@ async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
             }
             println!("Tables created: {}", if r.tables_created.is_empty() { "none".into() } else { r.tables_created.join(", ") });
             println!("Tables kept:    {}", if r.tables_kept.is_empty() { "none".into() } else { r.tables_kept.join(", ") });
+            for p in &r.packages_added {
+                println!("Added {p} to package.json: the Mobile Services runtime bundled it, and a script requires it");
+            }
+            if !r.packages.is_empty() {
+                println!("Packages:       {}", r.packages.iter().map(|(n, v)| format!("{n}@{v}")).collect::<Vec<_>>().join(", "));
+            }
             for s in &r.scripts {
                 println!("Saved {s}");
             }
@@ -459,6 +465,7 @@ async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
                 script_max_concurrent,
                 app_settings,
                 outbound_allow: outbound_allow.map(list),
+                ..Default::default()
             };
             print_json(&manage::update_settings(&s, &name, &patch).await?.settings)?;
         }

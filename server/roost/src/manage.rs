@@ -70,6 +70,12 @@ pub fn tenant_out(r: &TenantRecord) -> TenantOut {
 }
 
 fn validate_settings(s: &TenantSettings) -> Result<()> {
+    if s.packages_install_seconds < 5 || s.packages_install_seconds > 3600 {
+        return Err(ManageError::BadInput("packages_install_seconds must be between 5 and 3600.".into()));
+    }
+    if s.packages_max_mb == 0 || s.packages_max_mb > 10 * 1024 {
+        return Err(ManageError::BadInput("packages_max_mb must be between 1 and 10240.".into()));
+    }
     if s.max_body_kb == 0 || s.max_body_kb > 100 * 1024 {
         return Err(ManageError::BadInput("max_body_kb must be between 1 and 102400.".into()));
     }
@@ -166,6 +172,12 @@ pub async fn update_settings(storage: &Storage, name: &str, patch: &TenantSettin
     }
     if let Some(v) = &patch.outbound_allow {
         r.settings.outbound_allow = v.clone();
+    }
+    if let Some(v) = patch.packages_install_seconds {
+        r.settings.packages_install_seconds = v;
+    }
+    if let Some(v) = patch.packages_max_mb {
+        r.settings.packages_max_mb = v;
     }
     validate_settings(&r.settings)?;
     storage.update_tenant(&r).await.map_err(|e| ManageError::from_storage(e, || format!("Tenant '{name}'")))?;
@@ -367,10 +379,16 @@ pub async fn put_script(storage: &Storage, tenant: &str, kind: &str, name: &str,
         }
         meta.insert("schedule".into(), serde_json::to_value(&s).map_err(|e| ManageError::Internal(e.to_string()))?);
     }
+    // A bundled package the script requires and the tenant does not declare is installed first
+    // (a failed install saves nothing).
+    let pending = prepare_packages(storage, tenant, None, &[&input.body]).await?;
     storage
         .put_script(tenant, kind, &name, &input.body, &serde_json::Value::Object(meta))
         .await
         .map_err(|e| ManageError::from_storage(e, || format!("Tenant '{tenant}'")))?;
+    if let Some(p) = pending {
+        commit_packages(storage, tenant, &p).await?;
+    }
     tracing::info!(tenant.name = %tenant, script.kind = kind.as_str(), script.name = %name, "Saved script `{name}`");
     get_script(storage, tenant, kind.as_str(), &name).await
 }
@@ -473,4 +491,87 @@ pub async fn job_runs(storage: &Storage, tenant: &str, job: &str, limit: i64) ->
     record(storage, tenant).await?;
     let runs = storage.job_runs(tenant, job, limit.clamp(1, 1000)).await.map_err(|e| ManageError::Internal(e.to_string()))?;
     Ok(runs.into_iter().map(|r| JobRunOut { job: r.job, due: r.due, started_at: r.started_at, outcome: r.outcome, duration_ms: r.duration_ms }).collect())
+}
+
+/// A tenant's packages, resolved and installed, not yet stored.
+#[derive(Debug, Clone)]
+pub struct PendingPackages {
+    /// The `package.json` text to store.
+    pub manifest: String,
+    /// The lock npm resolved (empty without dependencies).
+    pub lock: String,
+    /// Its hash (empty without dependencies).
+    pub lock_hash: String,
+    /// Bundled packages Roost added: `name@range`.
+    pub added: Vec<String>,
+}
+
+/// Works out a tenant's packages for a new `package.json` (`manifest`, or the stored one when
+/// `None`) and the scripts `also` (besides the stored ones): adds the bundled packages they require
+/// and installs them. `None` when nothing changes. Nothing is stored here.
+pub async fn prepare_packages(storage: &Storage, tenant: &str, manifest: Option<&str>, also: &[&str]) -> Result<Option<PendingPackages>> {
+    let r = record(storage, tenant).await?;
+    let stored = storage.package_record(&r.name).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    let mut m = match (manifest, &stored) {
+        (Some(text), _) => crate::packages::parse_manifest(text)?,
+        (None, Some(s)) => crate::packages::parse_manifest(&s.manifest)?,
+        (None, None) => serde_json::Map::new(),
+    };
+    let scripts = list_scripts(storage, &r.name).await?;
+    let texts: Vec<&str> = scripts.iter().map(|s| s.body.as_str()).chain(also.iter().copied()).collect();
+    let added = crate::packages::add_bundled(&mut m, texts.into_iter());
+    if manifest.is_none() && added.is_empty() {
+        return Ok(None);
+    }
+    let text = crate::packages::manifest_text(&m);
+    let deps = crate::packages::dependencies(&m);
+    let limits = crate::packages::Limits::of(&r.settings);
+    let (lock, lock_hash) = if deps.is_empty() {
+        (String::new(), String::new())
+    } else if stored.as_ref().is_some_and(|s| crate::packages::parse_manifest(&s.manifest).map(|sm| crate::packages::dependencies(&sm) == deps).unwrap_or(false)) {
+        // Same dependencies as stored: keep the stored lock (and its versions).
+        let s = stored.as_ref().map(|s| (s.lock.clone(), s.lock_hash.clone())).unwrap_or_default();
+        crate::packages::ensure_installed(&crate::packages::root(storage.data_dir()), stored.as_ref().expect("checked"), limits).await?;
+        s
+    } else {
+        crate::packages::install(&crate::packages::root(storage.data_dir()), &text, limits).await?
+    };
+    Ok(Some(PendingPackages { manifest: text, lock, lock_hash, added: added.into_iter().map(|(n, v)| format!("{n}@{v}")).collect() }))
+}
+
+/// Stores prepared packages (every node switches to the new install) and logs what Roost added.
+pub async fn commit_packages(storage: &Storage, tenant: &str, p: &PendingPackages) -> Result<()> {
+    storage.put_packages(tenant, &p.manifest, &p.lock, &p.lock_hash).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    if !p.added.is_empty() {
+        let line = format!(
+            "Added {} to package.json: the Mobile Services runtime bundled {}, and a script requires {}.",
+            p.added.join(", "),
+            if p.added.len() == 1 { "it" } else { "them" },
+            if p.added.len() == 1 { "it" } else { "them" }
+        );
+        tracing::info!(tenant.name = %tenant, "{line}");
+        let _ = storage.append_logs(&tenant.to_ascii_lowercase(), &[("information".into(), "/package.json".into(), line)]).await;
+    }
+    Ok(())
+}
+
+/// The tenant's `package.json` and resolved versions.
+pub async fn packages(storage: &Storage, tenant: &str) -> Result<roost_api::PackagesOut> {
+    let r = record(storage, tenant).await?;
+    let p = storage.package_record(&r.name).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    Ok(roost_api::PackagesOut {
+        resolved: p.as_ref().map(|p| crate::packages::resolved_versions(&p.lock)).unwrap_or_default(),
+        lock_hash: p.as_ref().map(|p| p.lock_hash.clone()).filter(|h| !h.is_empty()),
+        package_json: p.map(|p| p.manifest),
+        added: Vec::new(),
+    })
+}
+
+/// Replaces the tenant's `package.json`: installs first; on failure the previous packages stay.
+pub async fn set_packages(storage: &Storage, tenant: &str, manifest: &str) -> Result<roost_api::PackagesOut> {
+    let p = prepare_packages(storage, tenant, Some(manifest), &[]).await?.ok_or_else(|| ManageError::Internal("no packages prepared".into()))?;
+    commit_packages(storage, tenant, &p).await?;
+    let mut out = packages(storage, tenant).await?;
+    out.added = p.added;
+    Ok(out)
 }

@@ -68,6 +68,7 @@ fn add_months(start: DateTime<Utc>, months: i64) -> Option<DateTime<Utc>> {
 
 /// Runs one job now and records its outcome under `due`; returns the outcome text.
 pub async fn run_job(app: &AppState, tenant: &Arc<Tenant>, script: &ScriptRecord, due: &str) -> String {
+    crate::scripting::ensure_packages(app, tenant).await;
     let started = Instant::now();
     let invocation = Invocation { source: script.source(), script: script.body.clone(), entry: Entry::Job(script.name.clone()), input: serde_json::json!({}) };
     let host = Host::new(app.clone(), tenant.clone(), None);

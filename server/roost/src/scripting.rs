@@ -107,6 +107,7 @@ const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// this call ran it.
 pub async fn run_startup(app: &AppState, tenant: &Arc<Tenant>) -> bool {
     let Some(script) = tenant.script(ScriptKind::Extension, "startup") else { return false };
+    ensure_packages(app, tenant).await;
     let claimed = app.storage.claim_job_run(&tenant.record.name, "@startup", &script.updated_at).await;
     match claimed {
         Ok(true) => {}
@@ -148,6 +149,7 @@ pub async fn ensure_started(app: &AppState, tenant: &Arc<Tenant>) {
     if !tenant.has_scripts() {
         return;
     }
+    ensure_packages(app, tenant).await;
     let Some(script) = tenant.script(ScriptKind::Extension, "startup") else { return };
     {
         let mut seen = app.started_tenants.lock().unwrap_or_else(|e| e.into_inner());
@@ -157,6 +159,31 @@ pub async fn ensure_started(app: &AppState, tenant: &Arc<Tenant>) {
         seen.insert(tenant.record.name.clone(), script.updated_at.clone());
     }
     run_startup(app, tenant).await;
+}
+
+/// Makes sure this node has the tenant's packages installed (from the stored lock, on the first
+/// load of a new lock) and a resolver for them. A failure is logged; `require` then fails.
+pub async fn ensure_packages(app: &AppState, tenant: &Arc<Tenant>) -> Option<Arc<crate::packages::Resolver>> {
+    let p = tenant.packages.as_ref().filter(|p| !p.lock_hash.is_empty())?;
+    if let Some(r) = app.resolvers.lock().unwrap_or_else(|e| e.into_inner()).get(&p.lock_hash) {
+        return Some(r.clone());
+    }
+    let _one_at_a_time = app.installing.lock().await;
+    if let Some(r) = app.resolvers.lock().unwrap_or_else(|e| e.into_inner()).get(&p.lock_hash) {
+        return Some(r.clone());
+    }
+    match crate::packages::ensure_installed(&app.packages_root, p, crate::packages::Limits::of(&tenant.record.settings)).await {
+        Ok(dir) => {
+            let r = Arc::new(crate::packages::Resolver::new(dir));
+            app.resolvers.lock().unwrap_or_else(|e| e.into_inner()).insert(p.lock_hash.clone(), r.clone());
+            Some(r)
+        }
+        Err(e) => {
+            tracing::error!(tenant.name = %tenant.record.name, error.cause = %e, "Installing the tenant's packages failed");
+            app.logs.write(&tenant.record.name, LogLevel::Error, "/package.json", &format!("Installing the packages failed: {e}"));
+            None
+        }
+    }
 }
 
 /// The limits of a tenant's scripts, from its settings.
@@ -506,6 +533,15 @@ impl ScriptHost for Host {
 
     fn module(&self, name: &str) -> Option<Arc<str>> {
         self.0.tenant.script(ScriptKind::Shared, name).map(|s| s.body.clone())
+    }
+
+    fn resolve(&self, from: &str, id: &str) -> roost_scripts::Resolved {
+        let Some(p) = self.0.tenant.packages.as_ref().filter(|p| !p.lock_hash.is_empty()) else { return roost_scripts::Resolved::NotFound };
+        let resolver = self.0.app.resolvers.lock().unwrap_or_else(|e| e.into_inner()).get(&p.lock_hash).cloned();
+        match resolver {
+            Some(r) => r.resolve(from, id),
+            None => roost_scripts::Resolved::NotFound,
+        }
     }
 
     fn log(&self, level: LogLevel, source: &str, message: &str) {

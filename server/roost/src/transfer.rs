@@ -8,6 +8,7 @@
 //! scheduler/<job>.js             job scripts; Roost adds scheduler/<job>.json with the schedule
 //! shared/<name>.js               shared modules
 //! extensions/startup.js          run once after import (§6.12)
+//! package.json                   npm dependencies, installed before anything changes (never node_modules)
 //! ```
 //!
 //! File names match case-insensitively. Every script's syntax is checked before anything changes, so
@@ -184,6 +185,16 @@ pub struct ImportReport {
     pub scripts: Vec<String>,
     /// Whether `extensions/startup.js` ran.
     pub startup_ran: bool,
+    /// Bundled packages Roost added to package.json (`name@range`).
+    pub packages_added: Vec<String>,
+    /// Installed packages and their versions.
+    pub packages: BTreeMap<String, String>,
+}
+
+/// The folder's `package.json` (matched case-insensitively), if any.
+fn folder_manifest(dir: &Path) -> anyhow::Result<Option<String>> {
+    let path = sub(dir, "package.json");
+    if path.is_file() { Ok(Some(read(&path)?)) } else { Ok(None) }
 }
 
 /// Imports a folder into a tenant (created if missing). Existing tables keep their id kind, columns
@@ -192,12 +203,51 @@ pub async fn import(config: &crate::Config, name: &str, dir: &Path) -> anyhow::R
     let folder = parse_folder(dir)?;
     let app = crate::build_for_cli(config).await?;
     let storage: &Storage = &app.storage;
-    let (tenant, created) = match manage::show_tenant(storage, name).await {
-        Ok(t) => (t, false),
-        Err(ManageError::NotFound(_)) => (manage::create_tenant(storage, name, None).await?, true),
-        Err(e) => return Err(e.into()),
+    // Packages are resolved and installed before anything changes: an unknown package (or no npm)
+    // fails the import with the tenant as it was.
+    let existing = manage::show_tenant(storage, name).await.ok();
+    let from_folder = folder_manifest(dir)?;
+    let stored = match &existing {
+        Some(t) => storage.package_record(&t.name).await?,
+        None => None,
     };
-    let mut report = ImportReport { tenant, created, tables_created: Vec::new(), tables_kept: Vec::new(), scripts: Vec::new(), startup_ran: false };
+    let mut m = match (&from_folder, &stored) {
+        (Some(text), _) => crate::packages::parse_manifest(text)?,
+        (None, Some(s)) => crate::packages::parse_manifest(&s.manifest)?,
+        (None, None) => serde_json::Map::new(),
+    };
+    let added = crate::packages::add_bundled(&mut m, folder.scripts.iter().map(|s| s.2.as_str()));
+    let pending = if from_folder.is_some() || !added.is_empty() {
+        let text = crate::packages::manifest_text(&m);
+        let limits = crate::packages::Limits::of(&existing.as_ref().map(|t| t.settings.clone()).unwrap_or_default());
+        let (lock, lock_hash) = if crate::packages::dependencies(&m).is_empty() {
+            (String::new(), String::new())
+        } else {
+            crate::packages::install(&app.packages_root, &text, limits).await?
+        };
+        Some(manage::PendingPackages { manifest: text, lock, lock_hash, added: added.into_iter().map(|(n, v)| format!("{n}@{v}")).collect() })
+    } else {
+        None
+    };
+    let (tenant, created) = match existing {
+        Some(t) => (t, false),
+        None => (manage::create_tenant(storage, name, None).await?, true),
+    };
+    let mut report = ImportReport {
+        tenant,
+        created,
+        tables_created: Vec::new(),
+        tables_kept: Vec::new(),
+        scripts: Vec::new(),
+        startup_ran: false,
+        packages_added: Vec::new(),
+        packages: BTreeMap::new(),
+    };
+    if let Some(p) = &pending {
+        manage::commit_packages(storage, name, p).await?;
+        report.packages_added = p.added.clone();
+        report.packages = crate::packages::resolved_versions(&p.lock);
+    }
     for (table, (perms, id_kind, soft)) in &folder.tables {
         match manage::show_table(storage, name, table).await {
             Ok(t) => {
@@ -243,6 +293,10 @@ pub async fn export(storage: &Storage, name: &str, dir: &Path) -> anyhow::Result
         std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
     };
     std::fs::create_dir_all(dir)?;
+    if let Some(p) = storage.package_record(name).await? {
+        write("package.json".into(), p.manifest)?;
+        written += 1;
+    }
     for t in &tables {
         let p = &t.permissions;
         let mut v = json!({ "routes": { "/": {

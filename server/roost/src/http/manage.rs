@@ -206,6 +206,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tenants/{tenant}/tables/{table}/rows/{id}", get(rows).patch(rows).delete(rows))
         .route("/tenants/{tenant}/scripts", get(list_scripts))
         .route("/tenants/{tenant}/scripts/{kind}/{name}", get(get_script).put(put_script).delete(delete_script))
+        .route("/tenants/{tenant}/packages", get(get_packages).put(put_packages))
         .route("/tenants/{tenant}/logs", get(get_logs))
         .route("/tenants/{tenant}/jobs/{job}/runs", get(get_job_runs))
         .route("/tenants/{tenant}/jobs/{job}/run", post(run_job_now))
@@ -499,4 +500,15 @@ async fn run_job_now(State(s): State<AppState>, Path((tenant, job)): Path<(Strin
     let due = crate::scheduler::run_now(&s, &t, &script).await.map_err(|e| ManageError::Internal(e.to_string()))?;
     tokio::spawn(async move { crate::scheduler::run_job(&s, &t, &script, &due).await });
     Ok(StatusCode::ACCEPTED)
+}
+
+/// `GET /tenants/{t}/packages`: the tenant's package.json and what its lock resolved.
+async fn get_packages(State(s): State<AppState>, Path(tenant): Path<String>) -> R<Json<roost_api::PackagesOut>> {
+    Ok(Json(manage::packages(&s.storage, &tenant).await?))
+}
+
+/// `PUT /tenants/{t}/packages` with a package.json: installs it (adding the bundled packages the
+/// scripts require), then switches every node to it; on failure the previous packages stay.
+async fn put_packages(State(s): State<AppState>, Path(tenant): Path<String>, AppJson(manifest): AppJson<serde_json::Value>) -> R<Json<roost_api::PackagesOut>> {
+    Ok(Json(manage::set_packages(&s.storage, &tenant, &manifest.to_string()).await?))
 }

@@ -134,6 +134,8 @@ fn routes(t: &str) -> Vec<(Method, String, Option<Value>, Need)> {
         (M::GET, p("/tenants/{t}/scripts/shared/util"), None, Tenant),
         (M::PUT, p("/tenants/{t}/scripts/shared/util"), Some(json!({"body": "exports.x = 1;"})), Tenant),
         (M::DELETE, p("/tenants/{t}/scripts/shared/util"), None, Tenant),
+        (M::GET, p("/tenants/{t}/packages"), None, Tenant),
+        (M::PUT, p("/tenants/{t}/packages"), Some(json!({"dependencies": {}})), Tenant),
         (M::GET, p("/tenants/{t}/logs"), None, Monitor),
         (M::GET, p("/tenants/{t}/jobs/nightly/runs"), None, Monitor),
         (M::POST, p("/tenants/{t}/jobs/nightly/run"), None, Tenant),

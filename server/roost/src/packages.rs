@@ -1,0 +1,502 @@
+//! A tenant's npm packages: its `package.json` (dependencies), resolved and installed by npm
+//! (`--omit=dev --ignore-scripts`: no package code runs on the host) into a staging folder that is
+//! renamed into place, so scripts never see a half-installed tree. Each install is an immutable
+//! folder named by the SHA-256 of its lock under `<data>/packages/`; the lock is stored in the
+//! catalog, so every node installs exactly the same versions (`npm ci`) when it first loads the
+//! tenant. [`Resolver`] finds `require`d modules in an install the Node way.
+
+use crate::manage::ManageError;
+use roost_scripts::Resolved;
+use serde_json::{Map, Value as Json};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The pure-JavaScript packages the Mobile Services runtime bundled (protocol §6.9), at the
+/// versions it shipped: a script may require them without declaring them.
+pub const BUNDLED: &[(&str, &str)] = &[
+    ("async", "^0.1.22"),
+    ("underscore", "^1.4.4"),
+    ("underscore.string", "^2.3.0"),
+    ("xml2js", "^0.2.8"),
+    ("xmlbuilder", "^0.4.2"),
+    ("sax", "^0.5.2"),
+    ("oauth", "^0.9.8"),
+];
+
+/// Install limits of a tenant (its settings).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// npm may take this long.
+    pub install_seconds: u64,
+    /// The installed tree may take this much disk.
+    pub max_mb: u64,
+}
+
+impl Limits {
+    /// A tenant's limits.
+    pub fn of(settings: &roost_api::TenantSettings) -> Self {
+        Self { install_seconds: settings.packages_install_seconds, max_mb: settings.packages_max_mb }
+    }
+}
+
+/// Where installs live.
+pub fn root(data: &Path) -> PathBuf {
+    data.join("packages")
+}
+
+/// The package names `text` requires (`require('x')`, `require("x/sub")` → `x`).
+pub fn required_packages(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("require") {
+        rest = &rest[i + "require".len()..];
+        let t = rest.trim_start();
+        let Some(t) = t.strip_prefix('(') else { continue };
+        let t = t.trim_start();
+        let Some(q) = t.chars().next().filter(|c| *c == '\'' || *c == '"') else { continue };
+        let Some(end) = t[1..].find(q) else { continue };
+        let id = &t[1..1 + end];
+        if id.starts_with('.') || id.starts_with('/') || id.is_empty() {
+            continue;
+        }
+        let name = match id.strip_prefix('@') {
+            Some(_) => id.splitn(3, '/').take(2).collect::<Vec<_>>().join("/"),
+            None => id.split('/').next().unwrap_or(id).to_string(),
+        };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// Parses a `package.json` text: an object whose `dependencies` (if any) maps names to version
+/// ranges. Other members are kept as they are.
+pub fn parse_manifest(text: &str) -> Result<Map<String, Json>, ManageError> {
+    let v: Json = serde_json::from_str(text).map_err(|e| ManageError::BadInput(format!("package.json is not valid JSON: {e}")))?;
+    let Json::Object(m) = v else { return Err(ManageError::BadInput("package.json must be a JSON object.".into())) };
+    match m.get("dependencies") {
+        None => {}
+        Some(Json::Object(deps)) => {
+            for (name, range) in deps {
+                if !valid_name(name) {
+                    return Err(ManageError::BadInput(format!("package.json: '{name}' is not an npm package name.")));
+                }
+                if !range.is_string() {
+                    return Err(ManageError::BadInput(format!("package.json: the version of '{name}' must be a string.")));
+                }
+            }
+        }
+        Some(_) => return Err(ManageError::BadInput("package.json: dependencies must be an object.".into())),
+    }
+    Ok(m)
+}
+
+fn valid_name(name: &str) -> bool {
+    let bare = name.strip_prefix('@').map(|s| s.replacen('/', "", 1)).unwrap_or_else(|| name.to_string());
+    !name.is_empty() && name.len() <= 214 && !name.starts_with('.') && bare.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-._~".contains(c))
+}
+
+/// The dependencies of a manifest.
+pub fn dependencies(m: &Map<String, Json>) -> BTreeMap<String, String> {
+    m.get("dependencies").and_then(Json::as_object).map(|d| d.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("*").to_string())).collect()).unwrap_or_default()
+}
+
+/// Adds the bundled packages `scripts` require and `m` does not declare; returns what it added.
+pub fn add_bundled<'a>(m: &mut Map<String, Json>, scripts: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    let declared = dependencies(m);
+    let mut added = Vec::new();
+    for text in scripts {
+        for name in required_packages(text) {
+            if declared.contains_key(&name) || added.iter().any(|(n, _): &(String, String)| *n == name) {
+                continue;
+            }
+            if let Some((_, range)) = BUNDLED.iter().find(|(b, _)| *b == name) {
+                added.push((name.clone(), range.to_string()));
+            }
+        }
+    }
+    if !added.is_empty() {
+        let deps = m.entry("dependencies").or_insert_with(|| Json::Object(Map::new()));
+        if let Json::Object(d) = deps {
+            for (n, r) in &added {
+                d.insert(n.clone(), Json::String(r.clone()));
+            }
+        }
+    }
+    added
+}
+
+/// The text stored and exported for a manifest.
+pub fn manifest_text(m: &Map<String, Json>) -> String {
+    let mut s = serde_json::to_string_pretty(m).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// SHA-256 hex of a lock.
+pub fn lock_hash(lock: &str) -> String {
+    crate::accounts::secret_hash(lock)
+}
+
+/// The versions a lock resolved: `name → version` for the top-level packages.
+pub fn resolved_versions(lock: &str) -> BTreeMap<String, String> {
+    let v: Json = serde_json::from_str(lock).unwrap_or(Json::Null);
+    let mut out = BTreeMap::new();
+    if let Some(pkgs) = v.get("packages").and_then(Json::as_object) {
+        for (path, p) in pkgs {
+            if let Some(name) = path.strip_prefix("node_modules/").filter(|n| !n.contains("/node_modules/")) {
+                if let Some(ver) = p.get("version").and_then(Json::as_str) {
+                    out.insert(name.to_string(), ver.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn disk_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => total += disk_size(&e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+/// Turns npm's complaint into a message naming the package and the cause.
+fn npm_failure(stderr: &str, deps: &BTreeMap<String, String>) -> String {
+    let lines: Vec<&str> = stderr.lines().map(|l| l.trim_start_matches("npm error").trim_start_matches("npm ERR!").trim()).filter(|l| !l.is_empty()).collect();
+    if let Some(l) = lines.iter().find(|l| l.contains("is not in this registry")) {
+        return format!("An npm package does not exist: {l}");
+    }
+    if let Some(l) = lines.iter().find(|l| l.contains("No matching version found for")) {
+        return format!("An npm package has no such version: {l}");
+    }
+    if let Some(l) = lines.iter().find(|l| l.contains("ENOTFOUND") || l.contains("ECONNREFUSED") || l.contains("ETIMEDOUT") || l.contains("EAI_AGAIN")) {
+        return format!("The npm registry could not be reached while installing {}: {l}", deps.keys().cloned().collect::<Vec<_>>().join(", "));
+    }
+    format!("npm could not install {}: {}", deps.keys().cloned().collect::<Vec<_>>().join(", "), lines.iter().take(6).cloned().collect::<Vec<_>>().join(" | "))
+}
+
+/// Runs npm in `dir` with the tenant's time limit.
+async fn npm(dir: &Path, args: &[&str], limits: Limits, deps: &BTreeMap<String, String>) -> Result<(), ManageError> {
+    let npm = std::env::var("ROOST_NPM").unwrap_or_else(|_| "npm".into());
+    let mut cmd = tokio::process::Command::new(&npm);
+    cmd.args(args)
+        .args(["--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(|e| {
+        ManageError::BadInput(format!(
+            "Installing the packages {} needs npm, which could not be started ({npm}: {e}); install Node.js and npm, or set ROOST_NPM.",
+            deps.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let out = match tokio::time::timeout(Duration::from_secs(limits.install_seconds.max(1)), child.wait_with_output()).await {
+        Ok(r) => r.map_err(|e| ManageError::Internal(format!("npm: {e}")))?,
+        Err(_) => {
+            return Err(ManageError::BadInput(format!(
+                "Installing {} took longer than the tenant's limit of {} s (packages_install_seconds).",
+                deps.keys().cloned().collect::<Vec<_>>().join(", "),
+                limits.install_seconds
+            )))
+        }
+    };
+    if !out.status.success() {
+        return Err(ManageError::BadInput(npm_failure(&String::from_utf8_lossy(&out.stderr), deps)));
+    }
+    Ok(())
+}
+
+fn staging(root: &Path) -> Result<PathBuf, ManageError> {
+    let dir = root.join(format!("staging-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).map_err(|e| ManageError::Internal(format!("creating {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+/// Checks the size, then renames `stage` to the install of `hash` (an existing one wins).
+fn publish(root: &Path, stage: &Path, hash: &str, limits: Limits) -> Result<PathBuf, ManageError> {
+    let size = disk_size(&stage.join("node_modules"));
+    if size > limits.max_mb * 1024 * 1024 {
+        let _ = std::fs::remove_dir_all(stage);
+        return Err(ManageError::BadInput(format!(
+            "The packages take {:.1} MB installed, more than the tenant's limit of {} MB (packages_max_mb).",
+            size as f64 / 1048576.0,
+            limits.max_mb
+        )));
+    }
+    let target = root.join(hash);
+    if target.is_dir() {
+        let _ = std::fs::remove_dir_all(stage);
+        return Ok(target);
+    }
+    match std::fs::rename(stage, &target) {
+        Ok(()) => Ok(target),
+        // Another install of the same lock won the race.
+        Err(_) if target.is_dir() => {
+            let _ = std::fs::remove_dir_all(stage);
+            Ok(target)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(stage);
+            Err(ManageError::Internal(format!("moving the install into place: {e}")))
+        }
+    }
+}
+
+/// Resolves and installs a manifest; the lock and its hash. Nothing in the catalog changes here.
+pub async fn install(root: &Path, manifest: &str, limits: Limits) -> Result<(String, String), ManageError> {
+    let m = parse_manifest(manifest)?;
+    let deps = dependencies(&m);
+    let stage = staging(root)?;
+    let result = async {
+        std::fs::write(stage.join("package.json"), manifest).map_err(|e| ManageError::Internal(e.to_string()))?;
+        npm(&stage, &["install", "--package-lock=true"], limits, &deps).await?;
+        let lock = std::fs::read_to_string(stage.join("package-lock.json")).map_err(|e| ManageError::Internal(format!("npm wrote no package-lock.json: {e}")))?;
+        Ok::<_, ManageError>(lock)
+    }
+    .await;
+    let lock = match result {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&stage);
+            return Err(e);
+        }
+    };
+    let hash = lock_hash(&lock);
+    publish(root, &stage, &hash, limits)?;
+    Ok((lock, hash))
+}
+
+/// Makes sure this node has the install of a stored lock (`npm ci`: exactly the locked versions).
+pub async fn ensure_installed(root: &Path, record: &roost_storage::packages::PackageRecord, limits: Limits) -> Result<PathBuf, ManageError> {
+    let target = root.join(&record.lock_hash);
+    if target.is_dir() {
+        return Ok(target);
+    }
+    let deps = parse_manifest(&record.manifest).map(|m| dependencies(&m)).unwrap_or_default();
+    let stage = staging(root)?;
+    let result = async {
+        std::fs::write(stage.join("package.json"), &record.manifest).map_err(|e| ManageError::Internal(e.to_string()))?;
+        std::fs::write(stage.join("package-lock.json"), &record.lock).map_err(|e| ManageError::Internal(e.to_string()))?;
+        npm(&stage, &["ci"], limits, &deps).await
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&stage);
+        return Err(e);
+    }
+    publish(root, &stage, &record.lock_hash, limits)
+}
+
+/// `require` inside one install, with what it has read and resolved cached (an install never
+/// changes: a new lock is a new folder).
+#[derive(Debug)]
+pub struct Resolver {
+    base: PathBuf,
+    resolved: Mutex<HashMap<(String, String), Resolved>>,
+}
+
+fn dir_of(p: &str) -> &str {
+    match p.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &p[..i],
+    }
+}
+
+fn normalize(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            p => out.push(p),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+fn package_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/node_modules/")?;
+    let end = if rest.starts_with('@') { rest.match_indices('/').nth(1).map(|(i, _)| i) } else { rest.find('/') };
+    Some(&rest[..end.unwrap_or(rest.len())])
+}
+
+impl Resolver {
+    /// A resolver over the install in `base`.
+    pub fn new(base: PathBuf) -> Self {
+        Self { base, resolved: Mutex::new(HashMap::new()) }
+    }
+
+    fn disk(&self, path: &str) -> PathBuf {
+        self.base.join(path.trim_start_matches('/'))
+    }
+
+    /// `require(id)` from the module at `from`.
+    pub fn resolve(&self, from: &str, id: &str) -> Resolved {
+        let key = (dir_of(from).to_string(), id.to_string());
+        if let Some(r) = self.resolved.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return r.clone();
+        }
+        let r = self.find(from, id);
+        self.resolved.lock().unwrap_or_else(|e| e.into_inner()).insert(key, r.clone());
+        r
+    }
+
+    fn find(&self, from: &str, id: &str) -> Resolved {
+        if id.starts_with('.') || id.starts_with('/') {
+            // Relative requires resolve here only inside a package (shared modules are the script's).
+            if package_of(from).is_none() {
+                return Resolved::NotFound;
+            }
+            let path = normalize(&format!("{}/{id}", dir_of(from)));
+            return self.file_or_dir(&path, package_of(&path).unwrap_or(id));
+        }
+        // node_modules folders from the requiring module's folder up to the root.
+        let mut dir = dir_of(from).to_string();
+        loop {
+            if !dir.ends_with("/node_modules") {
+                let candidate = normalize(&format!("{dir}/node_modules/{id}"));
+                let root_of_package = normalize(&format!("{dir}/node_modules/{}", package_name(id)));
+                if self.disk(&root_of_package).is_dir() {
+                    if self.disk(&root_of_package).join("binding.gyp").is_file() {
+                        return Resolved::Refused(format!(
+                            "Package '{}' needs a native addon (it has a binding.gyp), which Roost cannot load; use a pure-JavaScript package instead.",
+                            package_name(id)
+                        ));
+                    }
+                    return self.file_or_dir(&candidate, package_name(id));
+                }
+            }
+            if dir == "/" {
+                return Resolved::NotFound;
+            }
+            dir = dir_of(&dir).to_string();
+        }
+    }
+
+    fn file_or_dir(&self, path: &str, package: &str) -> Resolved {
+        for candidate in [path.to_string(), format!("{path}.js"), format!("{path}.json"), format!("{path}.node")] {
+            if self.disk(&candidate).is_file() {
+                return self.load(&candidate, package);
+            }
+        }
+        if self.disk(path).is_dir() {
+            let main = std::fs::read_to_string(self.disk(&format!("{path}/package.json")))
+                .ok()
+                .and_then(|t| serde_json::from_str::<Json>(&t).ok())
+                .and_then(|j| j.get("main").and_then(Json::as_str).map(str::to_string));
+            if let Some(main) = main {
+                let m = normalize(&format!("{path}/{main}"));
+                for candidate in [m.clone(), format!("{m}.js"), format!("{m}.json"), format!("{m}/index.js"), format!("{m}/index.json")] {
+                    if self.disk(&candidate).is_file() {
+                        return self.load(&candidate, package);
+                    }
+                }
+            }
+            for candidate in [format!("{path}/index.js"), format!("{path}/index.json"), format!("{path}/index.node")] {
+                if self.disk(&candidate).is_file() {
+                    return self.load(&candidate, package);
+                }
+            }
+        }
+        Resolved::NotFound
+    }
+
+    fn load(&self, path: &str, package: &str) -> Resolved {
+        if path.ends_with(".node") {
+            return Resolved::Refused(format!("Package '{package}' needs a native addon ({path}), which Roost cannot load; use a pure-JavaScript package instead."));
+        }
+        match std::fs::read_to_string(self.disk(path)) {
+            Ok(text) => {
+                let text = if path.ends_with(".json") {
+                    format!("module.exports = {text};")
+                } else if text.starts_with("#!") {
+                    // A shebang line is not JavaScript inside the CommonJS wrapper.
+                    format!("//{text}")
+                } else {
+                    text
+                };
+                Resolved::Found { path: path.to_string(), text: Arc::from(text) }
+            }
+            Err(e) => Resolved::Refused(format!("Package '{package}': reading {path}: {e}")),
+        }
+    }
+}
+
+fn package_name(id: &str) -> &str {
+    let end = if id.starts_with('@') { id.match_indices('/').nth(1).map(|(i, _)| i) } else { id.find('/') };
+    &id[..end.unwrap_or(id.len())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_required_packages() {
+        let text = "var a = require('async'), _ = require( \"underscore\" ); require('./x'); require('../shared/y'); require('@s/p/deep'); require('xml2js/lib/x'); requireX('no');";
+        assert_eq!(required_packages(text), vec!["async", "underscore", "@s/p", "xml2js"]);
+    }
+
+    #[test]
+    fn adds_only_undeclared_bundled_packages() {
+        let mut m = parse_manifest(r#"{"name":"svc","dependencies":{"async":"^2.0.0"}}"#).unwrap();
+        let added = add_bundled(&mut m, ["require('async'); require('xml2js'); require('left-pad');"].into_iter());
+        assert_eq!(added, vec![("xml2js".to_string(), "^0.2.8".to_string())]);
+        assert_eq!(dependencies(&m).get("async").map(String::as_str), Some("^2.0.0"));
+        assert!(parse_manifest("[]").is_err());
+        assert!(parse_manifest(r#"{"dependencies":{"Bad Name":"1"}}"#).is_err());
+        assert!(parse_manifest(r#"{"dependencies":{"ok":1}}"#).is_err());
+    }
+
+    #[test]
+    fn resolves_the_node_way() {
+        let base = std::env::temp_dir().join(format!("roost-resolver-{}", uuid::Uuid::new_v4().simple()));
+        let w = |p: &str, t: &str| {
+            let f = base.join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, t).unwrap();
+        };
+        w("node_modules/a/package.json", r#"{"main":"lib/main"}"#);
+        w("node_modules/a/lib/main.js", "module.exports = require('./util');");
+        w("node_modules/a/lib/util.js", "exports.u = 1;");
+        w("node_modules/a/node_modules/b/index.js", "exports.nested = true;");
+        w("node_modules/b/index.js", "exports.top = true;");
+        w("node_modules/c/data.json", r#"{"x":1}"#);
+        w("node_modules/native/binding.gyp", "{}");
+        w("node_modules/native/index.js", "");
+        w("node_modules/addon/index.node", "");
+        let r = Resolver::new(base.clone());
+        let found = |from: &str, id: &str| match r.resolve(from, id) {
+            Resolved::Found { path, .. } => path,
+            other => format!("{other:?}"),
+        };
+        assert_eq!(found("/table/t.insert.js", "a"), "/node_modules/a/lib/main.js");
+        assert_eq!(found("/node_modules/a/lib/main.js", "./util"), "/node_modules/a/lib/util.js");
+        assert_eq!(found("/node_modules/a/lib/main.js", "b"), "/node_modules/a/node_modules/b/index.js");
+        assert_eq!(found("/api/x.js", "b"), "/node_modules/b/index.js");
+        assert_eq!(found("/api/x.js", "c/data.json"), "/node_modules/c/data.json");
+        assert!(matches!(r.resolve("/api/x.js", "c/data"), Resolved::Found { text, .. } if text.starts_with("module.exports = {")));
+        assert_eq!(r.resolve("/api/x.js", "missing"), Resolved::NotFound);
+        assert_eq!(r.resolve("/api/x.js", "./local"), Resolved::NotFound);
+        assert!(matches!(r.resolve("/api/x.js", "native"), Resolved::Refused(m) if m.contains("'native'") && m.contains("binding.gyp")));
+        assert!(matches!(r.resolve("/api/x.js", "addon"), Resolved::Refused(m) if m.contains("'addon'") && m.contains("native addon")));
+        // `..` never leaves the install.
+        assert_eq!(r.resolve("/node_modules/a/lib/main.js", "../../../../../etc/passwd"), Resolved::NotFound);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
