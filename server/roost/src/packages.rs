@@ -174,6 +174,11 @@ fn disk_size(dir: &Path) -> u64 {
 /// Turns npm's complaint into a message naming the package and the cause.
 fn npm_failure(stderr: &str, deps: &BTreeMap<String, String>) -> String {
     let lines: Vec<&str> = stderr.lines().map(|l| l.trim_start_matches("npm error").trim_start_matches("npm ERR!").trim()).filter(|l| !l.is_empty()).collect();
+    if let Some(l) = lines.iter().find(|l| l.contains("404 Not Found - GET ")) {
+        let url = l.rsplit("GET ").next().unwrap_or_default().split_whitespace().next().unwrap_or_default();
+        let name = url.rsplit('/').next().unwrap_or(url).replace("%2f", "/").replace("%2F", "/");
+        return format!("The npm package '{name}' does not exist in the registry (npm: {l}).");
+    }
     if let Some(l) = lines.iter().find(|l| l.contains("is not in this registry")) {
         return format!("An npm package does not exist: {l}");
     }

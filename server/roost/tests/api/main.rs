@@ -8,6 +8,7 @@ mod http;
 mod jobs;
 mod manage;
 mod odata;
+mod packages;
 mod permissions;
 mod robustness;
 mod scripts;
