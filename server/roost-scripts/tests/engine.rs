@@ -165,7 +165,7 @@ async fn require_builtins_shared_modules_with_cycles_and_unknown_modules() {
             "3nybhbi3iqa8ino29wqQcBydtNk=".to_string(),
             "16 aMOpbGxv hi".to_string(),
             "b:a k".to_string(),
-            "ROOST_UNSUPPORTED_BUILTIN: /scheduler/mods.js requires the Node built-in 'fs'".to_string(),
+            "MODULE_NOT_FOUND: /scheduler/mods.js requires the Node built-in 'fs'".to_string(),
             "MODULE_NOT_FOUND: Cannot find module 'left-pad'".to_string(),
         ]
     );

@@ -350,7 +350,7 @@ globalThis.__roost_lib = {};
         if (NODE_BUILTINS.indexOf(builtin) >= 0) {
           var pkg = packageOf(from);
           throw moduleError((pkg ? "Package '" + pkg + "' requires" : from + ' requires') + " the Node built-in '" + builtin +
-            "', which Roost does not provide (it provides util, events, querystring, url, assert, crypto, buffer and timers).", 'ROOST_UNSUPPORTED_BUILTIN');
+            "', which Roost does not provide (it provides util, events, querystring, url, assert, crypto, buffer and timers).", 'MODULE_NOT_FOUND');
         }
       }
       var inPackage = packageOf(from);
