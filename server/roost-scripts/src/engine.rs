@@ -696,10 +696,17 @@ fn install_natives<'js>(ctx: &Ctx<'js>, state: &Arc<Mutex<InvState>>, source: &s
     )?;
     n.set(
         "resolve",
-        Function::new(ctx.clone(), move |ctx: Ctx<'_>, from: String, id: String| -> rquickjs::Result<Option<Vec<String>>> {
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, from: String, id: String| -> rquickjs::Result<Option<rquickjs::Array<'js>>> {
             match resolver.resolve(&from, &id) {
                 crate::Resolved::NotFound => Ok(None),
-                crate::Resolved::Found { path, text } => Ok(Some(vec![path, text.to_string()])),
+                crate::Resolved::Found { path, text, key } => {
+                    // The module's CommonJS wrapper, from bytecode compiled once per process.
+                    let wrapper = crate::bytecode::wrapper(&ctx, &key, &path, &text)?;
+                    let out = rquickjs::Array::new(ctx.clone())?;
+                    out.set(0, path)?;
+                    out.set(1, wrapper)?;
+                    Ok(Some(out))
+                }
                 crate::Resolved::Refused(m) => Err(rquickjs::Exception::throw_message(&ctx, &m)),
             }
         })?,

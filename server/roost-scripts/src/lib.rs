@@ -17,6 +17,7 @@
 //! - The Mobile Services API itself is JavaScript (`src/js/*.js`), talking to Rust through a handful
 //!   of natives (`__roost.*`); host calls carry JSON.
 
+mod bytecode;
 mod engine;
 mod predicate;
 mod syntax;
@@ -112,6 +113,9 @@ pub enum Resolved {
         path: String,
         /// The source; a `.json` file arrives as `module.exports = …;`.
         text: Arc<str>,
+        /// Names this exact text for the process-wide bytecode cache (the same key must always
+        /// mean the same text: e.g. the install's lock hash and the path).
+        key: Arc<str>,
     },
     /// Found, but it cannot run here (a native addon); the message says why.
     Refused(String),

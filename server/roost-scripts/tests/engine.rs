@@ -47,6 +47,17 @@ impl ScriptHost for Host {
     fn config(&self) -> Json {
         json!({ "env": { "GREETING": "hi" }, "config": { "appSettings": { "GREETING": "hi" }, "applicationKey": "k" } })
     }
+    // Packages are the modules named `pkg/<name>`: `require('<name>')` finds them.
+    fn resolve(&self, _from: &str, id: &str) -> roost_scripts::Resolved {
+        match self.modules.get(&format!("pkg/{id}")) {
+            Some(text) => roost_scripts::Resolved::Found {
+                path: format!("/node_modules/{id}/index.js"),
+                text: text.clone(),
+                key: Arc::from(format!("test-{:p}-{id}", Arc::as_ptr(text))),
+            },
+            None => roost_scripts::Resolved::NotFound,
+        }
+    }
 }
 
 fn nothing() -> Answer {
@@ -227,4 +238,29 @@ async fn api_response_forms() {
     assert_eq!((r.status, r.headers.clone()), (405, vec![("Allow".to_string(), "POST".to_string())]));
     let r = call(json!({}), "GET", "/nothing/here").await;
     assert_eq!(r.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packages_run_from_cached_bytecode_in_sloppy_mode() {
+    let engine = ScriptEngine::new();
+    let host = Host::with_modules(
+        nothing(),
+        &[
+            // Sloppy-mode CommonJS, as old npm packages are: an implicit global, `this` as exports,
+            // `arguments.callee`, a require of another package, module state per invocation.
+            ("pkg/sloppy", "var self = this; function mark() { implicitGlobal = 'set'; return arguments.callee.name; }\nexports.mark = mark; exports.same = self === exports; exports.dep = require('dep').value; var n = 0; exports.next = function () { return ++n; };"),
+            ("pkg/dep", "module.exports = { value: 42 };"),
+            ("pkg/broken", "exports.x = ;"),
+        ],
+    );
+    let script = r#"function run() {
+        var s = require('sloppy');
+        console.log(s.mark(), typeof implicitGlobal, s.same, s.dep, s.next(), require('sloppy').next());
+        try { require('broken'); } catch (e) { console.log(e.name, /index\.js/.test(e.stack || '') || /broken/.test(e.message + (e.stack || ''))); }
+    }"#;
+    for _ in 0..3 {
+        run_job(&engine, "pk", ScriptLimits::default(), host.clone(), job("run", script)).await.unwrap();
+    }
+    // Every fresh context sees the same result: the module state starts over, the bytecode is reused.
+    assert_eq!(host.messages(), ["mark string true 42 1 2", "SyntaxError true"].repeat(3));
 }

@@ -435,7 +435,7 @@ impl Resolver {
                 } else {
                     text
                 };
-                Resolved::Found { path: path.to_string(), text: Arc::from(text) }
+                Resolved::Found { path: path.to_string(), text: Arc::from(text), key: Arc::from(format!("{}{path}", self.base.display())) }
             }
             Err(e) => Resolved::Refused(format!("Package '{package}': reading {path}: {e}")),
         }

@@ -296,10 +296,11 @@ globalThis.__roost_lib = {};
     });
     return '/' + out.join('/');
   }
-  function evaluate(path, text) {
+  // `compiled`: the wrapper function already compiled by the host (packages, from bytecode).
+  function evaluate(path, text, compiled) {
     var module = { exports: {}, id: path, filename: path, loaded: false };
     cache[path] = module;
-    var wrapper = R.compile('(function (exports, require, module, __filename, __dirname) {' + text + '\n})', path);
+    var wrapper = compiled || R.compile('(function (exports, require, module, __filename, __dirname) {' + text + '\n})', path);
     wrapper.call(module.exports, module.exports, makeRequire(path), module, path, dirOf(path));
     module.loaded = true;
     return module.exports;
@@ -337,7 +338,7 @@ globalThis.__roost_lib = {};
         var found = R.resolve(from, id);
         if (found) {
           if (cache[found[0]]) return cache[found[0]].exports;
-          return evaluate(found[0], found[1]);
+          return evaluate(found[0], null, found[1]);
         }
       }
       // Roost's built-ins.
