@@ -6,7 +6,11 @@ use crate::helpers::{random_name, send, Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-crate::on_both_backends!(importing_a_service_with_packages_gives_working_scripts_and_export_gives_package_json_back, package_failures_name_the_package_and_change_nothing,);
+crate::on_both_backends!(
+    importing_a_service_with_packages_gives_working_scripts_and_export_gives_package_json_back,
+    package_failures_name_the_package_and_change_nothing,
+    install_limits_and_a_missing_npm_are_clear_errors,
+);
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/packages-service");
 
@@ -115,4 +119,34 @@ async fn package_failures_name_the_package_and_change_nothing(app: TestApp) {
     let r = probe("left-pad").await;
     assert_eq!(r["code"], "MODULE_NOT_FOUND", "{r}");
     assert_eq!(app.get("/api/probe?p=util").await.json(), json!({"loaded": true}));
+}
+
+async fn install_limits_and_a_missing_npm_are_clear_errors(app: TestApp) {
+    let t = app.tenant.clone();
+    // Without npm the import fails before it changes anything, naming the packages and the cause.
+    let name = random_name("nonpm");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roost"))
+        .args(["tenant", "import", &name, FIXTURE])
+        .env("ROOST_DATA", &app.data)
+        .env("ROOST_DATABASE_URL", &app.database_url)
+        .env("ROOST_NPM", "/nonexistent/npm")
+        .output()
+        .expect("run roost");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("needs npm") && err.contains("async") && err.contains("/nonexistent/npm"), "{err}");
+    assert_eq!(app.manage(Method::GET, &format!("/tenants/{name}"), None).await.status, StatusCode::NOT_FOUND);
+    // The disk limit: lodash takes more than 1 MB installed.
+    let r = app.manage(Method::PATCH, &format!("/tenants/{t}/settings"), Some(json!({"packages_max_mb": 1}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.manage(Method::PUT, &format!("/tenants/{t}/packages"), Some(json!({"dependencies": {"lodash": "4.17.21"}}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.error().contains("more than the tenant's limit of 1 MB"), "{}", r.text);
+    assert_eq!(app.manage(Method::GET, &format!("/tenants/{t}/packages"), None).await.json()["package_json"], Value::Null, "nothing stored");
+    for bad in [json!({"packages_max_mb": 0}), json!({"packages_install_seconds": 1})] {
+        assert_eq!(app.manage(Method::PATCH, &format!("/tenants/{t}/settings"), Some(bad)).await.status, StatusCode::BAD_REQUEST);
+    }
+    // A staging folder never stays behind.
+    let left: Vec<_> = std::fs::read_dir(app.data.join("packages")).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("staging-")).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 }
