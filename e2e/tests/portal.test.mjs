@@ -231,6 +231,23 @@ test('shared modules, custom APIs and jobs are written and run from the browser'
   assert.deepEqual({ interval: script.schedule.interval, unit: script.schedule.unit, enabled: script.schedule.enabled }, { interval: 2, unit: 'hour', enabled: false });
 });
 
+test('npm packages are installed from Configure and required by scripts', async () => {
+  await page.goto(`${roost.base}/portal/#/t/${tenant}/configure`);
+  await page.waitForSelector('textarea[name=package-json]');
+  await page.fill('textarea[name=package-json]', '{"dependencies": {"underscore": "^1.13.0"}}');
+  await page.click('button:has-text("Save and install")');
+  await page.waitForSelector('text=Packages installed', { timeout: 60000 });
+  assert.match(await page.textContent('#packages'), /underscore\s*1\.13\./);
+  await screenshot(page, '13-packages');
+  await page.goto(`${roost.base}/portal/#/t/${tenant}/api/hello`);
+  await page.waitForSelector('.editor .cm-content >> text=greet');
+  await setEditorText("var _ = require('underscore');\nexports.get = function (request, response) {\n    response.send(200, { keys: _.keys({ a: 1, b: 2 }) });\n};\n");
+  await page.click('button.primary:has-text("Save")');
+  await page.waitForSelector('text=Saved /api/hello.js');
+  const r = await fetch(`${roost.base}/t/${tenant}/api/hello`);
+  assert.deepEqual(await r.json(), { keys: ['a', 'b'] });
+});
+
 test('regenerating the application key refuses the old one', async () => {
   await page.click('nav.tabs a:has-text("Configure")');
   await page.click('button:has-text("Regenerate application key")');
@@ -252,12 +269,12 @@ test('support sees monitoring and logs, never data or scripts', async () => {
   await page.waitForSelector('#monitor');
   const tabs = await page.locator('nav.tabs a').allTextContents();
   assert.deepEqual(tabs, ['Monitor', 'Logs']);
-  await screenshot(page, '13-support-monitor');
+  await screenshot(page, '14-support-monitor');
   await page.goto(`${roost.base}/portal/#/t/${tenant}/data/orders`);
   await page.waitForSelector('text=This view is not available to your role.');
   await page.goto(`${roost.base}/portal/#/t/${tenant}/logs`);
   await page.waitForSelector('#logs >> text=inserting order first order');
-  await screenshot(page, '14-support-logs');
+  await screenshot(page, '15-support-logs');
   // The API refuses support on data, scripts, keys and settings, with the session cookie.
   const statuses = await page.evaluate(async (t) => {
     const s = await fetch('/manage/v1/session').then((r) => r.json());

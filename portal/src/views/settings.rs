@@ -4,7 +4,7 @@
 use super::{Note, NoteLine};
 use crate::{api, Ctx};
 use leptos::prelude::*;
-use roost_api::{KeyOut, TenantOut, TenantSettingsPatch};
+use roost_api::{KeyOut, PackagesOut, TenantOut, TenantSettingsPatch};
 use std::collections::BTreeMap;
 
 fn lines(s: &str) -> Vec<String> {
@@ -27,6 +27,8 @@ pub fn Configure(tenant: String) -> impl IntoView {
     let concurrent = RwSignal::new(String::new());
     let timeout = RwSignal::new(String::new());
     let body_kb = RwSignal::new(String::new());
+    let pkg_seconds = RwSignal::new(String::new());
+    let pkg_mb = RwSignal::new(String::new());
     let fill = move |t: &TenantOut| {
         let s = &t.settings;
         dynamic.set(s.dynamic_schema);
@@ -37,6 +39,8 @@ pub fn Configure(tenant: String) -> impl IntoView {
         concurrent.set(s.script_max_concurrent.to_string());
         timeout.set(s.request_timeout_ms.to_string());
         body_kb.set(s.max_body_kb.to_string());
+        pkg_seconds.set(s.packages_install_seconds.to_string());
+        pkg_mb.set(s.packages_max_mb.to_string());
     };
     crate::spawn(async move {
         match api::get::<TenantOut>(&path.get_value()).await {
@@ -91,6 +95,8 @@ pub fn Configure(tenant: String) -> impl IntoView {
                 script_cpu_ms: Some(number(cpu, "Script CPU time")?),
                 script_memory_mb: Some(number(memory, "Script memory")?),
                 script_max_concurrent: Some(number(concurrent, "Concurrent scripts")?),
+                packages_install_seconds: Some(number(pkg_seconds, "Package install time")?),
+                packages_max_mb: Some(number(pkg_mb, "Package disk space")?),
                 app_settings: Some(settings),
                 ..Default::default()
             })
@@ -152,8 +158,66 @@ pub fn Configure(tenant: String) -> impl IntoView {
                 {field("Concurrent script calls", "script-max-concurrent", concurrent)}
                 {field("Request timeout (ms)", "request-timeout-ms", timeout)}
                 {field("Maximum request body (KB)", "max-body-kb", body_kb)}
+                {field("npm install time (s)", "packages-install-seconds", pkg_seconds)}
+                {field("Installed packages disk space (MB)", "packages-max-mb", pkg_mb)}
             </fieldset>
             <button type="submit" class="primary">"Save settings"</button>
         </form>
+        <Packages tenant=tenant.clone()/>
+    }
+}
+
+/// The tenant's package.json: edited as text, installed by the server with npm on save.
+#[component]
+fn Packages(tenant: String) -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let path = StoredValue::new(format!("/tenants/{}/packages", api::enc(&tenant)));
+    let text = RwSignal::new(String::new());
+    let info = RwSignal::new(None::<PackagesOut>);
+    let note = RwSignal::new(Note::None);
+    crate::spawn(async move {
+        match api::get::<PackagesOut>(&path.get_value()).await {
+            Ok(p) => {
+                text.set(p.package_json.clone().unwrap_or_else(|| "{\n  \"dependencies\": {}\n}\n".into()));
+                info.set(Some(p));
+            }
+            Err(e) => note.set(Note::Err(e.message)),
+        }
+    });
+    let save = move |_| {
+        let manifest: serde_json::Value = match serde_json::from_str(&text.get_untracked()) {
+            Ok(v) => v,
+            Err(e) => return note.set(Note::Err(format!("package.json is not JSON: {e}"))),
+        };
+        note.set(Note::Busy("Installing with npm…".into()));
+        crate::spawn(async move {
+            match api::call::<PackagesOut>("PUT", &path.get_value(), Some(&manifest)).await {
+                Ok(p) => {
+                    if let Some(t) = &p.package_json {
+                        text.set(t.clone());
+                    }
+                    ctx.dirty.set(false);
+                    note.set(Note::Ok(if p.added.is_empty() { "Packages installed".into() } else { format!("Packages installed; added {}", p.added.join(", ")) }));
+                    info.set(Some(p));
+                }
+                // The text stays as typed; the previous packages stay installed.
+                Err(e) => note.set(Note::Err(e.message)),
+            }
+        });
+    };
+    view! {
+        <section class="packages">
+            <h2>"npm packages"</h2>
+            <p>"The service's package.json (dependencies). Saving installs them with npm; scripts then require them."</p>
+            <NoteLine note=note/>
+            <textarea name="package-json" rows="8" prop:value=text on:input=move |ev| { text.set(event_target_value(&ev)); ctx.dirty.set(true); }></textarea>
+            <button class="primary" on:click=save>"Save and install"</button>
+            {move || info.get().filter(|p| !p.resolved.is_empty()).map(|p| view! {
+                <table class="grid" id="packages">
+                    <thead><tr><th>"Package"</th><th>"Installed version"</th></tr></thead>
+                    <tbody>{p.resolved.into_iter().map(|(n, v)| view! { <tr><td>{n}</td><td>{v}</td></tr> }).collect_view()}</tbody>
+                </table>
+            })}
+        </section>
     }
 }
