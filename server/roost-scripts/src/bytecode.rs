@@ -45,7 +45,9 @@ fn is_exception(v: qjs::JSValue) -> bool {
     // SAFETY: reading the tag of a value is a pure bit operation on it.
     #[expect(unsafe_code, reason = "QuickJS value tag check")]
     let tag = unsafe { qjs::JS_VALUE_GET_TAG(v) };
-    tag == qjs::JS_TAG_EXCEPTION as i32
+    #[expect(clippy::unnecessary_cast, reason = "the tag constant's type differs between the targets rquickjs-sys generates bindings for")]
+    let exception = qjs::JS_TAG_EXCEPTION as i32;
+    tag == exception
 }
 
 /// Compiles `source` as a global (sloppy) script without running it; its bytecode.
