@@ -378,15 +378,20 @@ async fn run_roost(roost: &Server, backend: &str, o: &Options, hello_rps: f64) -
     scripts(roost, backend, &tenant, &key, o, hello_rps, ins.rps, query.rps).await
 }
 
-/// Stores a script through /manage/v1.
-async fn put_script(addr: &str, tenant: &str, kind: &str, name: &str, body: Value) -> anyhow::Result<()> {
+/// A `PUT` to /manage/v1 that must answer 200.
+async fn manage_put(addr: &str, path: &str, body: Value) -> anyhow::Result<()> {
     let mut c = Conn::open(addr).await?;
     let auth = format!("Bearer {ADMIN}");
-    let (s, b) = c.send("PUT", &format!("/manage/v1/tenants/{tenant}/scripts/{kind}/{name}"), &[("authorization", &auth)], Some(&body.to_string())).await?;
+    let (s, b) = c.send("PUT", &format!("/manage/v1{path}"), &[("authorization", &auth)], Some(&body.to_string())).await?;
     if s != 200 {
-        bail!("saving script {kind}/{name}: {s} {}", String::from_utf8_lossy(&b));
+        bail!("PUT {path}: {s} {}", String::from_utf8_lossy(&b));
     }
     Ok(())
+}
+
+/// Stores a script through /manage/v1.
+async fn put_script(addr: &str, tenant: &str, kind: &str, name: &str, body: Value) -> anyhow::Result<()> {
+    manage_put(addr, &format!("/tenants/{tenant}/scripts/{kind}/{name}"), body).await
 }
 
 /// The script scenarios: insert with a one-line `request.execute()` script, a 50-row read whose
@@ -416,13 +421,7 @@ async fn scripts(roost: &Server, backend: &str, tenant: &str, key: &str, o: &Opt
 
 /// Stores a tenant's package.json through /manage/v1 (npm installs it).
 async fn put_packages(addr: &str, tenant: &str, manifest: Value) -> anyhow::Result<()> {
-    let mut c = Conn::open(addr).await?;
-    let auth = format!("Bearer {ADMIN}");
-    let (s, b) = c.send("PUT", &format!("/manage/v1/tenants/{tenant}/packages"), &[("authorization", &auth)], Some(&manifest.to_string())).await?;
-    if s != 200 {
-        bail!("installing packages of {tenant}: {s} {}", String::from_utf8_lossy(&b));
-    }
-    Ok(())
+    manage_put(addr, &format!("/tenants/{tenant}/packages"), manifest).await
 }
 
 /// npm packages: the insert whose script requires `async` (against the same script without it),

@@ -526,13 +526,13 @@ pub async fn prepare_packages(storage: &Storage, tenant: &str, manifest: Option<
     let text = crate::packages::manifest_text(&m);
     let deps = crate::packages::dependencies(&m);
     let limits = crate::packages::Limits::of(&r.settings);
+    // Same dependencies as stored: the stored lock (and its versions) stays.
+    let same = stored.as_ref().filter(|s| !s.lock_hash.is_empty() && crate::packages::parse_manifest(&s.manifest).is_ok_and(|sm| crate::packages::dependencies(&sm) == deps));
     let (lock, lock_hash) = if deps.is_empty() {
         (String::new(), String::new())
-    } else if stored.as_ref().is_some_and(|s| crate::packages::parse_manifest(&s.manifest).map(|sm| crate::packages::dependencies(&sm) == deps).unwrap_or(false)) {
-        // Same dependencies as stored: keep the stored lock (and its versions).
-        let s = stored.as_ref().map(|s| (s.lock.clone(), s.lock_hash.clone())).unwrap_or_default();
-        crate::packages::ensure_installed(&crate::packages::root(storage.data_dir()), stored.as_ref().expect("checked"), limits).await?;
-        s
+    } else if let Some(s) = same {
+        crate::packages::ensure_installed(&crate::packages::root(storage.data_dir()), s, limits).await?;
+        (s.lock.clone(), s.lock_hash.clone())
     } else {
         crate::packages::install(&crate::packages::root(storage.data_dir()), &text, limits).await?
     };
