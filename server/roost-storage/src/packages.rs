@@ -51,6 +51,15 @@ impl Storage {
         self.changed().await
     }
 
+    /// The lock hashes every tenant's packages use (installs still needed by some tenant).
+    pub async fn package_lock_hashes(&self) -> Result<Vec<String>> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "select distinct lock_hash from tenant_packages where lock_hash <> ''",
+            Dialect::Postgres => "select distinct lock_hash from roost.tenant_packages where lock_hash <> ''",
+        };
+        Ok(self.catalog_rows(sql, &[]).await?.into_iter().map(|mut r| r.swap_remove(0)).collect())
+    }
+
     /// Removes a tenant's packages.
     pub async fn delete_packages(&self, tenant: &str) -> Result<()> {
         let sql = match self.dialect() {

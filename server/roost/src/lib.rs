@@ -178,7 +178,8 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl std::f
         Ok(_) => {}
         Err(e) => tracing::warn!(error.cause = %e, "Could not count the portal accounts"),
     }
-    // Expired portal sessions are deleted hourly (a stale one is refused when loaded anyway).
+    // Hourly: expired portal sessions are deleted (a stale one is refused when loaded anyway), and
+    // package installs no tenant uses any more (older than an hour) are removed from this node.
     let app = Arc::downgrade(&state.0);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -187,6 +188,17 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl std::f
             let Some(app) = app.upgrade() else { break };
             if let Err(e) = app.storage.prune_sessions(chrono::Utc::now().timestamp()).await {
                 tracing::warn!(error.cause = %e, "Could not prune expired portal sessions");
+            }
+            match app.storage.package_lock_hashes().await {
+                Ok(in_use) => {
+                    let root = app.packages_root.clone();
+                    let removed = tokio::task::spawn_blocking(move || packages::prune(&root, &in_use, std::time::Duration::from_secs(3600))).await.unwrap_or_default();
+                    if !removed.is_empty() {
+                        app.resolvers.lock().unwrap_or_else(|e| e.into_inner()).retain(|hash, _| !removed.contains(hash));
+                        tracing::info!(count = removed.len(), "Removed package installs no tenant uses");
+                    }
+                }
+                Err(e) => tracing::warn!(error.cause = %e, "Could not list the package installs in use"),
             }
         }
     });

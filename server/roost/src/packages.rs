@@ -305,6 +305,25 @@ pub async fn ensure_installed(root: &Path, record: &roost_storage::packages::Pac
     publish(root, &stage, &record.lock_hash, limits)
 }
 
+/// Removes installs no tenant uses any more and staging folders left by interrupted installs, when
+/// they are older than `min_age` (an install being published or switched to right now is young).
+/// Returns the names removed.
+pub fn prune(root: &Path, in_use: &[String], min_age: Duration) -> Vec<String> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else { return removed };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if in_use.contains(&name) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let old = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age >= min_age);
+        if old && std::fs::remove_dir_all(e.path()).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed
+}
+
 /// `require` inside one install, with what it has read and resolved cached (an install never
 /// changes: a new lock is a new folder).
 #[derive(Debug)]
@@ -466,6 +485,20 @@ mod tests {
         assert!(parse_manifest("[]").is_err());
         assert!(parse_manifest(r#"{"dependencies":{"Bad Name":"1"}}"#).is_err());
         assert!(parse_manifest(r#"{"dependencies":{"ok":1}}"#).is_err());
+    }
+
+    #[test]
+    fn prunes_installs_no_tenant_uses() {
+        let root = std::env::temp_dir().join(format!("roost-prune-{}", uuid::Uuid::new_v4().simple()));
+        for d in ["aaa", "bbb", "staging-1"] {
+            std::fs::create_dir_all(root.join(d).join("node_modules")).unwrap();
+        }
+        assert!(prune(&root, &["aaa".to_string()], Duration::from_secs(3600)).is_empty(), "young folders stay");
+        let mut removed = prune(&root, &["aaa".to_string()], Duration::ZERO);
+        removed.sort();
+        assert_eq!(removed, vec!["bbb", "staging-1"]);
+        assert!(root.join("aaa").is_dir());
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
