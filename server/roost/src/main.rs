@@ -283,6 +283,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(d) = cli.data {
         config.data = d;
     }
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // Commands print their results; only warnings (e.g. a server that did not confirm a change) are logged.
+        roost::init_telemetry("warn");
+    }
     match cli.command {
         Command::Serve { listen } => {
             if let Some(l) = listen {
@@ -300,23 +304,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::DefaultConfig => Ok(()),
-        Command::Tenant(cmd) => {
-            // Commands print their results; only warnings (e.g. a server that did not confirm a change) are logged.
-            roost::init_telemetry("warn");
-            tenant(&config, cmd).await
-        }
-        Command::Table(cmd) => {
-            roost::init_telemetry("warn");
-            table(&config, cmd).await
-        }
-        Command::Script(cmd) => {
-            roost::init_telemetry("warn");
-            script(&config, cmd).await
-        }
-        Command::Admin(cmd) => {
-            roost::init_telemetry("warn");
-            admin(&config, cmd).await
-        }
+        Command::Tenant(cmd) => tenant(&config, cmd).await,
+        Command::Table(cmd) => table(&config, cmd).await,
+        Command::Script(cmd) => script(&config, cmd).await,
+        Command::Admin(cmd) => admin(&config, cmd).await,
     }
 }
 

@@ -493,50 +493,18 @@ pub async fn job_runs(storage: &Storage, tenant: &str, job: &str, limit: i64) ->
     Ok(runs.into_iter().map(|r| JobRunOut { job: r.job, due: r.due, started_at: r.started_at, outcome: r.outcome, duration_ms: r.duration_ms }).collect())
 }
 
-/// A tenant's packages, resolved and installed, not yet stored.
-#[derive(Debug, Clone)]
-pub struct PendingPackages {
-    /// The `package.json` text to store.
-    pub manifest: String,
-    /// The lock npm resolved (empty without dependencies).
-    pub lock: String,
-    /// Its hash (empty without dependencies).
-    pub lock_hash: String,
-    /// Bundled packages Roost added: `name@range`.
-    pub added: Vec<String>,
-}
+pub use crate::packages::Pending as PendingPackages;
 
 /// Works out a tenant's packages for a new `package.json` (`manifest`, or the stored one when
-/// `None`) and the scripts `also` (besides the stored ones): adds the bundled packages they require
-/// and installs them. `None` when nothing changes. Nothing is stored here.
+/// `None`) and the scripts `also` (besides the stored ones), installing them; `None` when nothing
+/// changes. Nothing is stored here.
 pub async fn prepare_packages(storage: &Storage, tenant: &str, manifest: Option<&str>, also: &[&str]) -> Result<Option<PendingPackages>> {
     let r = record(storage, tenant).await?;
     let stored = storage.package_record(&r.name).await.map_err(|e| ManageError::Internal(e.to_string()))?;
-    let mut m = match (manifest, &stored) {
-        (Some(text), _) => crate::packages::parse_manifest(text)?,
-        (None, Some(s)) => crate::packages::parse_manifest(&s.manifest)?,
-        (None, None) => serde_json::Map::new(),
-    };
     let scripts = list_scripts(storage, &r.name).await?;
-    let texts: Vec<&str> = scripts.iter().map(|s| s.body.as_str()).chain(also.iter().copied()).collect();
-    let added = crate::packages::add_bundled(&mut m, texts.into_iter());
-    if manifest.is_none() && added.is_empty() {
-        return Ok(None);
-    }
-    let text = crate::packages::manifest_text(&m);
-    let deps = crate::packages::dependencies(&m);
+    let texts = scripts.iter().map(|s| s.body.as_str()).chain(also.iter().copied());
     let limits = crate::packages::Limits::of(&r.settings);
-    // Same dependencies as stored: the stored lock (and its versions) stays.
-    let same = stored.as_ref().filter(|s| !s.lock_hash.is_empty() && crate::packages::parse_manifest(&s.manifest).is_ok_and(|sm| crate::packages::dependencies(&sm) == deps));
-    let (lock, lock_hash) = if deps.is_empty() {
-        (String::new(), String::new())
-    } else if let Some(s) = same {
-        crate::packages::ensure_installed(&crate::packages::root(storage.data_dir()), s, limits).await?;
-        (s.lock.clone(), s.lock_hash.clone())
-    } else {
-        crate::packages::install(&crate::packages::root(storage.data_dir()), &text, limits).await?
-    };
-    Ok(Some(PendingPackages { manifest: text, lock, lock_hash, added: added.into_iter().map(|(n, v)| format!("{n}@{v}")).collect() }))
+    crate::packages::prepare(&crate::packages::root(storage.data_dir()), manifest, stored.as_ref(), texts, limits).await
 }
 
 /// Stores prepared packages (every node switches to the new install) and logs what Roost added.

@@ -284,6 +284,53 @@ pub async fn install(root: &Path, manifest: &str, limits: Limits) -> Result<(Str
     Ok((lock, hash))
 }
 
+/// A tenant's packages, resolved and installed, not yet stored.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The `package.json` text to store.
+    pub manifest: String,
+    /// The lock npm resolved (empty without dependencies).
+    pub lock: String,
+    /// Its hash (empty without dependencies).
+    pub lock_hash: String,
+    /// Bundled packages Roost added: `name@range`.
+    pub added: Vec<String>,
+}
+
+/// Works out a tenant's packages from a new `package.json` (`manifest`; else the `stored` one) and
+/// the texts of its `scripts`: adds the bundled packages they require, then installs (keeping the
+/// stored lock when the dependencies did not change). `None` when there is no new manifest and
+/// nothing to add. Shared by import, `PUT …/packages` and script saves.
+pub async fn prepare<'a>(
+    root: &Path,
+    manifest: Option<&str>,
+    stored: Option<&roost_storage::packages::PackageRecord>,
+    scripts: impl Iterator<Item = &'a str>,
+    limits: Limits,
+) -> Result<Option<Pending>, ManageError> {
+    let mut m = match (manifest, stored) {
+        (Some(text), _) => parse_manifest(text)?,
+        (None, Some(s)) => parse_manifest(&s.manifest)?,
+        (None, None) => Map::new(),
+    };
+    let added = add_bundled(&mut m, scripts);
+    if manifest.is_none() && added.is_empty() {
+        return Ok(None);
+    }
+    let text = manifest_text(&m);
+    let deps = dependencies(&m);
+    let same = stored.filter(|s| !s.lock_hash.is_empty() && parse_manifest(&s.manifest).is_ok_and(|sm| dependencies(&sm) == deps));
+    let (lock, lock_hash) = if deps.is_empty() {
+        (String::new(), String::new())
+    } else if let Some(s) = same {
+        ensure_installed(root, s, limits).await?;
+        (s.lock.clone(), s.lock_hash.clone())
+    } else {
+        install(root, &text, limits).await?
+    };
+    Ok(Some(Pending { manifest: text, lock, lock_hash, added: added.into_iter().map(|(n, v)| format!("{n}@{v}")).collect() }))
+}
+
 /// Makes sure this node has the install of a stored lock (`npm ci`: exactly the locked versions).
 pub async fn ensure_installed(root: &Path, record: &roost_storage::packages::PackageRecord, limits: Limits) -> Result<PathBuf, ManageError> {
     let target = root.join(&record.lock_hash);

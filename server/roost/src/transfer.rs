@@ -211,24 +211,9 @@ pub async fn import(config: &crate::Config, name: &str, dir: &Path) -> anyhow::R
         Some(t) => storage.package_record(&t.name).await?,
         None => None,
     };
-    let mut m = match (&from_folder, &stored) {
-        (Some(text), _) => crate::packages::parse_manifest(text)?,
-        (None, Some(s)) => crate::packages::parse_manifest(&s.manifest)?,
-        (None, None) => serde_json::Map::new(),
-    };
-    let added = crate::packages::add_bundled(&mut m, folder.scripts.iter().map(|s| s.2.as_str()));
-    let pending = if from_folder.is_some() || !added.is_empty() {
-        let text = crate::packages::manifest_text(&m);
-        let limits = crate::packages::Limits::of(&existing.as_ref().map(|t| t.settings.clone()).unwrap_or_default());
-        let (lock, lock_hash) = if crate::packages::dependencies(&m).is_empty() {
-            (String::new(), String::new())
-        } else {
-            crate::packages::install(&app.packages_root, &text, limits).await?
-        };
-        Some(manage::PendingPackages { manifest: text, lock, lock_hash, added: added.into_iter().map(|(n, v)| format!("{n}@{v}")).collect() })
-    } else {
-        None
-    };
+    let limits = crate::packages::Limits::of(&existing.as_ref().map(|t| t.settings.clone()).unwrap_or_default());
+    let texts = folder.scripts.iter().map(|s| s.2.as_str());
+    let pending = crate::packages::prepare(&app.packages_root, from_folder.as_deref(), stored.as_ref(), texts, limits).await?;
     let (tenant, created) = match existing {
         Some(t) => (t, false),
         None => (manage::create_tenant(storage, name, None).await?, true),
