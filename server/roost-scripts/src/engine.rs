@@ -71,6 +71,26 @@ const BUILTINS: &[(&str, &str)] = &[
 /// Log lines one invocation may write; a script logging in a loop would otherwise flood its logs.
 pub const MAX_LOG_LINES: usize = 1_000;
 
+/// Characters of one log line at most; longer lines are cut here, whatever the prelude did.
+pub const MAX_LOG_CHARS: usize = 10_000;
+
+/// Characters of a log line's source (a script path) at most.
+const MAX_SOURCE_CHARS: usize = 256;
+
+/// Host-side bytes a pending timer is charged (its future, its entry in the loop's sets).
+const TIMER_BYTES: usize = 256;
+
+/// Host-side bytes a pending host call is charged beyond its operation name and arguments.
+const CALL_BYTES: usize = 256;
+
+/// Bytes the host holds for a tenant's running invocations (pending call arguments, timers, results
+/// on their way into JavaScript). They count against the tenant's memory limit beside the QuickJS
+/// heap: a script could otherwise park gigabytes on the host side, outside QuickJS's own accounting.
+struct HostBudget {
+    used: AtomicU64,
+    limit: u64,
+}
+
 /// Deadline value meaning "no step is running".
 const NO_DEADLINE: u64 = u64::MAX;
 
@@ -145,6 +165,7 @@ impl Drop for TenantRuntime {
 struct TenantLanes {
     limits: ScriptLimits,
     permits: Arc<Semaphore>,
+    budget: Arc<HostBudget>,
     lanes: Mutex<Vec<Arc<TenantRuntime>>>,
     /// When it was last handed to an invocation (for the idle cache).
     last_used: AtomicU64,
@@ -157,7 +178,15 @@ fn lanes() -> usize {
 
 impl TenantLanes {
     fn new(limits: ScriptLimits) -> Self {
-        Self { limits, permits: Arc::new(Semaphore::new(limits.max_concurrent.max(1))), lanes: Mutex::new(Vec::new()), last_used: AtomicU64::new(0) }
+        let budget = Arc::new(HostBudget { used: AtomicU64::new(0), limit: limits.memory_mb.saturating_mul(1024 * 1024) });
+        Self { limits, permits: Arc::new(Semaphore::new(limits.max_concurrent.max(1))), budget, lanes: Mutex::new(Vec::new()), last_used: AtomicU64::new(0) }
+    }
+
+    /// Takes a lane that hit a limit out of service: QuickJS is not built to keep running after an
+    /// allocation failed halfway through an operation, so new invocations get a fresh runtime. The
+    /// old one ends with the invocations still holding it.
+    fn retire(&self, lane: &Arc<TenantRuntime>) {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner()).retain(|l| !Arc::ptr_eq(l, lane));
     }
 
     /// An idle lane, else a new one while under the count, else the least busy; marked active.
@@ -324,8 +353,11 @@ impl ScriptEngine {
             let result = match tokio::time::timeout_at(wall_deadline, rt.permits.clone().acquire_owned()).await {
                 Ok(Ok(_permit)) => match rt.pick() {
                     Ok(lane) => {
-                        let r = run(lane.clone(), invocation, host.clone(), tx, wall_deadline).await;
+                        let r = run(lane.clone(), rt.budget.clone(), invocation, host.clone(), tx, wall_deadline).await;
                         lane.active.fetch_sub(1, Ordering::Relaxed);
+                        if matches!(r, Err(ScriptFailure::MemoryLimit(_) | ScriptFailure::CpuLimit(_))) {
+                            rt.retire(&lane);
+                        }
                         r
                     }
                     Err(e) => {
@@ -356,11 +388,10 @@ fn failure_log(source: &str, e: &ScriptFailure) -> String {
 }
 
 /// What a step's natives recorded for the loop.
-#[derive(Default)]
 struct InvState {
     next_id: u32,
-    /// Host calls started in this step: (id, op, JSON args).
-    calls: Vec<(u32, String, String)>,
+    /// Host calls started in this step: (id, op, JSON args, bytes charged).
+    calls: Vec<(u32, String, String, usize)>,
     /// Timers started in this step: (id, milliseconds).
     timers: Vec<(u32, u64)>,
     /// Timers cleared.
@@ -371,16 +402,70 @@ struct InvState {
     logs: Vec<(LogLevel, String, String)>,
     /// Lines logged by the invocation so far (capped at [`MAX_LOG_LINES`]).
     logged: usize,
+    /// The tenant's host-side memory budget, and the bytes of it this invocation holds.
+    budget: Arc<HostBudget>,
+    held: u64,
+    /// A reservation failed: the invocation ends with the memory-limit failure, even if the script
+    /// caught the exception.
+    over_budget: bool,
 }
+
+impl InvState {
+    fn new(budget: Arc<HostBudget>) -> Self {
+        Self {
+            next_id: 0,
+            calls: Vec::new(),
+            timers: Vec::new(),
+            cleared: HashSet::new(),
+            response: None,
+            responded: false,
+            logs: Vec::new(),
+            logged: 0,
+            budget,
+            held: 0,
+            over_budget: false,
+        }
+    }
+
+    /// Charges `bytes` to the tenant's budget; false (and marked) when that would exceed it.
+    fn reserve(&mut self, bytes: usize) -> bool {
+        let bytes = bytes as u64;
+        let before = self.budget.used.fetch_add(bytes, Ordering::Relaxed);
+        if before.saturating_add(bytes) > self.budget.limit {
+            self.budget.used.fetch_sub(bytes, Ordering::Relaxed);
+            self.over_budget = true;
+            return false;
+        }
+        self.held += bytes;
+        true
+    }
+
+    fn release(&mut self, bytes: usize) {
+        let bytes = (bytes as u64).min(self.held);
+        self.held -= bytes;
+        self.budget.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+impl Drop for InvState {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.held, Ordering::Relaxed);
+    }
+}
+
+/// The exception a native throws when the host-side budget is spent (classified as the memory limit).
+const HOST_OUT_OF_MEMORY: &str = "out of memory: the host-side memory of this service's scripts (pending calls, timers, results) is at its limit";
 
 /// Something the script waits for has happened.
 enum Event {
-    Call(u32, Result<Json, Json>),
+    /// A host call's result (JSON text: the value, or the error), and the bytes its arguments held.
+    Call(u32, Result<String, String>, usize),
     Timer(u32),
 }
 
 async fn run(
     rt: Arc<TenantRuntime>,
+    budget: Arc<HostBudget>,
     inv: Invocation,
     host: Arc<dyn ScriptHost>,
     tx: oneshot::Sender<Result<Option<ScriptResponse>, ScriptFailure>>,
@@ -394,12 +479,14 @@ async fn run(
         }
         Err(e)
     };
-    let state = Arc::new(Mutex::new(InvState::default()));
+    let state = Arc::new(Mutex::new(InvState::new(budget)));
     let mut cpu_left = Duration::from_millis(limits.cpu_ms);
     let config = host.config();
     let mut step: Step = Step::Start { inv: Box::new(inv.clone()), config, host: host.clone() };
     let mut pending: FuturesUnordered<futures::future::BoxFuture<'static, Event>> = FuturesUnordered::new();
     let mut live_timers: HashSet<u32> = HashSet::new();
+    // Bytes of results handed to the step about to run (released once it has run).
+    let mut delivering: usize = 0;
     // The fresh context is created by the first step, on the runtime's thread like all JavaScript.
     let mut ctx = OwnedContext { ctx: None, rt: rt.clone() };
     loop {
@@ -439,16 +526,26 @@ async fn run(
                 let _ = tx.send(parse_response(&r).map(Some));
             }
         }
+        let over_budget = {
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            // Results delivered in the step just run are JavaScript's now.
+            let delivered = std::mem::take(&mut delivering);
+            s.release(delivered);
+            s.over_budget
+        };
+        if over_budget {
+            return fail(&mut tx, ScriptFailure::MemoryLimit(limits.memory_mb));
+        }
         if let Err(e) = result {
             return fail(&mut tx, e);
         }
         for id in cleared {
             live_timers.remove(&id);
         }
-        for (id, op, args) in calls {
+        for (id, op, args, cost) in calls {
             let args: Json = serde_json::from_str(&args).unwrap_or(Json::Null);
             let fut = host.call(&op, args);
-            pending.push(async move { Event::Call(id, fut.await) }.boxed());
+            pending.push(async move { Event::Call(id, fut.await.map(|v| v.to_string()).map_err(|e| e.to_string()), cost) }.boxed());
         }
         for (id, ms) in timers {
             live_timers.insert(id);
@@ -468,7 +565,10 @@ async fn run(
             match next {
                 Err(_) => return fail(&mut tx, ScriptFailure::WallLimit(limits.wall_ms)),
                 Ok(None) => break,
-                Ok(Some(Event::Timer(id))) if !live_timers.contains(&id) => continue,
+                Ok(Some(Event::Timer(id))) if !live_timers.contains(&id) => {
+                    state.lock().unwrap_or_else(|e| e.into_inner()).release(TIMER_BYTES);
+                    continue;
+                }
                 Ok(Some(ev)) => {
                     events.push(ev);
                     // Deliver everything else already finished in the same step.
@@ -482,9 +582,27 @@ async fn run(
         if events.is_empty() {
             break;
         }
-        for ev in &events {
-            if let Event::Timer(id) = ev {
-                live_timers.remove(id);
+        {
+            // A finished call's arguments are freed; its result is held until JavaScript has it.
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            for ev in &events {
+                match ev {
+                    Event::Timer(id) => {
+                        live_timers.remove(id);
+                        s.release(TIMER_BYTES);
+                    }
+                    Event::Call(_, result, cost) => {
+                        s.release(*cost);
+                        let len = match result {
+                            Ok(t) | Err(t) => t.len(),
+                        };
+                        if !s.reserve(len) {
+                            drop(s);
+                            return fail(&mut tx, ScriptFailure::MemoryLimit(limits.memory_mb));
+                        }
+                        delivering += len;
+                    }
+                }
             }
         }
         step = Step::Deliver(events);
@@ -597,8 +715,8 @@ fn deliver(ctx: &Ctx<'_>, events: Vec<Event>) -> rquickjs::Result<()> {
     let f: Function = ctx.globals().get("__roost_dispatch")?;
     for ev in events {
         match ev {
-            Event::Call(id, Ok(v)) => f.call::<_, ()>((id, rquickjs::Null, v.to_string()))?,
-            Event::Call(id, Err(e)) => f.call::<_, ()>((id, e.to_string(), rquickjs::Null))?,
+            Event::Call(id, Ok(v), _) => f.call::<_, ()>((id, rquickjs::Null, v))?,
+            Event::Call(id, Err(e), _) => f.call::<_, ()>((id, e, rquickjs::Null))?,
             Event::Timer(id) => f.call::<_, ()>((id, rquickjs::Undefined, rquickjs::Undefined))?,
         }
     }
@@ -611,24 +729,31 @@ fn install_natives<'js>(ctx: &Ctx<'js>, state: &Arc<Mutex<InvState>>, source: &s
     let st = state.clone();
     n.set(
         "call",
-        Function::new(ctx.clone(), move |op: String, args: String| -> u32 {
+        Function::new(ctx.clone(), move |ctx: Ctx<'_>, op: String, args: String| -> rquickjs::Result<u32> {
             let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
+            let cost = CALL_BYTES + op.len() + args.len();
+            if !s.reserve(cost) {
+                return Err(rquickjs::Exception::throw_message(&ctx, HOST_OUT_OF_MEMORY));
+            }
             s.next_id += 1;
             let id = s.next_id;
-            s.calls.push((id, op, args));
-            id
+            s.calls.push((id, op, args, cost));
+            Ok(id)
         })?,
     )?;
     let st = state.clone();
     n.set(
         "timer",
-        Function::new(ctx.clone(), move |ms: f64| -> u32 {
+        Function::new(ctx.clone(), move |ctx: Ctx<'_>, ms: f64| -> rquickjs::Result<u32> {
             let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
+            if !s.reserve(TIMER_BYTES) {
+                return Err(rquickjs::Exception::throw_message(&ctx, HOST_OUT_OF_MEMORY));
+            }
             s.next_id += 1;
             let id = s.next_id;
             let ms = if ms.is_finite() && ms > 0.0 { ms.min(86_400_000.0) as u64 } else { 0 };
             s.timers.push((id, ms));
-            id
+            Ok(id)
         })?,
     )?;
     let st = state.clone();
@@ -657,7 +782,8 @@ fn install_natives<'js>(ctx: &Ctx<'js>, state: &Arc<Mutex<InvState>>, source: &s
         "log",
         Function::new(ctx.clone(), move |level: String, message: String, source: rquickjs::function::Opt<String>| {
             let level = LogLevel::parse(&level).unwrap_or(LogLevel::Information);
-            let source = source.0.unwrap_or_else(|| default_source.clone());
+            let source = truncate_chars(source.0.unwrap_or_else(|| default_source.clone()), MAX_SOURCE_CHARS, "");
+            let message = truncate_chars(message, MAX_LOG_CHARS, " [log truncated]");
             let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
             s.logged += 1;
             if s.logged < MAX_LOG_LINES {
@@ -729,6 +855,18 @@ fn install_natives<'js>(ctx: &Ctx<'js>, state: &Arc<Mutex<InvState>>, source: &s
     )?;
     ctx.globals().set("__roost", n)?;
     Ok(())
+}
+
+/// `text` cut to at most `max` characters (the last ones replaced by `marker`).
+fn truncate_chars(text: String, max: usize, marker: &str) -> String {
+    match text.char_indices().nth(max) {
+        None => text,
+        Some(_) => {
+            let keep = max.saturating_sub(marker.chars().count());
+            let end = text.char_indices().nth(keep).map_or(text.len(), |(i, _)| i);
+            format!("{}{marker}", &text[..end])
+        }
+    }
 }
 
 /// Parses the JSON a script's `respond` produced: `{status, headers?, json?|text?|base64?}`.

@@ -22,7 +22,7 @@ mod engine;
 mod predicate;
 mod syntax;
 
-pub use engine::{InvocationHandle, ScriptEngine, MAX_LOG_LINES};
+pub use engine::{InvocationHandle, ScriptEngine, MAX_LOG_CHARS, MAX_LOG_LINES};
 
 pub use predicate::translate_predicate;
 pub use syntax::{check_syntax, ScriptKind, SyntaxError};

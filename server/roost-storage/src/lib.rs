@@ -606,12 +606,14 @@ impl Storage {
 
     /// Creates a table in a tenant.
     pub async fn create_table(&self, tenant: &str, record: &TableRecord) -> Result<()> {
-        if !roost_odata::is_valid_identifier(&record.name) || record.name.starts_with("__") {
-            return Err(StorageError::BadInput(if record.name.starts_with("__") {
-                format!("'{}' is not a valid table name: names that begin with '__' are reserved.", record.name)
-            } else {
-                roost_odata::invalid_identifier_message(&record.name)
-            }));
+        if !roost_odata::is_valid_identifier(&record.name) {
+            return Err(StorageError::BadInput(roost_odata::invalid_identifier_message(&record.name)));
+        }
+        // `sqlite_` names belong to SQLite itself (it refuses them), `pg_` ones to PostgreSQL's
+        // catalog, `__` ones to Roost: refused alike on both backends.
+        let lower = record.name.to_ascii_lowercase();
+        if let Some(prefix) = ["__", "sqlite_", "pg_"].into_iter().find(|p| lower.starts_with(p)) {
+            return Err(StorageError::BadInput(format!("'{}' is not a valid table name: names that begin with '{prefix}' are reserved.", record.name)));
         }
         let t = self.tenant(tenant).await?.ok_or(StorageError::NotFound)?;
         if t.table(&record.name).is_some() {

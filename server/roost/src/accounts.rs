@@ -187,7 +187,7 @@ impl SignInLimiter {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let mut wait = None;
-        for (key, limit) in [(format!("e:{}", email.to_lowercase()), PER_EMAIL), (format!("a:{address}"), PER_ADDRESS)] {
+        for (key, limit) in [(format!("e:{}", normalize_email(email)), PER_EMAIL), (format!("a:{address}"), PER_ADDRESS)] {
             if let Some(times) = map.get_mut(&key) {
                 times.retain(|t| now.duration_since(*t) < WINDOW);
                 if times.len() >= limit {
@@ -207,13 +207,13 @@ impl SignInLimiter {
         if map.len() > 100_000 {
             map.retain(|_, times| times.last().is_some_and(|t| now.duration_since(*t) < WINDOW));
         }
-        map.entry(format!("e:{}", email.to_lowercase())).or_default().push(now);
+        map.entry(format!("e:{}", normalize_email(email))).or_default().push(now);
         map.entry(format!("a:{address}")).or_default().push(now);
     }
 
     /// Forgets the failures of `email` after a successful sign-in.
     pub fn succeeded(&self, email: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&format!("e:{}", email.to_lowercase()));
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&format!("e:{}", normalize_email(email)));
     }
 }
 
@@ -221,9 +221,15 @@ impl SignInLimiter {
 /// wrong password.
 static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// The one form of an e-mail address that the sign-in limiter and the account lookup both use:
+/// trimmed and lower-cased, so padding or case cannot open a fresh failure budget.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
 /// Checks an e-mail and password; `None` if they do not match an account.
 pub async fn authenticate(storage: &Storage, email: &str, password: &str) -> Result<Option<AccountOut>, ManageError> {
-    let account = storage.account_by_email(email.trim()).await.map_err(internal)?;
+    let account = storage.account_by_email(&normalize_email(email)).await.map_err(internal)?;
     let hash = match &account {
         Some(a) => a.password_hash.clone(),
         None => match DUMMY_HASH.get() {

@@ -37,6 +37,66 @@ pub struct Config {
     pub secure_cookies: bool,
     /// Portal session idle timeout in minutes.
     pub session_idle_minutes: u64,
+    /// Listen address of the portal and `/manage/v1` on their own origin (empty: the main listener
+    /// serves them beside the tenants).
+    pub manage_listen: String,
+    /// Platform maximum of a tenant's `script_cpu_ms`.
+    pub tenant_max_script_cpu_ms: u64,
+    /// Platform maximum of a tenant's `script_memory_mb`.
+    pub tenant_max_script_memory_mb: u64,
+    /// Platform maximum of a tenant's `script_max_concurrent`.
+    pub tenant_max_script_max_concurrent: u64,
+    /// Platform maximum of a tenant's `request_timeout_ms`.
+    pub tenant_max_request_timeout_ms: u64,
+    /// Platform maximum of a tenant's `max_body_kb`.
+    pub tenant_max_body_kb: u64,
+    /// Platform maximum of a tenant's `packages_install_seconds`.
+    pub tenant_max_packages_install_seconds: u64,
+    /// Platform maximum of a tenant's `packages_max_mb`.
+    pub tenant_max_packages_mb: u64,
+    /// The npm registry tenants' packages are installed from.
+    pub npm_registry: String,
+}
+
+/// The platform's ceilings on tenant limits (server configuration, never a tenant setting): a
+/// tenant's settings may lower a limit, never raise it past these. The script and request limits are
+/// also clamped to them where they are used, so a stored value above a ceiling lowered later is not
+/// obeyed either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantMaxima {
+    /// See [`roost_api::TenantSettings::script_cpu_ms`].
+    pub script_cpu_ms: u64,
+    /// See [`roost_api::TenantSettings::script_memory_mb`].
+    pub script_memory_mb: u64,
+    /// See [`roost_api::TenantSettings::script_max_concurrent`].
+    pub script_max_concurrent: u64,
+    /// See [`roost_api::TenantSettings::request_timeout_ms`].
+    pub request_timeout_ms: u64,
+    /// See [`roost_api::TenantSettings::max_body_kb`].
+    pub max_body_kb: u64,
+    /// See [`roost_api::TenantSettings::packages_install_seconds`].
+    pub packages_install_seconds: u64,
+    /// See [`roost_api::TenantSettings::packages_max_mb`].
+    pub packages_max_mb: u64,
+}
+
+impl TenantMaxima {
+    /// The settings with every limit lowered to its ceiling.
+    pub fn clamp(&self, s: &mut roost_api::TenantSettings) {
+        s.script_cpu_ms = s.script_cpu_ms.min(self.script_cpu_ms);
+        s.script_memory_mb = s.script_memory_mb.min(self.script_memory_mb);
+        s.script_max_concurrent = s.script_max_concurrent.min(self.script_max_concurrent);
+        s.request_timeout_ms = s.request_timeout_ms.min(self.request_timeout_ms);
+        s.max_body_kb = s.max_body_kb.min(self.max_body_kb);
+        s.packages_install_seconds = s.packages_install_seconds.min(self.packages_install_seconds);
+        s.packages_max_mb = s.packages_max_mb.min(self.packages_max_mb);
+    }
+}
+
+impl Default for TenantMaxima {
+    fn default() -> Self {
+        Config::defaults().tenant_maxima()
+    }
 }
 
 impl fmt::Debug for Config {
@@ -55,13 +115,57 @@ impl fmt::Debug for Config {
             .field("portal_dir", &self.portal_dir)
             .field("secure_cookies", &self.secure_cookies)
             .field("session_idle_minutes", &self.session_idle_minutes)
+            .field("manage_listen", &self.manage_listen)
+            .field("npm_registry", &self.npm_registry)
+            .field("tenant_maxima", &self.tenant_maxima())
             .finish()
     }
 }
 
-const KEYS: &[&str] = &["listen", "data", "database_url", "pg_max_connections", "admin_token", "tenant_domain", "trust_forwarded_proto", "log", "scheduler_tick_ms", "portal_dir", "secure_cookies", "session_idle_minutes"];
+const KEYS: &[&str] = &[
+    "listen",
+    "data",
+    "database_url",
+    "pg_max_connections",
+    "admin_token",
+    "tenant_domain",
+    "trust_forwarded_proto",
+    "log",
+    "scheduler_tick_ms",
+    "portal_dir",
+    "secure_cookies",
+    "session_idle_minutes",
+    "manage_listen",
+    "tenant_max_script_cpu_ms",
+    "tenant_max_script_memory_mb",
+    "tenant_max_script_max_concurrent",
+    "tenant_max_request_timeout_ms",
+    "tenant_max_body_kb",
+    "tenant_max_packages_install_seconds",
+    "tenant_max_packages_mb",
+    "npm_registry",
+];
 
 impl Config {
+    /// The embedded defaults alone (no file, no environment).
+    pub fn defaults() -> Self {
+        // The defaults are part of this binary; a test checks that they parse and validate.
+        toml::from_str(DEFAULT_CONFIG).unwrap_or_else(|e| panic!("roost.default.toml is invalid: {e}"))
+    }
+
+    /// The ceilings on tenant limits.
+    pub fn tenant_maxima(&self) -> TenantMaxima {
+        TenantMaxima {
+            script_cpu_ms: self.tenant_max_script_cpu_ms,
+            script_memory_mb: self.tenant_max_script_memory_mb,
+            script_max_concurrent: self.tenant_max_script_max_concurrent,
+            request_timeout_ms: self.tenant_max_request_timeout_ms,
+            max_body_kb: self.tenant_max_body_kb,
+            packages_install_seconds: self.tenant_max_packages_install_seconds,
+            packages_max_mb: self.tenant_max_packages_mb,
+        }
+    }
+
     /// Loads defaults, the config file (`file`, else `ROOST_CONFIG`, else `./roost.toml` if present)
     /// and the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
@@ -105,6 +209,27 @@ impl Config {
         if self.pg_max_connections == 0 {
             anyhow::bail!("pg_max_connections must be at least 1");
         }
+        if !self.npm_registry.starts_with("https://") && !self.npm_registry.starts_with("http://") {
+            anyhow::bail!("npm_registry must be an http(s) URL");
+        }
+        if !self.manage_listen.is_empty() {
+            self.manage_listen.parse::<SocketAddr>().map_err(|e| anyhow::anyhow!("manage_listen = {:?}: {e}", self.manage_listen))?;
+        }
+        // The lowest ceiling each limit's own validation accepts.
+        let m = self.tenant_maxima();
+        for (name, value, least) in [
+            ("tenant_max_script_cpu_ms", m.script_cpu_ms, 10),
+            ("tenant_max_script_memory_mb", m.script_memory_mb, 8),
+            ("tenant_max_script_max_concurrent", m.script_max_concurrent, 1),
+            ("tenant_max_request_timeout_ms", m.request_timeout_ms, 100),
+            ("tenant_max_body_kb", m.max_body_kb, 1),
+            ("tenant_max_packages_install_seconds", m.packages_install_seconds, 5),
+            ("tenant_max_packages_mb", m.packages_max_mb, 1),
+        ] {
+            if value < least {
+                anyhow::bail!("{name} must be at least {least}");
+            }
+        }
         Ok(())
     }
 
@@ -116,5 +241,21 @@ impl Config {
             pg_max_connections: self.pg_max_connections,
             listen_for_changes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_defaults_parse_and_validate() {
+        let c = Config::defaults();
+        c.validate().expect("valid defaults");
+        // The default tenant settings are within the default ceilings.
+        let mut s = roost_api::TenantSettings::default();
+        let before = s.clone();
+        c.tenant_maxima().clamp(&mut s);
+        assert_eq!(s, before);
     }
 }

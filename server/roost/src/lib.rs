@@ -15,6 +15,7 @@ pub mod scheduler;
 pub mod transfer;
 pub mod scripting;
 
+use std::future::IntoFuture as _;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -67,6 +68,11 @@ pub struct App {
     pub resolvers: std::sync::Mutex<std::collections::HashMap<String, Arc<packages::Resolver>>>,
     /// Serialises installs on this node.
     pub installing: tokio::sync::Mutex<()>,
+    /// The platform's ceilings on tenant limits.
+    pub maxima: config::TenantMaxima,
+    /// The portal and `/manage/v1` have a listener of their own (`manage_listen`): the main one
+    /// serves tenants only.
+    pub manage_apart: bool,
 }
 
 /// Takes the data folder's server lock: on SQLite one server process owns a data folder (its write
@@ -141,6 +147,7 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         println!("Generated the platform admin token (stored in {}): {admin_token}", config.data.join("admin-token").display());
     }
     let tenant_domain = Some(config.tenant_domain.to_ascii_lowercase()).filter(|d| !d.is_empty());
+    packages::set_registry(&config.npm_registry);
     Ok(AppState(Arc::new_cyclic(|app| App {
         storage,
         admin_token,
@@ -159,17 +166,30 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         packages_root: packages::root(&config.data),
         resolvers: Default::default(),
         installing: Default::default(),
+        maxima: config.tenant_maxima(),
+        manage_apart: !config.manage_listen.is_empty(),
     })))
 }
 
-/// Serves until `shutdown` completes.
+/// Serves until `shutdown` completes (and the portal with `/manage/v1` on `manage_listen`, if set).
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let state = build(&config).await?;
-    serve(state, listener, shutdown).await
+    let manage = if config.manage_listen.is_empty() {
+        None
+    } else {
+        Some(TcpListener::bind(&config.manage_listen).await.map_err(|e| anyhow::anyhow!("binding manage_listen {}: {e}", config.manage_listen))?)
+    };
+    serve_with(state, listener, manage, shutdown).await
 }
 
-/// Serves an already built state.
+/// Serves an already built state on one listener.
 pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    serve_with(state, listener, None, shutdown).await
+}
+
+/// Serves an already built state: tenants on `listener`, and the portal and `/manage/v1` on
+/// `manage` when given (the state must then have been built with `manage_listen` set).
+pub async fn serve_with(state: AppState, listener: TcpListener, manage: Option<TcpListener>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     if let Some(tick) = state.scheduler_tick {
         tokio::spawn(scheduler::run(Arc::downgrade(&state.0), tick));
     }
@@ -202,9 +222,28 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl std::f
             }
         }
     });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let manage_server = match manage {
+        Some(l) => {
+            tracing::info!(listen = %l.local_addr()?, "The portal and /manage/v1 are listening on their own origin");
+            let router = http::manage_router(state.clone());
+            Some(tokio::spawn(axum::serve(l, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(until(stopped.clone())).into_future()))
+        }
+        None => None,
+    };
     let router = http::router(state);
     tracing::info!(listen = %listener.local_addr()?, "Roost is listening");
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(until(stopped)).await?;
+    if let Some(m) = manage_server {
+        m.await??;
+    }
     Ok(())
 }
 

@@ -379,7 +379,7 @@ async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
             println!("Wrote {n} files to {}", dir.display());
         }
         TenantCmd::Create { name, json } => {
-            let t = manage::create_tenant(&s, &name, None).await?;
+            let t = manage::create_tenant(&s, &config.tenant_maxima(), manage::SettingsBy::Admin, &name, None).await?;
             if json {
                 print_json(&t)?;
             } else {
@@ -458,7 +458,7 @@ async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
                 outbound_allow: outbound_allow.map(list),
                 ..Default::default()
             };
-            print_json(&manage::update_settings(&s, &name, &patch).await?.settings)?;
+            print_json(&manage::update_settings(&s, &config.tenant_maxima(), manage::SettingsBy::Admin, &name, &patch).await?.settings)?;
         }
     }
     Ok(())

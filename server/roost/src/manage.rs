@@ -2,6 +2,7 @@
 //! the CLI and for `/manage/v1`, so both behave the same and print the same shapes (`roost-api`).
 
 use crate::auth;
+use crate::config::TenantMaxima;
 use roost_api::{ColumnIn, ColumnOut, IdKind, JobRunOut, KeyOut, LogOut, ScriptIn, ScriptOut, TableIn, TableOut, TablePermissions, TenantOut, TenantSettings, TenantSettingsPatch};
 use roost_storage::scripts::{ScriptKind, ScriptRecord};
 use roost_odata::sql::ColType;
@@ -69,43 +70,58 @@ pub fn tenant_out(r: &TenantRecord) -> TenantOut {
     }
 }
 
-fn validate_settings(s: &TenantSettings) -> Result<()> {
-    if s.packages_install_seconds < 5 || s.packages_install_seconds > 3600 {
-        return Err(ManageError::BadInput("packages_install_seconds must be between 5 and 3600.".into()));
-    }
-    if s.packages_max_mb == 0 || s.packages_max_mb > 10 * 1024 {
-        return Err(ManageError::BadInput("packages_max_mb must be between 1 and 10240.".into()));
-    }
-    if s.max_body_kb == 0 || s.max_body_kb > 100 * 1024 {
-        return Err(ManageError::BadInput("max_body_kb must be between 1 and 102400.".into()));
-    }
-    if s.request_timeout_ms < 100 || s.request_timeout_ms > 600_000 {
-        return Err(ManageError::BadInput("request_timeout_ms must be between 100 and 600000.".into()));
-    }
+/// Who changes a tenant's settings: only an admin may open outbound access to private addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsBy {
+    /// A platform admin (admin role, the admin token, the CLI on the server's machine).
+    Admin,
+    /// A tenant owner.
+    Owner,
+}
+
+/// Checks settings against their own rules and the platform's ceilings (`max`).
+fn validate_settings(s: &TenantSettings, max: &TenantMaxima) -> Result<()> {
+    let range = |name: &str, value: u64, least: u64, most: u64| -> Result<()> {
+        if value < least || value > most {
+            return Err(ManageError::BadInput(format!("{name} must be between {least} and {most} (the platform's maximum).")));
+        }
+        Ok(())
+    };
+    range("packages_install_seconds", s.packages_install_seconds, 5, max.packages_install_seconds)?;
+    range("packages_max_mb", s.packages_max_mb, 1, max.packages_max_mb)?;
+    range("max_body_kb", s.max_body_kb, 1, max.max_body_kb)?;
+    range("request_timeout_ms", s.request_timeout_ms, 100, max.request_timeout_ms)?;
     for o in &s.cors_origins {
         if o.is_empty() || o.len() > 253 || !o.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*')) {
             return Err(ManageError::BadInput(format!("'{o}' is not a valid CORS host pattern (letters, digits, '-', '.', '*').")));
         }
     }
-    if s.script_cpu_ms < 10 || s.script_cpu_ms > 600_000 {
-        return Err(ManageError::BadInput("script_cpu_ms must be between 10 and 600000.".into()));
-    }
-    if s.script_memory_mb < 8 || s.script_memory_mb > 4096 {
-        return Err(ManageError::BadInput("script_memory_mb must be between 8 and 4096.".into()));
-    }
-    if s.script_max_concurrent < 1 || s.script_max_concurrent > 10_000 {
-        return Err(ManageError::BadInput("script_max_concurrent must be between 1 and 10000.".into()));
-    }
+    range("script_cpu_ms", s.script_cpu_ms, 10, max.script_cpu_ms)?;
+    range("script_memory_mb", s.script_memory_mb, 8, max.script_memory_mb)?;
+    range("script_max_concurrent", s.script_max_concurrent, 1, max.script_max_concurrent)?;
     if let Some(k) = s.app_settings.keys().find(|k| k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')) {
         return Err(ManageError::BadInput(format!("'{k}' is not a valid app setting name (letters, digits, '_', '.', '-').")));
     }
     Ok(())
 }
 
-/// Creates a tenant with fresh keys.
-pub async fn create_tenant(storage: &Storage, name: &str, settings: Option<TenantSettings>) -> Result<TenantOut> {
-    let settings = settings.unwrap_or_default();
-    validate_settings(&settings)?;
+/// Only an admin may let a tenant reach loopback and private addresses.
+fn check_outbound(by: SettingsBy, before: &[String], after: &[String]) -> Result<()> {
+    if by == SettingsBy::Owner && before != after {
+        return Err(ManageError::Forbidden("Only a platform admin may change outbound_allow (the private addresses a tenant's scripts may reach).".into()));
+    }
+    Ok(())
+}
+
+/// Creates a tenant with fresh keys. Default settings are lowered to the platform's ceilings.
+pub async fn create_tenant(storage: &Storage, max: &TenantMaxima, by: SettingsBy, name: &str, settings: Option<TenantSettings>) -> Result<TenantOut> {
+    let settings = settings.unwrap_or_else(|| {
+        let mut s = TenantSettings::default();
+        max.clamp(&mut s);
+        s
+    });
+    check_outbound(by, &[], &settings.outbound_allow)?;
+    validate_settings(&settings, max)?;
     let r = storage
         .create_tenant(name, &auth::generate_key(), &auth::generate_key(), &settings)
         .await
@@ -141,8 +157,11 @@ pub async fn delete_tenant(storage: &Storage, name: &str) -> Result<()> {
 }
 
 /// Applies a settings patch.
-pub async fn update_settings(storage: &Storage, name: &str, patch: &TenantSettingsPatch) -> Result<TenantOut> {
+pub async fn update_settings(storage: &Storage, max: &TenantMaxima, by: SettingsBy, name: &str, patch: &TenantSettingsPatch) -> Result<TenantOut> {
     let mut r = record(storage, name).await?;
+    if let Some(v) = &patch.outbound_allow {
+        check_outbound(by, &r.settings.outbound_allow, v)?;
+    }
     if let Some(v) = patch.dynamic_schema {
         r.settings.dynamic_schema = v;
     }
@@ -179,7 +198,7 @@ pub async fn update_settings(storage: &Storage, name: &str, patch: &TenantSettin
     if let Some(v) = patch.packages_max_mb {
         r.settings.packages_max_mb = v;
     }
-    validate_settings(&r.settings)?;
+    validate_settings(&r.settings, max)?;
     storage.update_tenant(&r).await.map_err(|e| ManageError::from_storage(e, || format!("Tenant '{name}'")))?;
     Ok(tenant_out(&r))
 }

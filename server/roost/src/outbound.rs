@@ -27,13 +27,50 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || (o[0] == 198 && (o[1] & 0xFE) == 18) // 198.18.0.0/15, benchmarking
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
+            if v6.is_loopback() || v6.is_unspecified() {
+                return true;
+            }
+            // Forms that carry an IPv4 address are judged by it: a route to 127.0.0.1 through a
+            // NAT64 gateway or a 6to4 relay is still a route to 127.0.0.1.
+            if let Some(v4) = embedded_ipv4(v6) {
+                return v4.iter().any(|a| is_private(IpAddr::V4(*a)));
             }
             let s = v6.segments();
-            v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (s[0] & 0xFE00) == 0xFC00 || (s[0] & 0xFFC0) == 0xFE80
+            v6.is_multicast()
+                || (s[0] & 0xFE00) == 0xFC00 // fc00::/7, unique local
+                || (s[0] & 0xFFC0) == 0xFE80 // fe80::/10, link-local
+                || (s[0] & 0xFFC0) == 0xFEC0 // fec0::/10, site-local (deprecated, still routed by some)
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+                || (s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0) // 100::/64, discard
         }
     }
+}
+
+/// The IPv4 addresses an IPv6 address embeds: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated
+/// (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96` and the local-use
+/// `64:ff9b:1::/48`), 6to4 (`2002:AABB:CCDD::/48`) and Teredo (`2001:0::/32`: the server's address,
+/// and the client's, stored inverted). `None` for addresses of no such form.
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<Vec<std::net::Ipv4Addr>> {
+    use std::net::Ipv4Addr;
+    let s = v6.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    let last = v4(s[6], s[7]);
+    if let Some(a) = v6.to_ipv4_mapped() {
+        return Some(vec![a]);
+    }
+    if s[..4] == [0, 0, 0, 0] && ((s[4] == 0xffff && s[5] == 0) || (s[4] == 0 && s[5] == 0)) {
+        return Some(vec![last]);
+    }
+    if s[0] == 0x0064 && s[1] == 0xff9b && (s[2..6] == [0, 0, 0, 0] || s[2] == 1) {
+        return Some(vec![last]);
+    }
+    if s[0] == 0x2002 {
+        return Some(vec![v4(s[1], s[2])]);
+    }
+    if s[0] == 0x2001 && s[1] == 0 {
+        return Some(vec![v4(s[2], s[3]), v4(!s[6], !s[7])]);
+    }
+    None
 }
 
 /// Runs one `http.request` host call: `{method, url, headers, body, timeoutMs}`.

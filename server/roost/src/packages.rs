@@ -84,14 +84,44 @@ pub fn parse_manifest(text: &str) -> Result<Map<String, Json>, ManageError> {
                 if !valid_name(name) {
                     return Err(ManageError::BadInput(format!("package.json: '{name}' is not an npm package name.")));
                 }
-                if !range.is_string() {
+                let Some(range) = range.as_str() else {
                     return Err(ManageError::BadInput(format!("package.json: the version of '{name}' must be a string.")));
+                };
+                if !registry_spec(range) {
+                    return Err(ManageError::BadInput(format!(
+                        "package.json: the dependency '{name}' is \"{range}\", which is not from the npm registry. Only registry versions are accepted: a version or range (\"^1.2.0\"), a tag (\"latest\") or an alias (\"npm:other@^1\"); file:, link:, git, URL, user/repo and workspace: dependencies are refused."
+                    )));
                 }
             }
         }
         Some(_) => return Err(ManageError::BadInput("package.json: dependencies must be an object.".into())),
     }
     Ok(m)
+}
+
+/// A dependency npm fetches from the registry: a semver range or version, a dist-tag, or an
+/// `npm:` alias of such. Everything else npm understands (`file:`, `link:`, `git+…`, `http(s):`,
+/// `user/repo`, `workspace:`, paths) would make it read the host or fetch an arbitrary URL.
+pub fn registry_spec(spec: &str) -> bool {
+    let spec = spec.trim();
+    if let Some(alias) = spec.strip_prefix("npm:") {
+        // `name@range`, the name possibly scoped (`@scope/name@range`), or a bare name.
+        let (name, range) = match alias.get(1..).and_then(|rest| rest.rfind('@')) {
+            Some(i) => (&alias[..i + 1], &alias[i + 2..]),
+            None => (alias, ""),
+        };
+        return valid_name(name) && registry_range(range);
+    }
+    registry_range(spec)
+}
+
+/// A semver range, version or dist-tag: none of them contains `/`, `:`, `\\`, `#` or `@`, starts
+/// with `.`, or names a home folder (`~/`).
+fn registry_range(r: &str) -> bool {
+    r.len() <= 256
+        && !r.starts_with('.')
+        && !r.contains("~/")
+        && r.chars().all(|c| c.is_ascii_alphanumeric() || " .-+~^<>=|*_".contains(c))
 }
 
 fn valid_name(name: &str) -> bool {
@@ -191,10 +221,58 @@ fn npm_failure(stderr: &str, deps: &BTreeMap<String, String>) -> String {
     format!("npm could not install {}: {}", deps.keys().cloned().collect::<Vec<_>>().join(", "), lines.iter().take(6).cloned().collect::<Vec<_>>().join(" | "))
 }
 
-/// Runs npm in `dir` with the tenant's time limit.
+/// The npm registry installs use (the `npm_registry` setting, set once by the server at start).
+static REGISTRY: std::sync::RwLock<String> = std::sync::RwLock::new(String::new());
+
+/// Sets the registry npm installs from (`npm_registry`).
+pub fn set_registry(url: &str) {
+    let mut url = url.trim().to_string();
+    if !url.ends_with('/') {
+        url.push('/');
+    }
+    *REGISTRY.write().unwrap_or_else(|e| e.into_inner()) = url;
+}
+
+fn registry() -> String {
+    let r = REGISTRY.read().unwrap_or_else(|e| e.into_inner()).clone();
+    if r.is_empty() {
+        "https://registry.npmjs.org/".into()
+    } else {
+        r
+    }
+}
+
+/// Environment variables npm inherits: where programs are, the locale, and the operator's network
+/// settings (CA bundles, proxies). Nothing else: no `NPM_TOKEN`, no `npm_config_*`, no `NODE_OPTIONS`.
+const NPM_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "TZ", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy"];
+
+/// npm's home and configuration, Roost's own: `<root>/.npm/home` (its cache is there too) and an
+/// npmrc naming the configured registry, used as both the user and the global config.
+fn npm_config(root: &Path) -> Result<(PathBuf, PathBuf), ManageError> {
+    let home = root.join(".npm").join("home");
+    std::fs::create_dir_all(&home).map_err(|e| ManageError::Internal(format!("creating {}: {e}", home.display())))?;
+    let rc = root.join(".npm").join("npmrc");
+    let text = format!("registry={}\nomit-lockfile-registry-resolved=false\naudit=false\nfund=false\nupdate-notifier=false\n", registry());
+    if std::fs::read_to_string(&rc).ok().as_deref() != Some(text.as_str()) {
+        std::fs::write(&rc, text).map_err(|e| ManageError::Internal(format!("writing {}: {e}", rc.display())))?;
+    }
+    Ok((home, rc))
+}
+
+/// Runs npm in `dir` with the tenant's time limit, in an environment and configuration of Roost's
+/// choosing.
 async fn npm(dir: &Path, args: &[&str], limits: Limits, deps: &BTreeMap<String, String>) -> Result<(), ManageError> {
     let npm = std::env::var("ROOST_NPM").unwrap_or_else(|_| "npm".into());
+    let root = dir.parent().unwrap_or(dir);
+    let (home, rc) = npm_config(root)?;
     let mut cmd = tokio::process::Command::new(&npm);
+    cmd.env_clear();
+    for k in NPM_ENV {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("HOME", &home).env("npm_config_userconfig", &rc).env("npm_config_globalconfig", &rc).env("npm_config_registry", registry());
     cmd.args(args)
         .args(["--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error"])
         .current_dir(dir)
@@ -260,15 +338,45 @@ fn publish(root: &Path, stage: &Path, hash: &str, limits: Limits) -> Result<Path
     }
 }
 
+/// The `package.json` npm gets: the validated `dependencies` alone. Everything else an owner wrote
+/// (`devDependencies`, `optionalDependencies`, `overrides`, `workspaces`, `bundleDependencies`…) is
+/// kept for export but never read by npm, so none of it can name a path or a URL.
+fn npm_manifest(m: &Map<String, Json>) -> String {
+    let deps: Map<String, Json> = dependencies(m).into_iter().map(|(k, v)| (k, Json::String(v))).collect();
+    serde_json::json!({ "name": "roost-tenant-packages", "version": "0.0.0", "private": true, "dependencies": deps }).to_string()
+}
+
+/// Every package of a lock comes from the configured registry: no links, no other sources (a
+/// registry package's own dependencies could name git or a URL).
+fn check_lock(lock: &str) -> Result<(), ManageError> {
+    let v: Json = serde_json::from_str(lock).map_err(|e| ManageError::Internal(format!("package-lock.json: {e}")))?;
+    let registry = registry();
+    for (path, p) in v.get("packages").and_then(Json::as_object).into_iter().flatten() {
+        if path.is_empty() {
+            continue;
+        }
+        let name = path.rsplit("node_modules/").next().unwrap_or(path);
+        let resolved = p.get("resolved").and_then(Json::as_str).unwrap_or("");
+        if p.get("link").and_then(Json::as_bool).unwrap_or(false) || !resolved.starts_with(&registry) {
+            return Err(ManageError::BadInput(format!(
+                "The package '{name}' does not come from the npm registry ({}): only registry packages are installed.",
+                if resolved.is_empty() { "no registry address" } else { resolved }
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Resolves and installs a manifest; the lock and its hash. Nothing in the catalog changes here.
 pub async fn install(root: &Path, manifest: &str, limits: Limits) -> Result<(String, String), ManageError> {
     let m = parse_manifest(manifest)?;
     let deps = dependencies(&m);
     let stage = staging(root)?;
     let result = async {
-        std::fs::write(stage.join("package.json"), manifest).map_err(|e| ManageError::Internal(e.to_string()))?;
+        std::fs::write(stage.join("package.json"), npm_manifest(&m)).map_err(|e| ManageError::Internal(e.to_string()))?;
         npm(&stage, &["install", "--package-lock=true"], limits, &deps).await?;
         let lock = std::fs::read_to_string(stage.join("package-lock.json")).map_err(|e| ManageError::Internal(format!("npm wrote no package-lock.json: {e}")))?;
+        check_lock(&lock)?;
         Ok::<_, ManageError>(lock)
     }
     .await;
@@ -340,7 +448,9 @@ pub async fn ensure_installed(root: &Path, record: &roost_storage::packages::Pac
     let deps = parse_manifest(&record.manifest).map(|m| dependencies(&m)).unwrap_or_default();
     let stage = staging(root)?;
     let result = async {
-        std::fs::write(stage.join("package.json"), &record.manifest).map_err(|e| ManageError::Internal(e.to_string()))?;
+        check_lock(&record.lock)?;
+        let m = parse_manifest(&record.manifest)?;
+        std::fs::write(stage.join("package.json"), npm_manifest(&m)).map_err(|e| ManageError::Internal(e.to_string()))?;
         std::fs::write(stage.join("package-lock.json"), &record.lock).map_err(|e| ManageError::Internal(e.to_string()))?;
         npm(&stage, &["ci"], limits, &deps).await
     }
@@ -376,6 +486,8 @@ pub fn prune(root: &Path, in_use: &[String], min_age: Duration) -> Vec<String> {
 #[derive(Debug)]
 pub struct Resolver {
     base: PathBuf,
+    /// `base` with every symlink resolved: what every file read must stay inside.
+    real_base: PathBuf,
     resolved: Mutex<HashMap<(String, String), Resolved>>,
 }
 
@@ -409,7 +521,13 @@ fn package_of(path: &str) -> Option<&str> {
 impl Resolver {
     /// A resolver over the install in `base`.
     pub fn new(base: PathBuf) -> Self {
-        Self { base, resolved: Mutex::new(HashMap::new()) }
+        let real_base = base.canonicalize().unwrap_or_else(|_| base.clone());
+        Self { base, real_base, resolved: Mutex::new(HashMap::new()) }
+    }
+
+    /// True when `path` (on disk), with its symlinks followed, is inside the install.
+    fn inside(&self, path: &Path) -> bool {
+        path.canonicalize().is_ok_and(|p| p.starts_with(&self.real_base))
     }
 
     fn disk(&self, path: &str) -> PathBuf {
@@ -466,8 +584,10 @@ impl Resolver {
             }
         }
         if self.disk(path).is_dir() {
-            let main = std::fs::read_to_string(self.disk(&format!("{path}/package.json")))
-                .ok()
+            let manifest = self.disk(&format!("{path}/package.json"));
+            let main = Some(manifest)
+                .filter(|m| self.inside(m))
+                .and_then(|m| std::fs::read_to_string(m).ok())
                 .and_then(|t| serde_json::from_str::<Json>(&t).ok())
                 .and_then(|j| j.get("main").and_then(Json::as_str).map(str::to_string));
             if let Some(main) = main {
@@ -490,6 +610,10 @@ impl Resolver {
     fn load(&self, path: &str, package: &str) -> Resolved {
         if path.ends_with(".node") {
             return Resolved::Refused(format!("Package '{package}' needs a native addon ({path}), which Roost cannot load; use a pure-JavaScript package instead."));
+        }
+        // A symlink (npm makes them for file: and link: dependencies) never leads out of the install.
+        if !self.inside(&self.disk(path)) {
+            return Resolved::Refused(format!("Package '{package}': {path} leads outside the package install, which Roost does not read."));
         }
         match std::fs::read_to_string(self.disk(path)) {
             Ok(text) => {
@@ -582,6 +706,29 @@ mod tests {
         assert!(matches!(r.resolve("/api/x.js", "addon"), Resolved::Refused(m) if m.contains("'addon'") && m.contains("native addon")));
         // `..` never leaves the install.
         assert_eq!(r.resolve("/node_modules/a/lib/main.js", "../../../../../etc/passwd"), Resolved::NotFound);
+        // Nor does a symlink, to a folder or to a file.
+        std::os::unix::fs::symlink("/etc", base.join("node_modules/x")).unwrap();
+        std::fs::create_dir_all(base.join("node_modules/y")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", base.join("node_modules/y/index.js")).unwrap();
+        let r = Resolver::new(base.clone());
+        assert!(matches!(r.resolve("/api/x.js", "x/hostname"), Resolved::Refused(m) if m.contains("outside")), "{:?}", r.resolve("/api/x.js", "x/hostname"));
+        assert!(matches!(r.resolve("/api/x.js", "y"), Resolved::Refused(m) if m.contains("outside")));
         let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn only_registry_dependencies_are_accepted() {
+        for ok in ["^1.2.0", "1.2.3", "~1.2", "latest", "next", "*", "", ">=1.0.0 <2", "1.x || 2.x", "npm:underscore@^1.13.0", "npm:@types/node@20", "npm:left-pad", "1.0.0-beta.1+build"] {
+            assert!(registry_spec(ok), "{ok}");
+        }
+        for bad in ["file:/etc", "file:../..", "link:../x", "git+https://github.com/a/b.git", "git://x/y", "github:a/b", "a/b", "http://127.0.0.1:9/x.tgz", "https://x/y.tgz", "workspace:*", "../x", "./x", "/etc", "~/x", ".", "npm:x@file:/etc", "npm:../x", "1.0.0#sha", "x@1"] {
+            assert!(!registry_spec(bad), "{bad}");
+            let m = format!(r#"{{"dependencies":{{"x":{}}}}}"#, Json::String(bad.into()));
+            let e = parse_manifest(&m).unwrap_err().to_string();
+            assert!(e.contains("'x'") && e.contains("not from the npm registry"), "{e}");
+        }
+        // npm reads only the dependencies.
+        let m = parse_manifest(r#"{"dependencies":{"a":"^1"},"devDependencies":{"d":"file:/etc"},"workspaces":["../.."],"overrides":{"a":"file:/x"}}"#).unwrap();
+        assert_eq!(npm_manifest(&m), r#"{"dependencies":{"a":"^1"},"name":"roost-tenant-packages","private":true,"version":"0.0.0"}"#);
     }
 }

@@ -119,7 +119,7 @@ pub async fn run_startup(app: &AppState, tenant: &Arc<Tenant>) -> bool {
     }
     let started = std::time::Instant::now();
     let invocation = roost_scripts::Invocation { source: script.source(), script: script.body.clone(), entry: roost_scripts::Entry::Startup, input: json!({}) };
-    let handle = app.scripts.invoke(&tenant.record.name, limits(tenant), invocation, Arc::new(Host::new(app.clone(), tenant.clone(), None)));
+    let handle = app.scripts.invoke(&tenant.record.name, limits(tenant, &app.maxima), invocation, Arc::new(Host::new(app.clone(), tenant.clone(), None)));
     // A script that ended without calling `done` can no longer call it: like the original, wait out
     // the 5 s and say so.
     let waited = tokio::time::timeout(STARTUP_WAIT, async {
@@ -186,15 +186,15 @@ pub async fn ensure_packages(app: &AppState, tenant: &Arc<Tenant>) -> Option<Arc
     }
 }
 
-/// The limits of a tenant's scripts, from its settings.
-pub fn limits(tenant: &Tenant) -> ScriptLimits {
+/// The limits of a tenant's scripts, from its settings, each clamped to the platform's ceiling.
+pub fn limits(tenant: &Tenant, max: &crate::config::TenantMaxima) -> ScriptLimits {
     let s = &tenant.record.settings;
     ScriptLimits {
-        cpu_ms: s.script_cpu_ms,
+        cpu_ms: s.script_cpu_ms.min(max.script_cpu_ms),
         // Callbacks may run a little past the response; the request timeout bounds the response.
-        wall_ms: s.request_timeout_ms.max(1_000) * 2,
-        memory_mb: s.script_memory_mb,
-        max_concurrent: s.script_max_concurrent as usize,
+        wall_ms: s.request_timeout_ms.min(max.request_timeout_ms).max(1_000) * 2,
+        memory_mb: s.script_memory_mb.min(max.script_memory_mb),
+        max_concurrent: s.script_max_concurrent.min(max.script_max_concurrent) as usize,
     }
 }
 
@@ -567,7 +567,7 @@ impl ScriptHost for Host {
 /// Runs an invocation for an HTTP request and waits for its response. A script that ends without
 /// responding leaves the request to the pipeline's timeout (503, §6.4).
 pub async fn respond(app: &AppState, tenant: &Arc<Tenant>, invocation: roost_scripts::Invocation, host: Host) -> Result<ScriptResponse, ApiError> {
-    let handle = app.scripts.invoke(&tenant.record.name, limits(tenant), invocation, Arc::new(host));
+    let handle = app.scripts.invoke(&tenant.record.name, limits(tenant, &app.maxima), invocation, Arc::new(host));
     match handle.response.await {
         Ok(Ok(Some(r))) => Ok(r),
         Ok(Ok(None)) | Err(_) => std::future::pending().await,

@@ -216,7 +216,7 @@ pub async fn import(config: &crate::Config, name: &str, dir: &Path) -> anyhow::R
     let pending = crate::packages::prepare(&app.packages_root, from_folder.as_deref(), stored.as_ref(), texts, limits).await?;
     let (tenant, created) = match existing {
         Some(t) => (t, false),
-        None => (manage::create_tenant(storage, name, None).await?, true),
+        None => (manage::create_tenant(storage, &app.maxima, manage::SettingsBy::Admin, name, None).await?, true),
     };
     let mut report = ImportReport {
         tenant,

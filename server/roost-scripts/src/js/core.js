@@ -1,13 +1,21 @@
 // Globals of every script (protocol §6.2): host calls, timers, console, statusCodes, process, Buffer,
 // require, tables. Compiled once to bytecode (as a module) and loaded into each fresh context before
 // the script. The natives arrive on `__roost` (see engine.rs) and are captured here, then removed from
-// the global object. Entry points the engine calls are set on the global object: `__roost_boot`,
-// `__roost_dispatch`, `__roost_load`, `__roost_enter`.
-globalThis.__roost_lib = {};
+// the global object: they live only in this module's scope (`__roost_lib` is a module variable, handed
+// to the built-in modules as a wrapper argument), so no tenant code can reach them. Every limit the
+// natives serve is enforced in Rust anyway. Entry points the engine calls are fixed (non-writable,
+// non-configurable) properties of the global object: `__roost_boot`, `__roost_dispatch`,
+// `__roost_load`, `__roost_enter`.
+var __roost_lib = Object.create(null);
+function __roost_entry(name, fn) {
+  Object.defineProperty(globalThis, name, { value: fn, writable: false, configurable: false, enumerable: false });
+}
 (function (g) {
   'use strict';
   var R = g.__roost;
   delete g.__roost;
+  Object.setPrototypeOf(R, null);
+  Object.freeze(R);
   var L = __roost_lib;
   L.R = R;
   var calls = {};
@@ -36,7 +44,7 @@ globalThis.__roost_lib = {};
     var id = R.call(op, JSON.stringify(args));
     calls[id] = cb;
   };
-  g.__roost_dispatch = function (id, err, res) {
+  __roost_entry('__roost_dispatch', function (id, err, res) {
     if (err === undefined && res === undefined) {
       var t = timers[id];
       if (!t) return;
@@ -55,7 +63,7 @@ globalThis.__roost_lib = {};
     if (!cb) return;
     if (err !== null) cb(hostError(JSON.parse(err)));
     else cb(null, JSON.parse(res, revive));
-  };
+  });
 
   // ---- responses ----
   // Writes the response once; a later attempt only logs the warning of §6.4.
@@ -300,8 +308,10 @@ globalThis.__roost_lib = {};
   function evaluate(path, text, compiled) {
     var module = { exports: {}, id: path, filename: path, loaded: false };
     cache[path] = module;
-    var wrapper = compiled || R.compile('(function (exports, require, module, __filename, __dirname) {' + text + '\n})', path);
-    wrapper.call(module.exports, module.exports, makeRequire(path), module, path, dirOf(path));
+    // Roost's own built-ins (`node:` paths) receive the library as an argument; nothing else does.
+    var own = path.slice(0, 5) === 'node:';
+    var wrapper = compiled || R.compile('(function (exports, require, module, __filename, __dirname' + (own ? ', __roost_lib' : '') + ') {' + text + '\n})', path);
+    wrapper.call(module.exports, module.exports, makeRequire(path), module, path, dirOf(path), own ? L : undefined);
     module.loaded = true;
     return module.exports;
   }
@@ -361,7 +371,7 @@ globalThis.__roost_lib = {};
   }
   L.makeRequire = makeRequire;
 
-  g.__roost_boot = function (configJson, source) {
+  __roost_entry('__roost_boot', function (configJson, source) {
     var c = JSON.parse(configJson);
     L.current.source = source;
     // Table and job scripts may require at their top level (`var util = require('../shared/util')`).
@@ -369,11 +379,11 @@ globalThis.__roost_lib = {};
     L.config.env = c.env || {};
     L.config.config = c.config || {};
     g.process.env = Object.assign({}, L.config.env);
-  };
+  });
 
   // CommonJS modules (APIs, startup): evaluated with their own module object.
-  g.__roost_load = function (source, text) {
+  __roost_entry('__roost_load', function (source, text) {
     L.current.source = source;
     L.module = evaluate(source.toLowerCase(), text);
-  };
+  });
 })(globalThis);

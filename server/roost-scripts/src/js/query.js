@@ -88,7 +88,8 @@
   Query.prototype.includeTotalCount = function () { this._includeTotalCount = true; this._version++; return this; };
   Query.prototype.getComponents = function () {
     return {
-      filters: this._filters.length ? (this._filters.length === 1 ? this._filters[0] : '(' + this._filters.join(' and ') + ')') : null,
+      // Each filter is a unit: a client's `a or b` must never bind to a script's `and owner eq …`.
+      filters: this._filters.length ? '(' + this._filters.map(function (f) { return '(' + f + ')'; }).join(' and ') + ')' : null,
       selections: this._selections.slice(),
       projection: this._projection,
       ordering: this._ordering.map(function (o) { return { name: o.name, ascending: o.ascending }; }),

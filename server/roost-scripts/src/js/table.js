@@ -179,7 +179,7 @@
     });
   }
 
-  g.__roost_enter = function (kind, inputJson) {
+  __roost_entry('__roost_enter', function (kind, inputJson) {
     var input = JSON.parse(inputJson, L.revive);
     L.current.source = input.source || L.current.source;
     if (kind === 'table') return enterTable(input);
@@ -187,5 +187,5 @@
     if (kind.indexOf('job:') === 0) return enterJob(kind.slice(4));
     if (kind === 'startup') return enterStartup();
     throw new Error('Unknown script entry ' + kind);
-  };
+  });
 })(globalThis);

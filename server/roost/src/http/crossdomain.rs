@@ -11,6 +11,7 @@ const BRIDGE: &str = r##"<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Cross-domain bridge</title></head><body><script>
 (function () {
     var originRoot = __ORIGIN__;
+    var tenantBase = __BASE__;
     function onMessage(evt) {
         if (evt.origin !== originRoot || /^file:/i.test(evt.origin)) { return; }
         var message;
@@ -18,6 +19,10 @@ const BRIDGE: &str = r##"<!DOCTYPE html>
         var contents = message.contents || {};
         var method = String(contents.type || "GET").toUpperCase();
         var url = String(contents.url || "").split("#")[0];
+        var link = document.createElement("a");
+        link.href = url;
+        var path = link.pathname.charAt(0) === "/" ? link.pathname : "/" + link.pathname;
+        if (link.host !== location.host || path.toLowerCase().indexOf(tenantBase.toLowerCase()) !== 0 || /(^|\/)\.\.?(\/|$)|%2e/i.test(path)) { return; }
         var xhr = new XMLHttpRequest();
         xhr.open(method === "GET" || method === "POST" ? method : "POST", url, true);
         if (method !== "GET" && method !== "POST") { xhr.setRequestHeader("X-HTTP-Method-Override", method); }
@@ -69,6 +74,21 @@ pub fn dispatch(r: TenantRequest) -> Result<Response> {
         return Err(ApiError::Unauthorized(format!("Not a whitelisted origin: {origin}")));
     }
     let embedded = serde_json::Value::String(origin).to_string().replace('<', "\\u003c");
-    let page = template.replace("__ORIGIN__", &embedded);
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))], page).into_response())
+    // The bridge forwards requests to this tenant's endpoints only (never to /manage/v1 or another
+    // tenant on the same origin).
+    let at = r.raw_path.to_ascii_lowercase().rfind("/crossdomain").unwrap_or(0);
+    let base = serde_json::Value::String(format!("{}/", &r.raw_path[..at])).to_string().replace('<', "\\u003c");
+    let page = template.replace("__ORIGIN__", &embedded).replace("__BASE__", &base);
+    let mut resp = (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            // Roost's page, with nothing of the tenant's in it: its inline script runs, nothing else.
+            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'")),
+        ],
+        page,
+    )
+        .into_response();
+    resp.extensions_mut().insert(super::OwnPage);
+    Ok(resp)
 }

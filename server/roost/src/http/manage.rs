@@ -143,7 +143,10 @@ async fn check(state: &AppState, req: &mut Request) -> Result<(), ManageError> {
     let Some(need) = access(req.method(), &path) else { return Ok(()) };
     let session = req.extensions().get::<Session>().cloned();
     let who = principal(state, req.headers().get(header::AUTHORIZATION).cloned(), session.clone()).await?.ok_or_else(unauthorized)?;
-    if who.via_session && !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    // CSRF is checked on the effective method: `X-HTTP-Method-Override` (which the rows route's tenant
+    // pipeline honours) counts as much as the request line.
+    let overridden = req.headers().get("x-http-method-override").is_some();
+    if who.via_session && (overridden || !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)) {
         let session = session.ok_or_else(unauthorized)?;
         let expected: Option<String> = session.get(CSRF_KEY).await.map_err(|e| ManageError::Internal(e.to_string()))?;
         let sent = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
@@ -173,7 +176,9 @@ async fn check(state: &AppState, req: &mut Request) -> Result<(), ManageError> {
 pub fn session_layer(state: &AppState) -> SessionManagerLayer<CatalogSessionStore> {
     SessionManagerLayer::new(CatalogSessionStore(state.clone()))
         .with_name("roost_session")
-        .with_path("/")
+        // Only `/manage/v1` ever receives the cookie: tenant endpoints (and the scripts behind them)
+        // never see it, whatever a client sends them.
+        .with_path("/manage/v1")
         .with_http_only(true)
         .with_same_site(SameSite::Strict)
         .with_secure(state.secure_cookies)
@@ -371,6 +376,9 @@ async fn rows(State(s): State<AppState>, Path(params): Path<Vec<(String, String)
         rest += &format!("/{}", enc(&id));
     }
     let (mut parts, body) = req.into_parts();
+    // A read carries no body: a `_method` member in one would otherwise turn a GET (no CSRF token
+    // needed) into a write in the tenant pipeline.
+    let body = if matches!(parts.method, Method::GET | Method::HEAD) { axum::body::Body::empty() } else { body };
     let query = parts.uri.query().map(|q| format!("{q}&noScript=true")).unwrap_or_else(|| "noScript=true".into());
     parts.uri = format!("/t/{}{rest}?{query}", enc(&record.name)).parse().map_err(|e| ManageError::BadInput(format!("Invalid path: {e}")))?;
     parts.headers.remove(header::AUTHORIZATION);
@@ -389,8 +397,17 @@ async fn list_tenants(State(s): State<AppState>, Extension(who): Extension<Princ
     Ok(Json(manage::tenant_summaries(&s.storage, only.as_deref()).await?))
 }
 
+/// Who a principal is when it changes settings.
+fn settings_by(who: &Principal) -> manage::SettingsBy {
+    if who.role == Role::Admin {
+        manage::SettingsBy::Admin
+    } else {
+        manage::SettingsBy::Owner
+    }
+}
+
 async fn create_tenant(State(s): State<AppState>, Extension(who): Extension<Principal>, AppJson(t): AppJson<TenantIn>) -> R<impl IntoResponse> {
-    let out = manage::create_tenant(&s.storage, &t.name, t.settings).await?;
+    let out = manage::create_tenant(&s.storage, &s.maxima, settings_by(&who), &t.name, t.settings).await?;
     // The account that created a tenant owns it.
     if let (Role::Owner, Some(a)) = (who.role, &who.account) {
         s.storage.add_tenant_owner(&out.name, &a.id).await.map_err(|e| ManageError::Internal(e.to_string()))?;
@@ -407,8 +424,8 @@ async fn delete_tenant(State(s): State<AppState>, Path(tenant): Path<String>) ->
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn update_settings(State(s): State<AppState>, Path(tenant): Path<String>, AppJson(p): AppJson<TenantSettingsPatch>) -> R<impl IntoResponse> {
-    Ok(Json(manage::update_settings(&s.storage, &tenant, &p).await?))
+async fn update_settings(State(s): State<AppState>, Extension(who): Extension<Principal>, Path(tenant): Path<String>, AppJson(p): AppJson<TenantSettingsPatch>) -> R<impl IntoResponse> {
+    Ok(Json(manage::update_settings(&s.storage, &s.maxima, settings_by(&who), &tenant, &p).await?))
 }
 
 async fn regenerate_key(State(s): State<AppState>, Path((tenant, kind)): Path<(String, String)>) -> R<impl IntoResponse> {

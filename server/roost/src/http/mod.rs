@@ -26,19 +26,43 @@ use roost_storage::Tenant;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The root router: `/manage/v1`, tenant endpoints under `/t/{tenant}/`, and host-addressed tenants.
+/// The root router: tenant endpoints under `/t/{tenant}/` and host-addressed tenants, and, unless
+/// they have a listener of their own (`manage_listen`), `/manage/v1` and the portal.
 pub fn router(state: AppState) -> Router {
+    let tenants = Router::new()
+        .route("/t/{tenant}", any(tenant_by_path))
+        .route("/t/{tenant}/", any(tenant_by_path))
+        .route("/t/{tenant}/{*rest}", any(tenant_by_path))
+        .fallback(fallback);
+    let router = if state.manage_apart { tenants } else { tenants.merge(platform(&state)) };
+    router.with_state(state)
+}
+
+/// The portal and `/manage/v1` alone: what the `manage_listen` listener serves (their own origin).
+pub fn manage_router(state: AppState) -> Router {
+    platform(&state).fallback(|| async { StatusCode::NOT_FOUND }).with_state(state)
+}
+
+fn platform(state: &AppState) -> Router<AppState> {
     Router::new()
         .nest("/manage/v1", manage::router(state.clone()))
         .route("/portal", get(portal::redirect))
         .route("/portal/", get(portal::serve))
         .route("/portal/{*file}", get(portal::serve))
-        .route("/t/{tenant}", any(tenant_by_path))
-        .route("/t/{tenant}/", any(tenant_by_path))
-        .route("/t/{tenant}/{*rest}", any(tenant_by_path))
-        .fallback(fallback)
-        .with_state(state)
 }
+
+/// The policy of every tenant response: whatever a tenant's script answers (HTML included) runs,
+/// if at all, in a sandbox with an opaque origin, so it can never act as the origin the portal and
+/// `/manage/v1` may share with it, nor read their answers. Scripts, forms and pop-ups still work.
+pub const TENANT_CSP: &str = "sandbox allow-scripts allow-forms allow-popups";
+
+/// Marks a response as a page Roost wrote itself, with a policy of its own (no tenant content).
+#[derive(Clone, Copy)]
+pub struct OwnPage;
+
+/// The portal's session cookie: tenant responses may not set it (no session fixation through a
+/// script's `Set-Cookie`).
+pub const SESSION_COOKIE: &str = "roost_session";
 
 /// The parts of a tenant request the resource handlers use.
 pub struct TenantRequest {
@@ -111,7 +135,7 @@ pub(crate) async fn tenant_request(state: AppState, tenant_name: String, rest: S
         return finish(StatusCode::NO_CONTENT.into_response(), Some(cors));
     }
     crate::scripting::ensure_started(&state, &tenant).await;
-    let timeout = Duration::from_millis(tenant.record.settings.request_timeout_ms);
+    let timeout = Duration::from_millis(tenant.record.settings.request_timeout_ms.min(state.maxima.request_timeout_ms));
     let response = match tokio::time::timeout(timeout, handle(state, tenant.clone(), rest, parts, body)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => e.into_response(),
@@ -123,16 +147,54 @@ pub(crate) async fn tenant_request(state: AppState, tenant_name: String, rest: S
     finish(response, Some(cors))
 }
 
-async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, parts: axum::http::request::Parts, body: Body) -> Result<Response, ApiError> {
+/// Removes the platform's credentials from a tenant request's headers: the portal's session cookie,
+/// a bearer personal API token or admin token, and the CSRF token. Tenant code (scripts, their logs
+/// and outbound requests) never sees them, whatever a browser or a CLI sent along.
+pub fn strip_platform_credentials(headers: &mut HeaderMap, admin_token: &str) {
+    let cookies: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
+    if !cookies.is_empty() {
+        headers.remove(header::COOKIE);
+        for c in cookies {
+            let Ok(text) = c.to_str() else { continue };
+            let kept: Vec<&str> = text
+                .split(';')
+                .map(str::trim)
+                .filter(|pair| !pair.is_empty() && !pair.split('=').next().unwrap_or("").trim().eq_ignore_ascii_case(SESSION_COOKIE))
+                .collect();
+            if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+                if !kept.is_empty() {
+                    headers.append(header::COOKIE, v);
+                }
+            }
+        }
+    }
+    let platform_token = |v: &HeaderValue| {
+        let text = v.to_str().unwrap_or("").trim();
+        let token = match text.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+            _ => text,
+        };
+        token.starts_with("roost_pat_") || (!admin_token.is_empty() && auth::secrets_equal(token, admin_token))
+    };
+    if headers.get_all(header::AUTHORIZATION).iter().any(platform_token) {
+        headers.remove(header::AUTHORIZATION);
+    }
+    headers.remove("x-csrf-token");
+}
+
+async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, mut parts: axum::http::request::Parts, body: Body) -> Result<Response, ApiError> {
+    strip_platform_credentials(&mut parts.headers, &state.admin_token);
     let mut segments: Vec<String> = rest.split('/').skip(1).map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned()).collect();
     if segments.last().is_some_and(|s| s.is_empty()) {
         segments.pop();
     }
     let query = parse_query(parts.uri.query().unwrap_or(""));
+    // Both proxy headers are anyone's to send: they count only behind a trusted proxy.
     let forwarded_https = state.trust_forwarded_proto
-        && parts.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"));
+        && (parts.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"))
+            || parts.headers.contains_key("x-arr-ssl"));
     // §1.1 step 1: a tenant may require HTTPS (behind a TLS proxy: X-Forwarded-Proto or x-arr-ssl).
-    if tenant.record.settings.require_https && !forwarded_https && !parts.headers.contains_key("x-arr-ssl") {
+    if tenant.record.settings.require_https && !forwarded_https {
         return Err(ApiError::HttpsRequired);
     }
     let first = segments.first().map(|s| s.to_ascii_lowercase()).unwrap_or_default();
@@ -143,7 +205,7 @@ async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, parts: axum:
         return Err(ApiError::VersionRejected);
     }
     // §1.6: body limit, checked on Content-Length first, then while reading.
-    let limit = usize::try_from(tenant.record.settings.max_body_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
+    let limit = usize::try_from(tenant.record.settings.max_body_kb.min(state.maxima.max_body_kb).saturating_mul(1024)).unwrap_or(usize::MAX);
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let bytes = read_body(body, limit, declared).await?;
     let mut method = parts.method.clone();
@@ -247,9 +309,27 @@ fn method_member(body: &Bytes) -> Option<(Method, Bytes)> {
     Some((m, Bytes::from(serde_json::Value::Object(obj).to_string())))
 }
 
-/// Adds the headers of §1.4 to every tenant response.
+/// Adds the headers of §1.4 to every tenant response, and the isolation headers.
 fn finish(mut r: Response, cors: Option<HeaderMap>) -> Response {
+    // Roost's own pages (the cross-domain bridge) carry a policy of their own, marked by a response
+    // extension, which nothing a script answers can set.
+    let own_page = r.extensions().get::<OwnPage>().is_some();
     let h = r.headers_mut();
+    // A policy a script sets is kept (browsers enforce every policy given), but never replaces this.
+    if !own_page {
+        h.append(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(TENANT_CSP));
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    let cookies: Vec<HeaderValue> = h.get_all(header::SET_COOKIE).iter().cloned().collect();
+    if !cookies.is_empty() {
+        h.remove(header::SET_COOKIE);
+        for c in cookies {
+            let name = c.to_str().ok().and_then(|c| c.split('=').next()).map(str::trim).unwrap_or("");
+            if !name.eq_ignore_ascii_case(SESSION_COOKIE) {
+                h.append(header::SET_COOKIE, c);
+            }
+        }
+    }
     h.insert("x-zumo-version", HeaderValue::from_static(concat!("roost-", env!("CARGO_PKG_VERSION"))));
     h.insert("x-zumo-server-version", HeaderValue::from_static("nodev1-1.0.1"));
     if !h.contains_key(header::CONTENT_TYPE) {

@@ -235,7 +235,7 @@ async fn sessions_are_cookies_in_the_catalog_and_end(app: TestApp) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let set = r.header("set-cookie").expect("cookie");
     assert!(set.starts_with("roost_session="), "{set}");
-    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/manage/v1"] {
         assert!(set.contains(attr), "{attr} in {set}");
     }
     assert!(!set.contains("Secure"), "not Secure unless configured: {set}");

@@ -91,6 +91,7 @@ impl TestApp {
             portal_dir: dir.join("no-portal"),
             secure_cookies: false,
             session_idle_minutes: 60,
+            ..roost::Config::defaults()
         };
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
