@@ -145,7 +145,7 @@ impl Db {
                     .map(|r| types.iter().enumerate().map(|(i, t)| decode_pg(r, i, *t)).collect())
                     .collect()
             }
-            Db::SqliteEngine(e) => e.fetch(sql, types),
+            Db::SqliteEngine(e) => e.fetch(sql, types).await,
         }
     }
 
@@ -153,7 +153,7 @@ impl Db {
     pub async fn fetch_dynamic(&self, sql: &Sql) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
         use sqlx::{Column as _, Row as _, TypeInfo as _};
         match self {
-            Db::SqliteEngine(e) => e.fetch_dynamic(sql),
+            Db::SqliteEngine(e) => e.fetch_dynamic(sql).await,
             Db::Postgres(p) => {
                 let rows = sqlx::query_with(&sql.text, pg_args(&sql.params)?).fetch_all(p).await?;
                 let Some(first) = rows.first() else { return Ok((Vec::new(), Vec::new())) };
@@ -200,7 +200,7 @@ impl Db {
     /// Runs a read that may be answered from the SQLite engine's result cache (reads by id).
     pub async fn fetch_cached(&self, sql: &Sql, types: &[ColType]) -> Result<Vec<Vec<Value>>> {
         match self {
-            Db::SqliteEngine(e) => Ok(e.fetch_cached(sql, types)?.as_ref().clone()),
+            Db::SqliteEngine(e) => Ok(e.fetch_cached(sql, types).await?.as_ref().clone()),
             other => other.fetch(sql, types).await,
         }
     }

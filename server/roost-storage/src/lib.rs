@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod db;
+pub mod deadline;
 pub mod ddl;
 pub mod items;
 pub mod packages;
@@ -66,6 +67,9 @@ pub enum StorageError {
     /// Anything else (I/O, corrupted catalog).
     #[error("{0}")]
     Internal(String),
+    /// A statement ran past the deadline of its request and was interrupted.
+    #[error("the statement was interrupted at its deadline")]
+    Timeout,
 }
 
 impl StorageError {
@@ -93,6 +97,9 @@ pub struct StorageConfig {
     pub pg_max_connections: u32,
     /// Start a LISTEN task for cross-process cache invalidation (servers, not the CLI).
     pub listen_for_changes: bool,
+    /// PostgreSQL: no statement runs longer than this (`statement_timeout`), and a statement whose
+    /// client went away is cancelled within a second (`client_connection_check_interval`).
+    pub statement_timeout_ms: u64,
 }
 
 /// A tenant as stored in the catalog.
@@ -256,11 +263,13 @@ impl Storage {
             Some(url) => {
                 // No ping before each acquire: it doubled the round trips of every statement. A broken
                 // connection fails its statement and is discarded by the pool.
+                let timeout = config.statement_timeout_ms.max(1000).to_string();
+                let options = url.parse::<sqlx::postgres::PgConnectOptions>()?.options([("statement_timeout", timeout.as_str()), ("client_connection_check_interval", "1000")]);
                 let pool = sqlx::postgres::PgPoolOptions::new()
                     .test_before_acquire(false)
                     .max_connections(config.pg_max_connections)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect(url)
+                    .connect_with(options)
                     .await?;
                 // Migrations of several nodes starting at once serialize on sqlx's advisory lock.
                 sqlx::migrate!("../../migrations/postgres").run(&pool).await?;

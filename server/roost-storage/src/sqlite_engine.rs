@@ -5,8 +5,12 @@
 //! channel, and commits each write on its own; with `synchronous=FULL` every commit is an fsync. The
 //! writer below takes every write that is waiting, runs them all in one transaction and commits once,
 //! answering each caller only after that commit: each acknowledged write is durable, and N writers
-//! share one fsync. Reads are short indexed statements, run directly on the calling thread with a
-//! pooled connection (WAL lets them proceed while the writer commits).
+//! share one fsync. Reads start on the calling (async) thread with a pooled connection (WAL lets them
+//! proceed while the writer commits) and a budget of [`INLINE_BUDGET`]: nearly every read is a short
+//! indexed statement and ends within it. One that does not is interrupted and run again on a blocking
+//! thread, at most [`SLOW_READS_PER_DB`] per database and [`SLOW_READS`] per process at once, so a
+//! client's heavy query never holds an async worker (which every other tenant shares). Every
+//! statement is interrupted at the deadline of its request ([`crate::deadline`]).
 //!
 //! Reads by id may be answered from a small result cache. Every cached result carries the *write
 //! epoch* it was read at; the writer bumps the epoch after each commit and before answering, so no read
@@ -28,6 +32,68 @@ const MAX_BATCH: usize = 512;
 const MAX_IDLE_READERS: usize = 4;
 /// Cached read results per database (the cache is emptied when full).
 const MAX_CACHED: usize = 16_384;
+/// How long a read may run on an async worker before it moves to a blocking thread.
+pub const INLINE_BUDGET: Duration = Duration::from_millis(2);
+/// Reads of one database running on blocking threads at once.
+pub const SLOW_READS_PER_DB: usize = 2;
+/// Reads running on blocking threads at once, in the whole process.
+pub const SLOW_READS: usize = 16;
+/// SQLite VM instructions between two looks at the clock.
+const PROGRESS_STEPS: i32 = 2_000;
+/// The longest string or blob a tenant statement may produce (`replace()` on a big value, say).
+const MAX_VALUE_BYTES: i32 = 64 * 1024 * 1024;
+
+fn slow_reads() -> &'static tokio::sync::Semaphore {
+    static S: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    S.get_or_init(|| tokio::sync::Semaphore::new(SLOW_READS))
+}
+
+/// Why a statement was interrupted.
+enum Stop {
+    /// Its inline budget ran out: run it again off the async workers.
+    Budget,
+    /// Its request's deadline passed, or its request was dropped.
+    Deadline,
+}
+
+/// Runs `f` on `conn` with a progress handler that interrupts it at `budget` (then `Stop::Budget`)
+/// or at `deadline` or when `cancelled` is set (then `Stop::Deadline`).
+fn interruptible<T>(conn: &Connection, budget: Option<std::time::Instant>, deadline: std::time::Instant, cancelled: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>, f: impl FnOnce(&Connection) -> Result<T>) -> std::result::Result<Result<T>, Stop> {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    let why = std::sync::Arc::new(AtomicU8::new(0));
+    let w = why.clone();
+    conn.progress_handler(
+        PROGRESS_STEPS,
+        Some(move || {
+            let now = std::time::Instant::now();
+            if now >= deadline || cancelled.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                w.store(2, Ordering::Relaxed);
+                return true;
+            }
+            if budget.is_some_and(|b| now >= b) {
+                w.store(1, Ordering::Relaxed);
+                return true;
+            }
+            false
+        }),
+    );
+    let r = f(conn);
+    conn.progress_handler(0, None::<fn() -> bool>);
+    match why.load(Ordering::Relaxed) {
+        1 if r.is_err() => Err(Stop::Budget),
+        2 if r.is_err() => Err(Stop::Deadline),
+        _ => Ok(r),
+    }
+}
+
+/// Sets the cancel flag of an off-thread read when its caller goes away (the request timed out).
+struct CancelOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 type CacheMap = std::collections::HashMap<String, (u64, std::sync::Arc<Vec<Vec<Value>>>)>;
 
@@ -50,6 +116,8 @@ pub struct Outcome {
 struct Job {
     work: Work,
     reply: tokio::sync::oneshot::Sender<Result<Outcome>>,
+    /// The deadline of the request that asked for it (its statement is interrupted then).
+    deadline: std::time::Instant,
 }
 
 /// One tenant database.
@@ -58,6 +126,8 @@ pub struct SqliteEngine {
     path: PathBuf,
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
+    /// Reads of this database on blocking threads ([`SLOW_READS_PER_DB`]).
+    slow: tokio::sync::Semaphore,
     epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
     cache: Mutex<CacheMap>,
 }
@@ -80,6 +150,7 @@ fn open(path: &Path, create: bool, synchronous_full: bool) -> Result<Connection>
         conn.execute_batch("PRAGMA wal_autocheckpoint = 8000;").map_err(db_error)?;
     }
     conn.set_prepared_statement_cache_capacity(64);
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES);
     Ok(conn)
 }
 
@@ -189,16 +260,20 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, epoch: std::sync::Arc<
             continue;
         }
         let mut done: Vec<(Job, Result<Outcome>)> = Vec::with_capacity(batch.len());
+        let run = |job: &Job| interruptible(&conn, None, job.deadline, None, |c| run_job(c, &job.work)).unwrap_or(Err(StorageError::Timeout));
         for job in batch {
-            let r = run_job(&conn, &job.work);
+            let r = run(&job);
             if r.is_err() && conn.is_autocommit() {
-                // The error rolled the whole transaction back: the jobs before it are lost too.
-                for (j, _) in done.drain(..) {
-                    let _ = j.reply.send(Err(StorageError::Internal("the transaction was rolled back".into())));
-                }
+                // The error (or an interruption) rolled the whole transaction back: the jobs before it
+                // are run again in a new one.
                 let _ = job.reply.send(r);
                 if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
                     tracing::error!(error = %e, "Could not restart a write transaction");
+                }
+                let redo: Vec<Job> = done.drain(..).map(|(j, _)| j).collect();
+                for j in redo {
+                    let r = run(&j);
+                    done.push((j, r));
                 }
                 continue;
             }
@@ -236,7 +311,14 @@ impl SqliteEngine {
             .stack_size(256 * 1024)
             .spawn(move || writer_loop(writer_conn, rx, writer_epoch))
             .map_err(|e| StorageError::Internal(format!("starting the writer thread: {e}")))?;
-        Ok(Self { path: path.to_path_buf(), writer: Mutex::new(tx), readers: Mutex::new(Vec::new()), epoch, cache: Mutex::new(CacheMap::new()) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer: Mutex::new(tx),
+            readers: Mutex::new(Vec::new()),
+            slow: tokio::sync::Semaphore::new(SLOW_READS_PER_DB),
+            epoch,
+            cache: Mutex::new(CacheMap::new()),
+        })
     }
 
     async fn submit(&self, work: Work) -> Result<Outcome> {
@@ -244,7 +326,7 @@ impl SqliteEngine {
         self.writer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .send(Job { work, reply })
+            .send(Job { work, reply, deadline: crate::deadline::current() })
             .map_err(|_| StorageError::Internal("the writer thread has stopped".into()))?;
         rx.await.map_err(|_| StorageError::Internal("the writer thread dropped a write".into()))?
     }
@@ -271,7 +353,7 @@ impl SqliteEngine {
     }
 
     /// Like [`Self::fetch`], answered from the cache when nothing was written since it was cached.
-    pub fn fetch_cached(&self, sql: &Sql, types: &[ColType]) -> Result<std::sync::Arc<Vec<Vec<Value>>>> {
+    pub async fn fetch_cached(self: &std::sync::Arc<Self>, sql: &Sql, types: &[ColType]) -> Result<std::sync::Arc<Vec<Vec<Value>>>> {
         use std::fmt::Write as _;
         use std::sync::atomic::Ordering;
         let mut key = String::with_capacity(sql.text.len() + 48);
@@ -294,7 +376,7 @@ impl SqliteEngine {
                 return Ok(rows.clone());
             }
         }
-        let rows = std::sync::Arc::new(self.fetch(sql, types)?);
+        let rows = std::sync::Arc::new(self.fetch(sql, types).await?);
         // Only a result read entirely within one epoch may be cached.
         if self.epoch.load(Ordering::Acquire) == epoch {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -308,12 +390,63 @@ impl SqliteEngine {
 
     /// Runs a read whose columns are not known in advance (`mssql`): names and values, each decoded
     /// by its declared column type, or by its stored type for expressions.
-    pub fn fetch_dynamic(&self, sql: &Sql) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
+    pub async fn fetch_dynamic(self: &std::sync::Arc<Self>, sql: &Sql) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
+        let sql = sql.clone();
+        self.read(move |conn| fetch_dynamic_on(conn, &sql)).await
+    }
+
+    /// Runs a read on a pooled reader connection: inline within [`INLINE_BUDGET`], else on a
+    /// blocking thread; interrupted at the deadline.
+    pub async fn fetch(self: &std::sync::Arc<Self>, sql: &Sql, types: &[ColType]) -> Result<Vec<Vec<Value>>> {
+        let (sql, types) = (sql.clone(), types.to_vec());
+        self.read(move |conn| fetch_on(conn, &sql, &types)).await
+    }
+
+    fn reader(&self) -> Result<Connection> {
         let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => open(&self.path, false, false)?,
-        };
+        match pooled {
+            Some(c) => Ok(c),
+            None => open(&self.path, false, false),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+
+    async fn read<T: Send + 'static>(self: &std::sync::Arc<Self>, f: impl Fn(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let deadline = crate::deadline::current();
+        let conn = self.reader()?;
+        let budget = std::time::Instant::now() + INLINE_BUDGET;
+        let first = interruptible(&conn, Some(budget), deadline, None, &f);
+        self.give_back(conn);
+        match first {
+            Ok(r) => return r,
+            Err(Stop::Deadline) => return Err(StorageError::Timeout),
+            Err(Stop::Budget) => {}
+        }
+        // A long read: off the async workers, within this database's and the process's bounds.
+        let _db = tokio::time::timeout_at(deadline.into(), self.slow.acquire()).await.map_err(|_| StorageError::Timeout)?;
+        let _all = tokio::time::timeout_at(deadline.into(), slow_reads().acquire()).await.map_err(|_| StorageError::Timeout)?;
+        let cancelled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _cancel = CancelOnDrop(cancelled.clone());
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = me.reader()?;
+            let r = interruptible(&conn, None, deadline, Some(cancelled), &f);
+            me.give_back(conn);
+            r.unwrap_or(Err(StorageError::Timeout))
+        })
+        .await
+        .map_err(|e| StorageError::Internal(format!("a read thread failed: {e}")))?
+    }
+}
+
+fn fetch_dynamic_on(conn: &Connection, sql: &Sql) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
+    {
         let r = (|| {
             let mut stmt = conn.prepare(&sql.text).map_err(db_error)?;
             let cols: Vec<(String, Option<ColType>)> = stmt
@@ -361,25 +494,6 @@ impl SqliteEngine {
             }
             Ok((cols.into_iter().map(|(n, _)| n).collect(), out))
         })();
-        let mut idle = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
-        }
-        r
-    }
-
-    /// Runs a read on a pooled reader connection, on the calling thread.
-    pub fn fetch(&self, sql: &Sql, types: &[ColType]) -> Result<Vec<Vec<Value>>> {
-        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => open(&self.path, false, false)?,
-        };
-        let r = fetch_on(&conn, sql, types);
-        let mut idle = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
-        }
         r
     }
 }

@@ -8,7 +8,7 @@ use roost_storage::{Storage, StorageConfig, StorageError, TableRecord};
 
 async fn story(database_url: Option<String>) {
     let dir = std::env::temp_dir().join(format!("roost-story-{}", uuid::Uuid::new_v4().simple()));
-    let storage = Storage::open(&StorageConfig { data_dir: dir.clone(), database_url, pg_max_connections: 4, listen_for_changes: false }).await.expect("open");
+    let storage = Storage::open(&StorageConfig { data_dir: dir.clone(), database_url, pg_max_connections: 4, listen_for_changes: false, statement_timeout_ms: 60_000 }).await.expect("open");
     let name = format!("story-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
 
     // Create a tenant and a soft-delete table.

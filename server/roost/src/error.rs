@@ -165,6 +165,7 @@ impl From<StorageError> for ApiError {
             StorageError::UnknownColumn(_) => ApiError::BadInput(msg::INVALID_COLUMN.into()),
             StorageError::NotFound => ApiError::not_found(),
             StorageError::AlreadyExists(what) => ApiError::BadInput(format!("{what} already exists.")),
+            StorageError::Timeout => ApiError::Timeout,
             // A statement the database refused because of the client's values (§4.2: "Bad request.").
             StorageError::Sql(sqlx::Error::Database(d)) => {
                 tracing::debug!(error.cause = %d, "Database refused a statement");

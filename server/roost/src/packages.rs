@@ -246,9 +246,9 @@ fn registry() -> String {
 /// settings (CA bundles, proxies). Nothing else: no `NPM_TOKEN`, no `npm_config_*`, no `NODE_OPTIONS`.
 const NPM_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "TZ", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy"];
 
-/// npm's home and configuration, Roost's own: `<root>/.npm/home` (its cache is there too) and an
-/// npmrc naming the configured registry, used as both the user and the global config.
-fn npm_config(root: &Path) -> Result<(PathBuf, PathBuf), ManageError> {
+/// npm's home and configuration, Roost's own: `<root>/.npm/home` (its cache is there too), an
+/// npmrc naming the configured registry as the user config and an empty global config.
+fn npm_config(root: &Path) -> Result<(PathBuf, PathBuf, PathBuf), ManageError> {
     let home = root.join(".npm").join("home");
     std::fs::create_dir_all(&home).map_err(|e| ManageError::Internal(format!("creating {}: {e}", home.display())))?;
     let rc = root.join(".npm").join("npmrc");
@@ -256,7 +256,11 @@ fn npm_config(root: &Path) -> Result<(PathBuf, PathBuf), ManageError> {
     if std::fs::read_to_string(&rc).ok().as_deref() != Some(text.as_str()) {
         std::fs::write(&rc, text).map_err(|e| ManageError::Internal(format!("writing {}: {e}", rc.display())))?;
     }
-    Ok((home, rc))
+    let global = root.join(".npm").join("global-npmrc");
+    if !global.is_file() {
+        std::fs::write(&global, "").map_err(|e| ManageError::Internal(format!("writing {}: {e}", global.display())))?;
+    }
+    Ok((home, rc, global))
 }
 
 /// Runs npm in `dir` with the tenant's time limit, in an environment and configuration of Roost's
@@ -264,7 +268,7 @@ fn npm_config(root: &Path) -> Result<(PathBuf, PathBuf), ManageError> {
 async fn npm(dir: &Path, args: &[&str], limits: Limits, deps: &BTreeMap<String, String>) -> Result<(), ManageError> {
     let npm = std::env::var("ROOST_NPM").unwrap_or_else(|_| "npm".into());
     let root = dir.parent().unwrap_or(dir);
-    let (home, rc) = npm_config(root)?;
+    let (home, rc, global) = npm_config(root)?;
     let mut cmd = tokio::process::Command::new(&npm);
     cmd.env_clear();
     for k in NPM_ENV {
@@ -272,7 +276,7 @@ async fn npm(dir: &Path, args: &[&str], limits: Limits, deps: &BTreeMap<String, 
             cmd.env(k, v);
         }
     }
-    cmd.env("HOME", &home).env("npm_config_userconfig", &rc).env("npm_config_globalconfig", &rc).env("npm_config_registry", registry());
+    cmd.env("HOME", &home).env("npm_config_userconfig", &rc).env("npm_config_globalconfig", &global).env("npm_config_registry", registry());
     cmd.args(args)
         .args(["--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error"])
         .current_dir(dir)
@@ -470,7 +474,8 @@ pub fn prune(root: &Path, in_use: &[String], min_age: Duration) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(root) else { return removed };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if in_use.contains(&name) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+        // `.npm` is npm's home and cache, not an install.
+        if in_use.contains(&name) || name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let old = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age >= min_age);
@@ -729,6 +734,7 @@ mod tests {
         }
         // npm reads only the dependencies.
         let m = parse_manifest(r#"{"dependencies":{"a":"^1"},"devDependencies":{"d":"file:/etc"},"workspaces":["../.."],"overrides":{"a":"file:/x"}}"#).unwrap();
-        assert_eq!(npm_manifest(&m), r#"{"dependencies":{"a":"^1"},"name":"roost-tenant-packages","private":true,"version":"0.0.0"}"#);
+        let given: Json = serde_json::from_str(&npm_manifest(&m)).unwrap();
+        assert_eq!(given, serde_json::json!({"name": "roost-tenant-packages", "version": "0.0.0", "private": true, "dependencies": {"a": "^1"}}));
     }
 }

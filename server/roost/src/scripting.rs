@@ -218,12 +218,15 @@ struct HostInner {
     app: AppState,
     tenant: Arc<Tenant>,
     call: Option<TableCall>,
+    /// The statements of the invocation's host calls are interrupted at its wall-clock limit.
+    deadline: std::time::Instant,
 }
 
 impl Host {
     /// A host for a tenant's invocation (with the request's table operation for table scripts).
     pub fn new(app: AppState, tenant: Arc<Tenant>, call: Option<TableCall>) -> Self {
-        Self(Arc::new(HostInner { app, tenant, call }))
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(limits(&tenant, &app.maxima).wall_ms);
+        Self(Arc::new(HostInner { app, tenant, call, deadline }))
     }
 }
 
@@ -528,7 +531,7 @@ impl ScriptHost for Host {
     fn call(&self, op: &str, args: Json) -> BoxFuture<'static, Result<Json, Json>> {
         let this = self.0.clone();
         let op = op.to_string();
-        Box::pin(async move { this.dispatch(&op, args).await })
+        Box::pin(async move { roost_storage::deadline::scope(this.deadline, this.dispatch(&op, args)).await })
     }
 
     fn module(&self, name: &str) -> Option<Arc<str>> {

@@ -136,7 +136,10 @@ pub(crate) async fn tenant_request(state: AppState, tenant_name: String, rest: S
     }
     crate::scripting::ensure_started(&state, &tenant).await;
     let timeout = Duration::from_millis(tenant.record.settings.request_timeout_ms.min(state.maxima.request_timeout_ms));
-    let response = match tokio::time::timeout(timeout, handle(state, tenant.clone(), rest, parts, body)).await {
+    // Every statement the request starts is interrupted at the same deadline.
+    let deadline = std::time::Instant::now() + timeout;
+    let work = roost_storage::deadline::scope(deadline, handle(state, tenant.clone(), rest, parts, body));
+    let response = match tokio::time::timeout(timeout, work).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => e.into_response(),
         Err(_) => {
