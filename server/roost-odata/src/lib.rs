@@ -27,7 +27,7 @@ mod lexer;
 mod parser;
 pub mod sql;
 
-pub use parser::{parse_filter, parse_orderby, parse_select};
+pub use parser::{parse_filter, parse_orderby, parse_select, MAX_CALLS, MAX_DEPTH, MAX_NODES};
 
 use chrono::{DateTime, Utc};
 

@@ -4,7 +4,12 @@ use crate::lexer::{tokenize, Tok, Token};
 use crate::{is_valid_identifier, invalid_identifier_message, BinaryOp, Expr, Func, OrderBy, ParseError, UnaryOp};
 
 /// Deepest nesting accepted; deeper input is refused instead of overflowing the stack.
-const MAX_DEPTH: usize = 100;
+pub const MAX_DEPTH: usize = 100;
+/// Most terms (constants, members, operators, calls) in one `$filter`, or in one `$orderby` list.
+pub const MAX_NODES: usize = 500;
+/// Most function calls in one `$filter` or `$orderby`: each may build a string as long as a stored
+/// value (`replace`, `concat`) for every row scanned.
+pub const MAX_CALLS: usize = 32;
 
 struct Parser {
     toks: Vec<Token>,
@@ -224,12 +229,43 @@ fn check_identifiers(e: &Expr) -> Result<(), ParseError> {
     }
 }
 
+/// Counts terms and calls of `e` into `(nodes, calls)`.
+fn measure(e: &Expr, n: &mut (usize, usize)) {
+    n.0 += 1;
+    match e {
+        Expr::Call(_, args) => {
+            n.1 += 1;
+            args.iter().for_each(|a| measure(a, n));
+        }
+        Expr::Unary(_, a) => measure(a, n),
+        Expr::Binary(_, a, b) => {
+            measure(a, n);
+            measure(b, n);
+        }
+        _ => {}
+    }
+}
+
+/// The complexity limits ([`MAX_NODES`], [`MAX_CALLS`]) of one query option.
+fn check_complexity<'a>(exprs: impl Iterator<Item = &'a Expr>) -> Result<(), ParseError> {
+    let mut n = (0, 0);
+    exprs.for_each(|e| measure(e, &mut n));
+    if n.0 > MAX_NODES {
+        return Err(err(format!("The expression is too complex: it has {} terms, at most {MAX_NODES} are allowed", n.0), 0));
+    }
+    if n.1 > MAX_CALLS {
+        return Err(err(format!("The expression is too complex: it calls {} functions, at most {MAX_CALLS} are allowed", n.1), 0));
+    }
+    Ok(())
+}
+
 /// Parses a `$filter` expression.
 pub fn parse_filter(src: &str) -> Result<Expr, ParseError> {
     let mut p = Parser::new(src)?;
     let e = p.expr()?;
     p.expect_end()?;
     check_identifiers(&e)?;
+    check_complexity(std::iter::once(&e))?;
     Ok(e)
 }
 
@@ -256,7 +292,10 @@ pub fn parse_orderby(src: &str) -> Result<Vec<OrderBy>, ParseError> {
             Tok::Comma => {
                 p.bump();
             }
-            Tok::End => return Ok(out),
+            Tok::End => {
+                check_complexity(out.iter().map(|o| &o.expr))?;
+                return Ok(out);
+            }
             _ => return Err(err("',' expected", p.peek().at)),
         }
     }
@@ -288,6 +327,21 @@ mod tests {
 
     fn f(s: &str) -> Expr {
         parse_filter(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn complexity_is_limited() {
+        let calls = |n: usize| (0..n).map(|_| "length(replace(text,'y','zzzz')) gt 0").collect::<Vec<_>>().join(" or ");
+        // 16 terms of two calls each: 32 calls are allowed, 34 are not.
+        assert!(parse_filter(&calls(16)).is_ok());
+        let e = parse_filter(&calls(17)).unwrap_err();
+        assert!(e.message.contains("calls 34 functions, at most 32"), "{e}");
+        let terms = |n: usize| (0..n).map(|i| format!("n eq {i}")).collect::<Vec<_>>().join(" or ");
+        assert!(parse_filter(&terms(100)).is_ok());
+        let e = parse_filter(&terms(200)).unwrap_err();
+        assert!(e.message.contains("too complex") && e.message.contains("at most 500"), "{e}");
+        let order = (0..40).map(|i| format!("tolower(c{i})")).collect::<Vec<_>>().join(",");
+        assert!(parse_orderby(&order).unwrap_err().message.contains("at most 32"));
     }
 
     #[test]

@@ -76,15 +76,19 @@ pub async fn drop_table(db: &Db, schema: Option<&str>, table: &str) -> Result<()
     db.execute_raw(&format!("DROP TABLE IF EXISTS {}", qualified(schema, table))).await
 }
 
-/// Adds columns (SQLite takes one per statement; PostgreSQL all at once).
+/// Most columns a table may have, system columns included (SQL Server's limit, which Mobile
+/// Services apps lived with; below SQLite's 2000 and PostgreSQL's 1600).
+pub const MAX_COLUMNS: usize = 1024;
+
+/// Adds columns, all or none: SQLite takes one per statement, so they run as one batch that the
+/// writer runs inside a savepoint; PostgreSQL takes them all in one statement.
 pub async fn add_columns(db: &Db, schema: Option<&str>, table: &str, cols: &[Column]) -> Result<()> {
     let d = db.dialect();
     let name = qualified(schema, table);
     match d {
         Dialect::Sqlite => {
-            for c in cols {
-                db.execute_raw(&format!("ALTER TABLE {name} ADD COLUMN {} {}", quote(&c.name), physical_type(d, c.ty))).await?;
-            }
+            let adds: Vec<String> = cols.iter().map(|c| format!("ALTER TABLE {name} ADD COLUMN {} {}", quote(&c.name), physical_type(d, c.ty))).collect();
+            db.execute_raw(&adds.join(";\n")).await?;
         }
         Dialect::Postgres => {
             let adds: Vec<String> = cols.iter().map(|c| format!("ADD COLUMN {} {}", quote(&c.name), physical_type(d, c.ty))).collect();

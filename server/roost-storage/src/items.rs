@@ -207,6 +207,13 @@ impl Tenant {
                 add.push(Column { name: name.clone(), ty });
             }
         }
+        if cols.len() + add.len() > crate::ddl::MAX_COLUMNS {
+            return Err(StorageError::BadInput(format!(
+                "Could not save item because it would give the table {} columns; a table may have at most {}.",
+                cols.len() + add.len(),
+                crate::ddl::MAX_COLUMNS
+            )));
+        }
         // Concurrent requests may add some of the same columns at the same time: retry with whatever
         // is still missing until every member has a column.
         let mut attempt = 0;

@@ -704,6 +704,9 @@ impl Storage {
         if cols.iter().any(|c| c.name.eq_ignore_ascii_case(column)) {
             return Err(StorageError::AlreadyExists(format!("Column '{column}'")));
         }
+        if cols.len() >= ddl::MAX_COLUMNS {
+            return Err(StorageError::BadInput(format!("The table has {} columns; a table may have at most {}.", cols.len(), ddl::MAX_COLUMNS)));
+        }
         ddl::add_columns(&t.db, t.schema.as_deref(), &tbl.record.name, &[Column { name: column.to_string(), ty }]).await?;
         self.forget(tenant);
         self.changed().await

@@ -227,10 +227,14 @@ impl Storage {
         self.changed().await
     }
 
-    /// Appends script log lines of a tenant.
+    /// Appends script log lines of a tenant; a message longer than [`MAX_LOG_MESSAGE_CHARS`] or a
+    /// source longer than [`MAX_LOG_SOURCE_CHARS`] is cut (whoever wrote it).
     pub async fn append_logs(&self, tenant: &str, lines: &[(String, String, String)]) -> Result<()> {
         let now = now_iso();
         for (level, source, message) in lines {
+            let source = cut(source, MAX_LOG_SOURCE_CHARS);
+            let message = cut(message, MAX_LOG_MESSAGE_CHARS);
+            let (source, message) = (source.as_str(), message.as_str());
             match self.dialect() {
                 Dialect::Sqlite => {
                     self.catalog_exec("insert into script_logs (tenant, time, level, source, message) values (?, ?, ?, ?, ?)", &[tenant, &now, level, source, message])
@@ -242,6 +246,16 @@ impl Storage {
             };
         }
         Ok(())
+    }
+
+    /// How many of a tenant's newest `newest` log lines have each level.
+    pub async fn log_level_counts(&self, tenant: &str, newest: i64) -> Result<Vec<(String, u64)>> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "select level, cast(count(*) as text) from (select level from script_logs where tenant = ? order by id desc limit cast(? as integer)) group by level",
+            Dialect::Postgres => "select level, count(*)::text from (select level from roost.script_logs where tenant = $1 order by id desc limit $2::bigint) l group by level",
+        };
+        let rows = self.catalog_rows(sql, &[&tenant.to_ascii_lowercase(), &newest.to_string()]).await?;
+        Ok(rows.into_iter().map(|r| (r[0].clone(), r[1].parse().unwrap_or(0))).collect())
     }
 
     /// Keeps a tenant's newest `keep` log lines and deletes the older ones.
@@ -273,9 +287,10 @@ impl Storage {
         };
         let mut sql = if pg {
             // The text form gets its own name: `order by id` would otherwise sort that output column as text.
-            "select id::text as id_text, to_char(time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), level, source, message from roost.script_logs where tenant = $1".to_string()
+            "select id::text as id_text, to_char(time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), level, substr(source, 1, 256), substr(message, 1, 10000) from roost.script_logs where tenant = $1".to_string()
         } else {
-            "select cast(id as text), time, level, source, message from script_logs where tenant = ?".to_string()
+            // Lines stored before messages were capped are cut when read (the answer stays bounded).
+            "select cast(id as text), time, level, substr(source, 1, 256), substr(message, 1, 10000) from script_logs where tenant = ?".to_string()
         };
         if filter.after > 0 {
             sql += &format!(" and id > {}", next(&mut binds, filter.after.to_string(), "::bigint"));
@@ -356,5 +371,19 @@ impl Storage {
                 duration_ms: r[4].parse().ok(),
             })
             .collect())
+    }
+}
+
+/// The longest log message stored or answered, in characters (as the script engine's own cap).
+pub const MAX_LOG_MESSAGE_CHARS: usize = 10_000;
+
+/// The longest log source (a script path) stored or answered, in characters.
+pub const MAX_LOG_SOURCE_CHARS: usize = 256;
+
+/// `text` cut to `max` characters.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => text[..i].to_string(),
+        None => text.to_string(),
     }
 }

@@ -234,9 +234,21 @@ fn run_job(conn: &Connection, work: &Work) -> Result<Outcome> {
             let rows = fetch_on(conn, sql, types)?;
             Ok(Outcome { affected: rows.len() as u64, rows })
         }
+        // A batch of statements (DDL) is all or nothing: one that fails undoes those before it.
         Work::Raw(text) => {
-            conn.execute_batch(text).map_err(db_error)?;
-            Ok(Outcome::default())
+            conn.execute_batch("SAVEPOINT roost_raw").map_err(db_error)?;
+            match conn.execute_batch(text) {
+                Ok(()) => {
+                    conn.execute_batch("RELEASE roost_raw").map_err(db_error)?;
+                    Ok(Outcome::default())
+                }
+                Err(e) => {
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK TO roost_raw; RELEASE roost_raw");
+                    }
+                    Err(db_error(e))
+                }
+            }
         }
     }
 }

@@ -469,8 +469,22 @@ pub async fn logs(storage: &Storage, tenant: &str, q: &roost_api::LogQuery) -> R
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
     };
     let lines = storage.logs_filtered(tenant, &filter).await.map_err(|e| ManageError::Internal(e.to_string()))?;
-    Ok(lines.into_iter().map(|l| LogOut { id: l.id, time: l.time, level: l.level, source: l.source, message: l.message }).collect())
+    // An answer holds at most MAX_LOG_ANSWER_BYTES of messages (always at least one line); the
+    // client pages on with `after` or `before` from the last line it got.
+    let mut bytes = 0;
+    Ok(lines
+        .into_iter()
+        .take_while(|l| {
+            let first = bytes == 0;
+            bytes += l.message.len() + l.source.len() + 64;
+            first || bytes <= MAX_LOG_ANSWER_BYTES
+        })
+        .map(|l| LogOut { id: l.id, time: l.time, level: l.level, source: l.source, message: l.message })
+        .collect())
 }
+
+/// The most bytes of log lines one `…/logs` answer holds.
+pub const MAX_LOG_ANSWER_BYTES: usize = 2 * 1024 * 1024;
 
 /// What support staff watch of a tenant: counts, jobs with their latest run, recent log levels.
 pub async fn monitor(storage: &Storage, tenant: &str) -> Result<roost_api::MonitorOut> {
@@ -482,14 +496,12 @@ pub async fn monitor(storage: &Storage, tenant: &str) -> Result<roost_api::Monit
         let last_run = job_runs(storage, &r.name, &s.name, 1).await?.into_iter().next();
         jobs.push(roost_api::JobMonitor { name: s.name.clone(), enabled: s.schedule.as_ref().is_some_and(|x| x.enabled), last_run });
     }
-    let recent = storage
-        .logs_filtered(&r.name, &roost_storage::scripts::LogFilter { newest_first: true, limit: 1000, ..Default::default() })
-        .await
-        .map_err(|e| ManageError::Internal(e.to_string()))?;
+    // Counted in the database: the answer never holds the lines themselves.
+    let counts = storage.log_level_counts(&r.name, 1000).await.map_err(|e| ManageError::Internal(e.to_string()))?;
     let mut levels: Vec<(String, u64)> = ["information", "warning", "error"].iter().map(|l| (l.to_string(), 0)).collect();
-    for line in &recent {
-        if let Some(e) = levels.iter_mut().find(|(l, _)| *l == line.level) {
-            e.1 += 1;
+    for (level, n) in counts {
+        if let Some(e) = levels.iter_mut().find(|(l, _)| *l == level) {
+            e.1 += n;
         }
     }
     Ok(roost_api::MonitorOut { name: r.name, tables, scripts: scripts.len() as u64, jobs, recent_log_levels: levels })
