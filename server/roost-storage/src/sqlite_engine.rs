@@ -38,8 +38,9 @@ pub const INLINE_BUDGET: Duration = Duration::from_millis(2);
 pub const SLOW_READS_PER_DB: usize = 2;
 /// Reads running on blocking threads at once, in the whole process.
 pub const SLOW_READS: usize = 16;
-/// SQLite VM instructions between two looks at the clock.
-const PROGRESS_STEPS: i32 = 2_000;
+/// SQLite VM instructions between two looks at the clock: few, because one instruction may be a
+/// function call building a long string (`replace()` on a big value).
+const PROGRESS_STEPS: i32 = 16;
 /// The longest string or blob a tenant statement may produce (`replace()` on a big value, say).
 const MAX_VALUE_BYTES: i32 = 64 * 1024 * 1024;
 

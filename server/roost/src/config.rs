@@ -240,8 +240,8 @@ impl Config {
             database_url: (!self.database_url.is_empty()).then(|| self.database_url.clone()),
             pg_max_connections: self.pg_max_connections,
             listen_for_changes,
-            // Scripts' host calls may run up to twice the request timeout (their wall-clock limit).
-            statement_timeout_ms: self.tenant_max_request_timeout_ms.saturating_mul(2),
+            // The platform ceiling of request timeouts bounds every statement (tenants may set less).
+            statement_timeout_ms: self.tenant_max_request_timeout_ms,
         }
     }
 }

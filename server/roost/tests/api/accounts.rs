@@ -16,9 +16,9 @@ crate::on_both_backends!(
 );
 
 /// A signed-in portal session: its cookie and CSRF token.
-struct Session {
-    cookie: String,
-    csrf: String,
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
 }
 
 fn body_text(body: &Option<Value>) -> Option<String> {
@@ -26,7 +26,7 @@ fn body_text(body: &Option<Value>) -> Option<String> {
 }
 
 impl TestApp {
-    async fn account(&self, role: &str) -> (String, String) {
+    pub async fn account(&self, role: &str) -> (String, String) {
         let email = format!("{}@example.com", random_name(role));
         let password = "a good long password".to_string();
         let r = self.manage(Method::POST, "/accounts", Some(json!({"email": email, "password": password, "role": role}))).await;
@@ -34,11 +34,11 @@ impl TestApp {
         (email, password)
     }
 
-    async fn sign_in_raw(&self, email: &str, password: &str) -> Resp {
+    pub async fn sign_in_raw(&self, email: &str, password: &str) -> Resp {
         send(self.client().post(format!("{}/manage/v1/session", self.base)).json(&json!({"email": email, "password": password}))).await
     }
 
-    async fn sign_in(&self, email: &str, password: &str) -> Session {
+    pub async fn sign_in(&self, email: &str, password: &str) -> Session {
         let r = self.sign_in_raw(email, password).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let set = r.header("set-cookie").expect("a session cookie");
@@ -47,7 +47,7 @@ impl TestApp {
     }
 
     /// A `/manage/v1` call with a session cookie, with or without its CSRF token.
-    async fn as_session(&self, s: &Session, method: Method, path: &str, body: Option<Value>, csrf: bool) -> Resp {
+    pub async fn as_session(&self, s: &Session, method: Method, path: &str, body: Option<Value>, csrf: bool) -> Resp {
         let mut rb = self.client().request(method, format!("{}/manage/v1{path}", self.base)).header("cookie", &s.cookie);
         if csrf {
             rb = rb.header("x-csrf-token", &s.csrf);
@@ -58,7 +58,7 @@ impl TestApp {
         send(rb).await
     }
 
-    async fn anonymous(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+    pub async fn anonymous(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
         let mut rb = self.client().request(method, format!("{}/manage/v1{path}", self.base));
         if let Some(b) = body_text(&body) {
             rb = rb.header("content-type", "application/json").body(b);
@@ -66,7 +66,7 @@ impl TestApp {
         send(rb).await
     }
 
-    async fn with_bearer(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Resp {
+    pub async fn with_bearer(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Resp {
         let mut rb = self.client().request(method, format!("{}/manage/v1{path}", self.base)).bearer_auth(token);
         if let Some(b) = body_text(&body) {
             rb = rb.header("content-type", "application/json").body(b);

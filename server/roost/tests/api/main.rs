@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod http;
+mod isolation;
 mod jobs;
 mod manage;
 mod odata;
