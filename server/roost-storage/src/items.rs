@@ -487,6 +487,7 @@ impl Tenant {
         let sql: Sql = select.render(&schema, self.dialect()).map_err(map)?;
         let types: Vec<ColType> = out.iter().map(|c| c.ty).collect();
         self.note_usage(table, q);
+        let _slot = self.statement_slot().await?;
         let rows = if q.id.is_some() && q.filter.is_none() { self.db.fetch_cached(&sql, &types).await } else { self.db.fetch(&sql, &types).await };
         let rows = rows.map_err(conversion)?;
         let rows = rows.into_iter().map(|r| out.iter().map(|c| c.name.clone()).zip(r).collect()).collect();

@@ -164,11 +164,27 @@ pub struct Tenant {
     scripts: HashMap<(scripts::ScriptKind, String), Arc<scripts::ScriptRecord>>,
     /// PostgreSQL: the batching front that groups concurrent inserts.
     pub(crate) inserter: Option<Arc<pg_batch::PgInserter>>,
+    /// PostgreSQL: the share of the pool its queries may hold at once, so that one tenant's heavy
+    /// queries never take every connection the other tenants need. (SQLite: each tenant has its
+    /// own readers, bounded in `sqlite_engine`.)
+    pub(crate) statements: Option<Arc<tokio::sync::Semaphore>>,
     /// Its npm dependencies (`package.json`, lock), if any.
     pub packages: Option<Arc<packages::PackageRecord>>,
 }
 
 impl Tenant {
+    /// A slot for one PostgreSQL statement of this tenant (waited for until the deadline); none on SQLite.
+    pub(crate) async fn statement_slot(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>> {
+        match &self.statements {
+            None => Ok(None),
+            Some(s) => match tokio::time::timeout_at(deadline::current().into(), s.clone().acquire_owned()).await {
+                Ok(Ok(p)) => Ok(Some(p)),
+                Ok(Err(_)) => Err(StorageError::Internal("the statement slots were closed".into())),
+                Err(_) => Err(StorageError::Timeout),
+            },
+        }
+    }
+
     /// Looks a table up case-insensitively (R3).
     pub fn table(&self, name: &str) -> Option<Arc<Table>> {
         self.tables.get(&name.to_ascii_lowercase()).cloned()
@@ -229,6 +245,8 @@ pub struct Storage {
     local_generation: Arc<AtomicU64>,
     /// PostgreSQL: groups concurrent inserts into multi-row statements.
     pg_inserter: Option<Arc<pg_batch::PgInserter>>,
+    /// PostgreSQL: statements one tenant may have running at once (half the shared pool).
+    pg_per_tenant: usize,
 }
 
 /// Tenant names: a letter, then letters, digits or `-`, at most 48, stored lower-case.
@@ -291,6 +309,7 @@ impl Storage {
         };
         Ok(Self {
             pg_inserter,
+            pg_per_tenant: (config.pg_max_connections as usize / 2).max(1),
             catalog,
             data_dir: config.data_dir.clone(),
             pools: Default::default(),
@@ -403,7 +422,8 @@ impl Storage {
             .collect();
         let scripts = self.script_records(&record.name).await?.into_iter().map(|s| ((s.kind, s.name.to_ascii_lowercase()), Arc::new(s))).collect();
         let packages = self.package_record(&record.name).await?.map(Arc::new);
-        Ok(Tenant { record, db, schema, tables, scripts, inserter: self.pg_inserter.clone(), packages })
+        let statements = (self.dialect() == Dialect::Postgres).then(|| Arc::new(tokio::sync::Semaphore::new(self.pg_per_tenant)));
+        Ok(Tenant { record, db, schema, tables, scripts, inserter: self.pg_inserter.clone(), packages, statements })
     }
 
     fn tenant_file(&self, name: &str) -> PathBuf {

@@ -306,6 +306,7 @@ pub async fn run(tenant: &Tenant, text: &str, params: &[Value]) -> Result<Vec<Re
             let [target] = &t.table_names[..] else { return Err(unsupported("TRUNCATE of several tables")) };
             let name = rw.resolve(&target.name)?;
             let sql = Sql { text: format!("DELETE FROM {name}"), params: Vec::new() };
+            let _slot = tenant.statement_slot().await?;
             let affected = tenant.db.execute(&sql).await?;
             out.push(ResultSet { columns: Vec::new(), types: Vec::new(), rows: Vec::new(), affected });
             continue;
@@ -412,10 +413,12 @@ pub async fn run(tenant: &Tenant, text: &str, params: &[Value]) -> Result<Vec<Re
         let sql = renumber_from_one(sql, first, dialect);
         used_params += script_params;
         if kind == "select" {
+            let _slot = tenant.statement_slot().await?;
             let (columns, rows) = tenant.db.fetch_dynamic(&sql).await?;
             let types = columns.iter().map(|c| rw.column(c).map(|(_, t)| t)).collect();
             out.push(ResultSet { columns, types, rows, affected: 0 });
         } else {
+            let _slot = tenant.statement_slot().await?;
             let affected = tenant.db.execute(&sql).await?;
             out.push(ResultSet { columns: Vec::new(), types: Vec::new(), rows: Vec::new(), affected });
         }
