@@ -29,6 +29,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///   ROOST_PORTAL_DIR             folder of the built portal served at /portal/ (default portal/dist)
 ///   ROOST_SECURE_COOKIES         mark the portal session cookie Secure (behind HTTPS)
 ///   ROOST_SESSION_IDLE_MINUTES   portal sessions end after this idle time (default 720)
+///   ROOST_MANAGE_LISTEN          serve the portal and /manage/v1 on their own origin (recommended)
+///   ROOST_NPM_REGISTRY           the registry tenants' npm packages come from
+///   ROOST_TENANT_MAX_*           ceilings of tenant limits: SCRIPT_CPU_MS (5000), SCRIPT_MEMORY_MB
+///                                (256), SCRIPT_MAX_CONCURRENT (64), REQUEST_TIMEOUT_MS (60000),
+///                                BODY_KB (10240), PACKAGES_INSTALL_SECONDS (900), PACKAGES_MB (1024)
 /// then the flags below.
 #[derive(Parser, Debug)]
 #[command(name = "roost", version, verbatim_doc_comment)]
@@ -295,8 +300,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             roost::init_telemetry(&config.log);
             let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
             println!("Roost listening on http://{}", listener.local_addr()?);
-            println!("Portal: http://{}/portal/", listener.local_addr()?);
-            roost::run(config, listener, roost::shutdown_signal()).await
+            // The portal and /manage/v1 on their own origin (the recommended layout), or beside the tenants.
+            let manage = if config.manage_listen.is_empty() {
+                println!("Portal: http://{}/portal/", listener.local_addr()?);
+                None
+            } else {
+                let m = tokio::net::TcpListener::bind(&config.manage_listen).await.with_context(|| format!("binding manage_listen {}", config.manage_listen))?;
+                println!("Portal: http://{}/portal/ (its own origin; /manage/v1 is there too)", m.local_addr()?);
+                Some(m)
+            };
+            let state = roost::build(&config).await?;
+            roost::serve_with(state, listener, manage, roost::shutdown_signal()).await
         }
         Command::Migrate => {
             roost_storage::Storage::open(&config.storage(false)).await?;

@@ -336,7 +336,15 @@ async fn host_side_memory_counts_against_the_limit(app: TestApp) {
     }
     let grown = rss_mb().saturating_sub(before);
     assert!(grown < 400, "the server grew by {grown} MiB");
-    let logs = serde_json::to_string(&app.logs().await).unwrap();
+    // Log lines are written in the background.
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = serde_json::to_string(&app.logs().await).unwrap();
+        if logs.matches("memory limit").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(logs.matches("memory limit").count() >= 2, "{logs}");
 }
 
