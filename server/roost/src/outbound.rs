@@ -7,6 +7,9 @@ use serde_json::{json, Value as Json};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// The largest response body a script may fetch.
+const MAX_BODY: usize = 16 << 20;
+
 fn fail(message: String) -> Json {
     json!({ "status": 500, "message": message, "body": { "code": 500, "error": format!("Error: {message}") } })
 }
@@ -114,10 +117,14 @@ pub async fn request(tenant: &Tenant, args: Json) -> Result<Json, Json> {
     let resp = req.send().await.map_err(|e| fail(e.to_string()))?;
     let status = resp.status().as_u16();
     let headers: serde_json::Map<String, Json> = resp.headers().iter().filter_map(|(k, v)| Some((k.as_str().to_string(), Json::String(v.to_str().ok()?.to_string())))).collect();
-    // Bodies are capped so a script cannot pull unbounded data into the host.
-    let bytes = resp.bytes().await.map_err(|e| fail(e.to_string()))?;
-    if bytes.len() > 16 << 20 {
-        return Err(fail("The response body is larger than 16 MiB.".into()));
+    // Bodies are capped while they arrive, so a script cannot pull unbounded data into the host.
+    let mut resp = resp;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| fail(e.to_string()))? {
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err(fail("The response body is larger than 16 MiB.".into()));
+        }
+        bytes.extend_from_slice(&chunk);
     }
     use base64::Engine as _;
     Ok(json!({
@@ -126,4 +133,24 @@ pub async fn request(tenant: &Tenant, args: Json) -> Result<Json, Json> {
         "body": String::from_utf8_lossy(&bytes),
         "bodyBase64": base64::engine::general_purpose::STANDARD.encode(&bytes),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_ipv4_forms_are_judged_by_their_ipv4_address() {
+        let private = |s: &str| is_private(s.parse().unwrap_or_else(|e| panic!("{s}: {e}")));
+        for p in [
+            "127.0.0.1", "10.1.2.3", "169.254.169.254", "100.64.0.1", "::1", "::", "::127.0.0.1", "::ffff:127.0.0.1", "::ffff:0:7f00:1",
+            "64:ff9b::7f00:1", "64:ff9b::a00:1", "64:ff9b:1::a9fe:a9fe", "2002:7f00:1::", "2002:a00:1::1", "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "2001:0:7f00:1::1", "fc00::1", "fe80::1", "fec0::1", "2001:db8::1", "ff02::1",
+        ] {
+            assert!(private(p), "{p} must be refused");
+        }
+        for p in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::1", "2001:0:4136:e378:8000:63bf:f7f7:f7f7"] {
+            assert!(!private(p), "{p} is public");
+        }
+    }
 }
