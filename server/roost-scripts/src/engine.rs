@@ -91,6 +91,9 @@ struct HostBudget {
     limit: u64,
 }
 
+/// Free runtime memory a new context needs (a fresh context with the prelude takes about 300 KiB).
+const CONTEXT_HEADROOM: i64 = 2 * 1024 * 1024;
+
 /// Deadline value meaning "no step is running".
 const NO_DEADLINE: u64 = u64::MAX;
 
@@ -114,6 +117,14 @@ struct TenantRuntime {
     /// step at a time anyway). Steps queue here instead of each taking a blocking-pool thread that
     /// would wait on the runtime's lock; the thread ends when the runtime is dropped.
     thread: Mutex<Option<JobSender>>,
+    /// Set when a step ended with promise jobs still queued (it was interrupted at the CPU limit, or
+    /// queued more than a step may run). QuickJS's job queue belongs to the runtime, not to a
+    /// context: a later step of any invocation on this runtime would run those jobs, in their
+    /// context. Freeing that context first was a use-after-free (the server's SIGSEGV of issue 11):
+    /// so a poisoned runtime keeps its invocations' contexts alive in `graveyard` until the runtime
+    /// itself is dropped, and takes no new invocations.
+    poisoned: AtomicBool,
+    graveyard: Mutex<Vec<Arc<Context>>>,
 }
 
 /// Where a script thread takes its work from.
@@ -192,6 +203,7 @@ impl TenantLanes {
     /// An idle lane, else a new one while under the count, else the least busy; marked active.
     fn pick(&self) -> Result<Arc<TenantRuntime>, ScriptFailure> {
         let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        lanes.retain(|l| !l.poisoned.load(Ordering::Acquire));
         let lane = match lanes.iter().min_by_key(|l| l.active.load(Ordering::Relaxed)) {
             Some(l) if l.active.load(Ordering::Relaxed) == 0 || lanes.len() >= lanes_max() => l.clone(),
             _ => {
@@ -235,7 +247,7 @@ impl TenantRuntime {
             stop
         })));
         let jobs = script_thread()?;
-        Ok(Self { rt, deadline, interrupted, epoch, limits, active: Default::default(), thread: Mutex::new(Some(jobs)) })
+        Ok(Self { rt, deadline, interrupted, epoch, limits, active: Default::default(), thread: Mutex::new(Some(jobs)), poisoned: AtomicBool::new(false), graveyard: Mutex::new(Vec::new()) })
     }
 
     /// Runs `f` on the runtime's thread and waits for it without holding an async worker.
@@ -265,7 +277,12 @@ struct OwnedContext {
 impl Drop for OwnedContext {
     fn drop(&mut self) {
         if let Some(c) = self.ctx.take() {
-            self.rt.post(move || drop(c));
+            if self.rt.poisoned.load(Ordering::Acquire) {
+                // Jobs of this context may still be queued in the runtime: it lives as long as it does.
+                self.rt.graveyard.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+            } else {
+                self.rt.post(move || drop(c));
+            }
         }
     }
 }
@@ -355,7 +372,7 @@ impl ScriptEngine {
                     Ok(lane) => {
                         let r = run(lane.clone(), rt.budget.clone(), invocation, host.clone(), tx, wall_deadline).await;
                         lane.active.fetch_sub(1, Ordering::Relaxed);
-                        if matches!(r, Err(ScriptFailure::MemoryLimit(_) | ScriptFailure::CpuLimit(_))) {
+                        if lane.poisoned.load(Ordering::Acquire) || matches!(r, Err(ScriptFailure::MemoryLimit(_) | ScriptFailure::CpuLimit(_))) {
                             rt.retire(&lane);
                         }
                         r
@@ -496,12 +513,35 @@ async fn run(
             .on_thread(move || {
                 let ctx = match ctx2 {
                     Some(c) => c,
-                    None => match Context::custom::<Intrinsics>(&rt2.rt) {
-                        Ok(c) => Arc::new(c),
-                        Err(_) => return (None, Duration::ZERO, Err(ScriptFailure::MemoryLimit(rt2.limits.memory_mb))),
-                    },
+                    None => {
+                        // QuickJS does not check every allocation while it builds a context: on a
+                        // runtime near its limit that was a segfault. Without headroom the runtime is
+                        // retired instead (and this invocation fails with the memory limit).
+                        let usage = rt2.rt.memory_usage();
+                        if usage.malloc_limit > 0 && usage.memory_used_size.saturating_add(CONTEXT_HEADROOM) > usage.malloc_limit {
+                            rt2.poisoned.store(true, Ordering::Release);
+                            return (None, Duration::ZERO, Err(ScriptFailure::MemoryLimit(rt2.limits.memory_mb)));
+                        }
+                        match Context::custom::<Intrinsics>(&rt2.rt) {
+                            Ok(c) => Arc::new(c),
+                            Err(_) => {
+                                rt2.poisoned.store(true, Ordering::Release);
+                                return (None, Duration::ZERO, Err(ScriptFailure::MemoryLimit(rt2.limits.memory_mb)));
+                            }
+                        }
+                    }
                 };
-                let (elapsed, result) = run_step(&rt2, &ctx, &st2, step, budget);
+                let (elapsed, mut result) = run_step(&rt2, &ctx, &st2, step, budget);
+                // QuickJS that runs out of memory while throwing leaves no error object (`null`):
+                // that is the memory limit too, when the runtime is at it (a script's own `throw
+                // null` is not). The runtime is retired either way.
+                if matches!(&result, Err(ScriptFailure::Error(m)) if m == "null" || m == "uncaught exception") {
+                    rt2.poisoned.store(true, Ordering::Release);
+                    let usage = rt2.rt.memory_usage();
+                    if usage.malloc_limit > 0 && usage.memory_used_size.saturating_add(CONTEXT_HEADROOM) > usage.malloc_limit {
+                        result = Err(ScriptFailure::MemoryLimit(rt2.limits.memory_mb));
+                    }
+                }
                 (Some(ctx), elapsed, result)
             })
             .await;
@@ -636,13 +676,23 @@ fn run_step(rt: &TenantRuntime, ctx: &Context, state: &Arc<Mutex<InvState>>, ste
         while ctx.execute_pending_job() {
             jobs += 1;
             if rt.interrupted.load(Ordering::Relaxed) || jobs > 1_000_000 {
+                // Jobs are left in the runtime's queue (see `TenantRuntime::poisoned`).
+                rt.poisoned.store(true, Ordering::Release);
                 break;
             }
+        }
+        // An interrupted step or an out-of-memory failure may leave QuickJS's state half-done (a
+        // queued job among it).
+        if rt.interrupted.load(Ordering::Relaxed) || result.as_ref().is_err_and(|e| matches!(e, rquickjs::Error::Allocation)) {
+            rt.poisoned.store(true, Ordering::Release);
         }
         let result = if rt.interrupted.load(Ordering::Relaxed) { Err(rquickjs::Error::Exception) } else { result };
         rt.deadline.store(NO_DEADLINE, Ordering::Relaxed);
         let elapsed = started.elapsed();
         let result = result.map_err(|e| classify(&ctx, rt, e));
+        if matches!(result, Err(ScriptFailure::MemoryLimit(_))) {
+            rt.poisoned.store(true, Ordering::Release);
+        }
         (elapsed, result)
     })
 }

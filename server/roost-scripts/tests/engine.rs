@@ -264,3 +264,26 @@ async fn packages_run_from_cached_bytecode_in_sloppy_mode() {
     // Every fresh context sees the same result: the module state starts over, the bytecode is reused.
     assert_eq!(host.messages(), ["mark string true 42 1 2", "SyntaxError true"].repeat(3));
 }
+
+/// Issue 11, item 8: a script that set timers until the CPU limit stopped it left its runtime
+/// holding that memory (QuickJS's state after an interrupt is not fit for reuse), and the next
+/// invocation created a fresh context on the exhausted runtime: `JS_NewContextRaw` →
+/// `JS_AddIntrinsicBasicObjects` → `JS_NewObjectFromShape` does not check an allocation that fails
+/// there, and the server died with SIGSEGV (core dump of the release build before the fix; every
+/// other tenant down). Now a runtime that hit a limit is retired, and no context is created on a
+/// runtime without headroom: the tenant's next invocations run on a fresh runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_that_hit_a_limit_is_replaced_and_never_reused() {
+    let engine = ScriptEngine::new();
+    let host = Host::new(nothing());
+    let limits = ScriptLimits { cpu_ms: 200, wall_ms: 10_000, memory_mb: 16, max_concurrent: 4 };
+    let timers = "function bomb() { for (var i = 0; i < 2000000; i++) setTimeout(function () {}, 60000); var t = {}; for (var j = 0; ; j++) t[j] = { f: function () {} }; }";
+    for round in 0..10 {
+        let r = run_job(&engine, "t", limits, host.clone(), job("bomb", timers)).await;
+        assert!(matches!(r, Err(ScriptFailure::CpuLimit(_) | ScriptFailure::MemoryLimit(_))), "round {round}: {r:?}");
+        // The runtime that ran out is gone: what the tenant holds now is (nearly) nothing.
+        assert!(engine.memory_used("t") < 4 * 1024 * 1024, "round {round}: {} bytes still held", engine.memory_used("t"));
+        let r = run_job(&engine, "t", limits, host.clone(), job("ok", "function ok() { console.log('fine'); }")).await;
+        assert!(r.is_ok(), "round {round}: {r:?}");
+    }
+}
