@@ -275,4 +275,56 @@ mod tests {
             assert!(e.contains(needle), "{src}: {e}");
         }
     }
+
+    /// Fuzzing the translator: mutations of real predicates and raw noise never panic, and whatever
+    /// translates is well formed (balanced parentheses outside string constants, closed strings;
+    /// the API tests run translated filters through the parser). `ROOST_FUZZ_CASES` sets the count.
+    #[test]
+    fn the_translator_never_panics_and_its_output_parses() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        const SEEDS: &[&str] = &[
+            "function (s) { return this.name.toLowerCase().indexOf(s) === 0 && this.n > 2; }",
+            "function (xs) { return this.id in xs || !(this.done == true); }",
+            "function (d) { return this.when > d && this.d.getMonth() == 0 && Math.floor(this.p) == 3; }",
+            "function () { return this.name.substring(1, 3) == 'bc' || this.name.length > 2; }",
+            "function (a, b) { return (this.x + a) * 2 >= b - 1 && this.s.trim().toUpperCase() != 'Q'; }",
+        ];
+        let cases = std::env::var("ROOST_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
+        let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+        let mutated = (prop::sample::select(SEEDS), prop::collection::vec((any::<prop::sample::Index>(), any::<char>(), any::<bool>()), 1..5)).prop_map(|(seed, edits)| {
+            let mut chars: Vec<char> = seed.chars().collect();
+            for (at, c, insert) in edits {
+                let i = at.index(chars.len());
+                if insert {
+                    chars.insert(i, c);
+                } else {
+                    chars.remove(i);
+                }
+            }
+            chars.into_iter().collect::<String>()
+        });
+        let input = prop_oneof![mutated, "[ -~]{0,60}"];
+        let args = json!(["ab", ["a", "b"], {"$date": "2013-01-01T00:00:00.000Z"}, 1, 2]);
+        let args = args.as_array().cloned().unwrap_or_default();
+        runner
+            .run(&input, |src| {
+                if let Ok(filter) = translate_predicate(&src, &args) {
+                    let (mut depth, mut in_string) = (0i32, false);
+                    for c in filter.chars() {
+                        match c {
+                            '\'' => in_string = !in_string,
+                            '(' if !in_string => depth += 1,
+                            ')' if !in_string => depth -= 1,
+                            _ => {}
+                        }
+                        prop_assert!(depth >= 0, "{src} -> {filter}");
+                    }
+                    prop_assert!(depth == 0 && !in_string, "{src} -> {filter}");
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
 }
+
