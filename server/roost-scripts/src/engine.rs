@@ -91,8 +91,9 @@ struct HostBudget {
     limit: u64,
 }
 
-/// Free runtime memory a new context needs (a fresh context with the prelude takes about 300 KiB).
-const CONTEXT_HEADROOM: i64 = 2 * 1024 * 1024;
+/// Runtime memory kept for building contexts (a bare context takes about 100 KiB; the prelude is
+/// loaded afterwards, within the scripts' part).
+const CONTEXT_HEADROOM: usize = 2 * 1024 * 1024;
 
 /// Deadline value meaning "no step is running".
 const NO_DEADLINE: u64 = u64::MAX;
@@ -125,6 +126,10 @@ struct TenantRuntime {
     /// itself is dropped, and takes no new invocations.
     poisoned: AtomicBool,
     graveyard: Mutex<Vec<Arc<Context>>>,
+    /// The runtime's share of the tenant's memory limit, and the part of it only context creation
+    /// may use.
+    share: usize,
+    reserve: usize,
 }
 
 /// Where a script thread takes its work from.
@@ -231,8 +236,10 @@ impl TenantRuntime {
         // QuickJS allocates through Rust's global allocator (mimalloc in the server): libc malloc was
         // about a sixth of an invocation's profile.
         let rt = Runtime::new_with_alloc(rquickjs::allocator::RustAllocator).map_err(|e| ScriptFailure::Error(format!("creating the script runtime: {e}")))?;
-        let share = limits.memory_mb.saturating_mul(1024 * 1024) / lanes_max() as u64;
-        rt.set_memory_limit(usize::try_from(share).unwrap_or(usize::MAX));
+        let share = usize::try_from(limits.memory_mb.saturating_mul(1024 * 1024) / lanes_max() as u64).unwrap_or(usize::MAX);
+        // Scripts get the share less a reserve that only context creation may use (see `run`).
+        let reserve = (share / 4).min(CONTEXT_HEADROOM);
+        rt.set_memory_limit(share - reserve);
         // Blocking-pool threads have 2 MiB stacks; deep recursion must fail as a script error first.
         rt.set_max_stack_size(512 * 1024);
         let deadline = Arc::new(AtomicU64::new(NO_DEADLINE));
@@ -247,7 +254,19 @@ impl TenantRuntime {
             stop
         })));
         let jobs = script_thread()?;
-        Ok(Self { rt, deadline, interrupted, epoch, limits, active: Default::default(), thread: Mutex::new(Some(jobs)), poisoned: AtomicBool::new(false), graveyard: Mutex::new(Vec::new()) })
+        Ok(Self {
+            rt,
+            deadline,
+            interrupted,
+            epoch,
+            limits,
+            share,
+            reserve,
+            active: Default::default(),
+            thread: Mutex::new(Some(jobs)),
+            poisoned: AtomicBool::new(false),
+            graveyard: Mutex::new(Vec::new()),
+        })
     }
 
     /// Runs `f` on the runtime's thread and waits for it without holding an async worker.
@@ -515,14 +534,15 @@ async fn run(
                     Some(c) => c,
                     None => {
                         // QuickJS does not check every allocation while it builds a context: on a
-                        // runtime near its limit that was a segfault. Without headroom the runtime is
-                        // retired instead (and this invocation fails with the memory limit).
-                        let usage = rt2.rt.memory_usage();
-                        if usage.malloc_limit > 0 && usage.memory_used_size.saturating_add(CONTEXT_HEADROOM) > usage.malloc_limit {
-                            rt2.poisoned.store(true, Ordering::Release);
-                            return (None, Duration::ZERO, Err(ScriptFailure::MemoryLimit(rt2.limits.memory_mb)));
-                        }
-                        match Context::custom::<Intrinsics>(&rt2.rt) {
+                        // runtime at its limit that was a segfault. Scripts may fill the runtime only
+                        // up to `share - reserve`; building a context may use the reserve too, so it
+                        // always has room (the limit is raised for it alone: this thread runs one
+                        // step of the runtime at a time). Measuring the runtime instead walks every
+                        // object, which cost a third of a scripted request under load.
+                        rt2.rt.set_memory_limit(rt2.share);
+                        let created = Context::custom::<Intrinsics>(&rt2.rt);
+                        rt2.rt.set_memory_limit(rt2.share - rt2.reserve);
+                        match created {
                             Ok(c) => Arc::new(c),
                             Err(_) => {
                                 rt2.poisoned.store(true, Ordering::Release);
@@ -538,7 +558,7 @@ async fn run(
                 if matches!(&result, Err(ScriptFailure::Error(m)) if m == "null" || m == "uncaught exception") {
                     rt2.poisoned.store(true, Ordering::Release);
                     let usage = rt2.rt.memory_usage();
-                    if usage.malloc_limit > 0 && usage.memory_used_size.saturating_add(CONTEXT_HEADROOM) > usage.malloc_limit {
+                    if usage.malloc_limit > 0 && usage.memory_used_size.saturating_add(CONTEXT_HEADROOM as i64) > usage.malloc_limit {
                         result = Err(ScriptFailure::MemoryLimit(rt2.limits.memory_mb));
                     }
                 }

@@ -25,8 +25,7 @@ crate::on_both_backends!(
 
 /// A public custom API.
 async fn public_api(app: &TestApp, name: &str, body: &str) {
-    let r = app.put_script("api", name, body, json!({"permissions": {"routes": {"*": {"permission": "public"}}}})).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    public_api_on(app, &app.tenant, name, body).await;
 }
 
 async fn tenant_responses_are_sandboxed_and_cannot_set_the_session_cookie(app: TestApp) {
