@@ -553,12 +553,14 @@ async fn run(
                 };
                 let (elapsed, mut result) = run_step(&rt2, &ctx, &st2, step, budget);
                 // QuickJS that runs out of memory while throwing leaves no error object (`null`):
-                // that is the memory limit too, when the runtime is at it (a script's own `throw
-                // null` is not). The runtime is retired either way.
+                // that is the memory limit too, when the heap is large (a script's own `throw null`
+                // on a small heap is not). The runtime is retired either way.
                 if matches!(&result, Err(ScriptFailure::Error(m)) if m == "null" || m == "uncaught exception") {
                     rt2.poisoned.store(true, Ordering::Release);
                     let usage = rt2.rt.memory_usage();
-                    if usage.malloc_limit > 0 && usage.memory_used_size.saturating_add(CONTEXT_HEADROOM as i64) > usage.malloc_limit {
+                    // "At it": a failed allocation may have been a large one (a property table
+                    // doubling), so the heap need only be past half its limit.
+                    if usage.malloc_limit > 0 && usage.memory_used_size.saturating_mul(2) > usage.malloc_limit {
                         result = Err(ScriptFailure::MemoryLimit(rt2.limits.memory_mb));
                     }
                 }
