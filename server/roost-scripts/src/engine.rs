@@ -118,12 +118,13 @@ struct TenantRuntime {
     /// step at a time anyway). Steps queue here instead of each taking a blocking-pool thread that
     /// would wait on the runtime's lock; the thread ends when the runtime is dropped.
     thread: Mutex<Option<JobSender>>,
-    /// Set when a step ended with promise jobs still queued (it was interrupted at the CPU limit, or
-    /// queued more than a step may run). QuickJS's job queue belongs to the runtime, not to a
-    /// context: a later step of any invocation on this runtime would run those jobs, in their
-    /// context. Freeing that context first was a use-after-free (the server's SIGSEGV of issue 11):
-    /// so a poisoned runtime keeps its invocations' contexts alive in `graveyard` until the runtime
-    /// itself is dropped, and takes no new invocations.
+    /// Set when a step was interrupted (CPU limit), ran out of memory, or left promise jobs queued.
+    /// QuickJS's state after that is not fit for reuse: the runtime kept the interrupted context's
+    /// memory, and the next context built on the exhausted runtime crashed the server (issue 11;
+    /// see the engine test `a_runtime_that_hit_a_limit_is_replaced_and_never_reused`). A poisoned
+    /// runtime takes no new invocations (`TenantLanes::pick` drops it) and ends with those still on
+    /// it. As its job queue (the runtime's, not a context's) may still name their contexts, it keeps
+    /// them alive in `graveyard` until it is dropped itself.
     poisoned: AtomicBool,
     graveyard: Mutex<Vec<Arc<Context>>>,
     /// The runtime's share of the tenant's memory limit, and the part of it only context creation
@@ -198,17 +199,16 @@ impl TenantLanes {
         Self { limits, permits: Arc::new(Semaphore::new(limits.max_concurrent.max(1))), budget, lanes: Mutex::new(Vec::new()), last_used: AtomicU64::new(0) }
     }
 
-    /// Takes a lane that hit a limit out of service: QuickJS is not built to keep running after an
-    /// allocation failed halfway through an operation, so new invocations get a fresh runtime. The
-    /// old one ends with the invocations still holding it.
-    fn retire(&self, lane: &Arc<TenantRuntime>) {
-        self.lanes.lock().unwrap_or_else(|e| e.into_inner()).retain(|l| !Arc::ptr_eq(l, lane));
+
+    /// Drops poisoned lanes from service (each ends with the invocations still on it).
+    fn drop_poisoned(lanes: &mut Vec<Arc<TenantRuntime>>) {
+        lanes.retain(|l| !l.poisoned.load(Ordering::Acquire));
     }
 
     /// An idle lane, else a new one while under the count, else the least busy; marked active.
     fn pick(&self) -> Result<Arc<TenantRuntime>, ScriptFailure> {
         let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        lanes.retain(|l| !l.poisoned.load(Ordering::Acquire));
+        Self::drop_poisoned(&mut lanes);
         let lane = match lanes.iter().min_by_key(|l| l.active.load(Ordering::Relaxed)) {
             Some(l) if l.active.load(Ordering::Relaxed) == 0 || lanes.len() >= lanes_max() => l.clone(),
             _ => {
@@ -391,8 +391,8 @@ impl ScriptEngine {
                     Ok(lane) => {
                         let r = run(lane.clone(), rt.budget.clone(), invocation, host.clone(), tx, wall_deadline).await;
                         lane.active.fetch_sub(1, Ordering::Relaxed);
-                        if lane.poisoned.load(Ordering::Acquire) || matches!(r, Err(ScriptFailure::MemoryLimit(_) | ScriptFailure::CpuLimit(_))) {
-                            rt.retire(&lane);
+                        if lane.poisoned.load(Ordering::Acquire) {
+                            TenantLanes::drop_poisoned(&mut rt.lanes.lock().unwrap_or_else(|e| e.into_inner()));
                         }
                         r
                     }

@@ -232,9 +232,7 @@ impl Storage {
     pub async fn append_logs(&self, tenant: &str, lines: &[(String, String, String)]) -> Result<()> {
         let now = now_iso();
         for (level, source, message) in lines {
-            let source = cut(source, MAX_LOG_SOURCE_CHARS);
-            let message = cut(message, MAX_LOG_MESSAGE_CHARS);
-            let (source, message) = (source.as_str(), message.as_str());
+            let (source, message) = (cut(source, MAX_LOG_SOURCE_CHARS), cut(message, MAX_LOG_MESSAGE_CHARS));
             match self.dialect() {
                 Dialect::Sqlite => {
                     self.catalog_exec("insert into script_logs (tenant, time, level, source, message) values (?, ?, ?, ?, ?)", &[tenant, &now, level, source, message])
@@ -287,10 +285,10 @@ impl Storage {
         };
         let mut sql = if pg {
             // The text form gets its own name: `order by id` would otherwise sort that output column as text.
-            "select id::text as id_text, to_char(time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), level, substr(source, 1, 256), substr(message, 1, 10000) from roost.script_logs where tenant = $1".to_string()
+            format!("select id::text as id_text, to_char(time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), level, substr(source, 1, {MAX_LOG_SOURCE_CHARS}), substr(message, 1, {MAX_LOG_MESSAGE_CHARS}) from roost.script_logs where tenant = $1")
         } else {
             // Lines stored before messages were capped are cut when read (the answer stays bounded).
-            "select cast(id as text), time, level, substr(source, 1, 256), substr(message, 1, 10000) from script_logs where tenant = ?".to_string()
+            format!("select cast(id as text), time, level, substr(source, 1, {MAX_LOG_SOURCE_CHARS}), substr(message, 1, {MAX_LOG_MESSAGE_CHARS}) from script_logs where tenant = ?")
         };
         if filter.after > 0 {
             sql += &format!(" and id > {}", next(&mut binds, filter.after.to_string(), "::bigint"));
@@ -381,9 +379,9 @@ pub const MAX_LOG_MESSAGE_CHARS: usize = 10_000;
 pub const MAX_LOG_SOURCE_CHARS: usize = 256;
 
 /// `text` cut to `max` characters.
-fn cut(text: &str, max: usize) -> String {
+fn cut(text: &str, max: usize) -> &str {
     match text.char_indices().nth(max) {
-        Some((i, _)) => text[..i].to_string(),
-        None => text.to_string(),
+        Some((i, _)) => &text[..i],
+        None => text,
     }
 }

@@ -404,15 +404,13 @@ impl SqliteEngine {
     /// Runs a read whose columns are not known in advance (`mssql`): names and values, each decoded
     /// by its declared column type, or by its stored type for expressions.
     pub async fn fetch_dynamic(self: &std::sync::Arc<Self>, sql: &Sql) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
-        let sql = sql.clone();
-        self.read(move |conn| fetch_dynamic_on(conn, &sql)).await
+        self.read(sql, &[], |conn, sql, _| fetch_dynamic_on(conn, sql)).await
     }
 
     /// Runs a read on a pooled reader connection: inline within [`INLINE_BUDGET`], else on a
     /// blocking thread; interrupted at the deadline.
     pub async fn fetch(self: &std::sync::Arc<Self>, sql: &Sql, types: &[ColType]) -> Result<Vec<Vec<Value>>> {
-        let (sql, types) = (sql.clone(), types.to_vec());
-        self.read(move |conn| fetch_on(conn, &sql, &types)).await
+        self.read(sql, types, fetch_on).await
     }
 
     fn reader(&self) -> Result<Connection> {
@@ -430,11 +428,12 @@ impl SqliteEngine {
         }
     }
 
-    async fn read<T: Send + 'static>(self: &std::sync::Arc<Self>, f: impl Fn(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    /// Runs `f` on a reader: inline first, then (with copies of its inputs) on a blocking thread.
+    async fn read<T: Send + 'static>(self: &std::sync::Arc<Self>, sql: &Sql, types: &[ColType], f: fn(&Connection, &Sql, &[ColType]) -> Result<T>) -> Result<T> {
         let deadline = crate::deadline::current();
         let conn = self.reader()?;
         let budget = std::time::Instant::now() + INLINE_BUDGET;
-        let first = interruptible(&conn, Some(budget), deadline, None, &f);
+        let first = interruptible(&conn, Some(budget), deadline, None, |c| f(c, sql, types));
         self.give_back(conn);
         match first {
             Ok(r) => return r,
@@ -446,10 +445,10 @@ impl SqliteEngine {
         let _all = tokio::time::timeout_at(deadline.into(), slow_reads().acquire()).await.map_err(|_| StorageError::Timeout)?;
         let cancelled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let _cancel = CancelOnDrop(cancelled.clone());
-        let me = self.clone();
+        let (me, sql, types) = (self.clone(), sql.clone(), types.to_vec());
         tokio::task::spawn_blocking(move || {
             let conn = me.reader()?;
-            let r = interruptible(&conn, None, deadline, Some(cancelled), &f);
+            let r = interruptible(&conn, None, deadline, Some(cancelled), |c| f(c, &sql, &types));
             me.give_back(conn);
             r.unwrap_or(Err(StorageError::Timeout))
         })
@@ -459,54 +458,49 @@ impl SqliteEngine {
 }
 
 fn fetch_dynamic_on(conn: &Connection, sql: &Sql) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
-    {
-        let r = (|| {
-            let mut stmt = conn.prepare(&sql.text).map_err(db_error)?;
-            let cols: Vec<(String, Option<ColType>)> = stmt
-                .columns()
-                .iter()
-                .map(|c| {
-                    let ty = c.decl_type().map(|d| d.to_ascii_uppercase()).and_then(|d| match d.split_whitespace().next().unwrap_or("") {
-                        "DATETIMEOFFSET" => Some(ColType::Date),
-                        "BOOLEAN" => Some(ColType::Boolean),
-                        "REAL" => Some(ColType::Number),
-                        "INTEGER" => Some(ColType::Integer),
-                        "BLOB" => Some(ColType::Binary),
-                        "TEXT" => Some(ColType::String),
-                        _ => None,
-                    });
-                    (c.name().to_string(), ty)
-                })
-                .collect();
-            let params: Vec<SqlValue> = sql.params.iter().map(to_sql).collect();
-            let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(db_error)?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(db_error)? {
-                let mut r = Vec::with_capacity(cols.len());
-                for (i, (_, ty)) in cols.iter().enumerate() {
-                    let v = row.get_ref(i).map_err(db_error)?;
-                    r.push(match ty {
-                        Some(t) => decode(v, *t),
-                        None => match v {
-                            ValueRef::Null => Value::Null,
-                            ValueRef::Integer(n) => Value::Int(n),
-                            ValueRef::Real(f) => Value::Number(f),
-                            // An expression's text in the stored date format (GETUTCDATE()) is a date.
-                            ValueRef::Text(t) => {
-                                let s = String::from_utf8_lossy(t);
-                                match roost_odata::parse_strict_datetime(&s).filter(|_| s.len() == 24 && s.ends_with('Z')) {
-                                    Some(d) => Value::Date(d),
-                                    None => Value::Text(s.into_owned()),
-                                }
-                            }
-                            ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
-                        },
-                    });
-                }
-                out.push(r);
-            }
-            Ok((cols.into_iter().map(|(n, _)| n).collect(), out))
-        })();
-        r
+    let mut stmt = conn.prepare(&sql.text).map_err(db_error)?;
+    let cols: Vec<(String, Option<ColType>)> = stmt
+        .columns()
+        .iter()
+        .map(|c| {
+            let ty = c.decl_type().map(|d| d.to_ascii_uppercase()).and_then(|d| match d.split_whitespace().next().unwrap_or("") {
+                "DATETIMEOFFSET" => Some(ColType::Date),
+                "BOOLEAN" => Some(ColType::Boolean),
+                "REAL" => Some(ColType::Number),
+                "INTEGER" => Some(ColType::Integer),
+                "BLOB" => Some(ColType::Binary),
+                "TEXT" => Some(ColType::String),
+                _ => None,
+            });
+            (c.name().to_string(), ty)
+        })
+        .collect();
+    let params: Vec<SqlValue> = sql.params.iter().map(to_sql).collect();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(db_error)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_error)? {
+        let mut r = Vec::with_capacity(cols.len());
+        for (i, (_, ty)) in cols.iter().enumerate() {
+            let v = row.get_ref(i).map_err(db_error)?;
+            r.push(match ty {
+                Some(t) => decode(v, *t),
+                None => match v {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(n) => Value::Int(n),
+                    ValueRef::Real(f) => Value::Number(f),
+                    // An expression's text in the stored date format (GETUTCDATE()) is a date.
+                    ValueRef::Text(t) => {
+                        let s = String::from_utf8_lossy(t);
+                        match roost_odata::parse_strict_datetime(&s).filter(|_| s.len() == 24 && s.ends_with('Z')) {
+                            Some(d) => Value::Date(d),
+                            None => Value::Text(s.into_owned()),
+                        }
+                    }
+                    ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+                },
+            });
+        }
+        out.push(r);
     }
+    Ok((cols.into_iter().map(|(n, _)| n).collect(), out))
 }

@@ -93,9 +93,19 @@ impl TenantMaxima {
     }
 }
 
-impl Default for TenantMaxima {
-    fn default() -> Self {
-        Config::defaults().tenant_maxima()
+impl TenantMaxima {
+    /// Each limit of `s` as (setting name, value, least allowed, ceiling): the one table that both the
+    /// settings checks and the configuration checks read.
+    pub fn bounds(&self, s: &roost_api::TenantSettings) -> [(&'static str, u64, u64, u64); 7] {
+        [
+            ("script_cpu_ms", s.script_cpu_ms, 10, self.script_cpu_ms),
+            ("script_memory_mb", s.script_memory_mb, 8, self.script_memory_mb),
+            ("script_max_concurrent", s.script_max_concurrent, 1, self.script_max_concurrent),
+            ("request_timeout_ms", s.request_timeout_ms, 100, self.request_timeout_ms),
+            ("max_body_kb", s.max_body_kb, 1, self.max_body_kb),
+            ("packages_install_seconds", s.packages_install_seconds, 5, self.packages_install_seconds),
+            ("packages_max_mb", s.packages_max_mb, 1, self.packages_max_mb),
+        ]
     }
 }
 
@@ -215,19 +225,10 @@ impl Config {
         if !self.manage_listen.is_empty() {
             self.manage_listen.parse::<SocketAddr>().map_err(|e| anyhow::anyhow!("manage_listen = {:?}: {e}", self.manage_listen))?;
         }
-        // The lowest ceiling each limit's own validation accepts.
-        let m = self.tenant_maxima();
-        for (name, value, least) in [
-            ("tenant_max_script_cpu_ms", m.script_cpu_ms, 10),
-            ("tenant_max_script_memory_mb", m.script_memory_mb, 8),
-            ("tenant_max_script_max_concurrent", m.script_max_concurrent, 1),
-            ("tenant_max_request_timeout_ms", m.request_timeout_ms, 100),
-            ("tenant_max_body_kb", m.max_body_kb, 1),
-            ("tenant_max_packages_install_seconds", m.packages_install_seconds, 5),
-            ("tenant_max_packages_mb", m.packages_max_mb, 1),
-        ] {
-            if value < least {
-                anyhow::bail!("{name} must be at least {least}");
+        // No ceiling below the lowest value its limit accepts.
+        for (name, _, least, ceiling) in self.tenant_maxima().bounds(&roost_api::TenantSettings::default()) {
+            if ceiling < least {
+                anyhow::bail!("the ceiling of {name} (tenant_max_…) must be at least {least}");
             }
         }
         Ok(())

@@ -81,24 +81,16 @@ pub enum SettingsBy {
 
 /// Checks settings against their own rules and the platform's ceilings (`max`).
 fn validate_settings(s: &TenantSettings, max: &TenantMaxima) -> Result<()> {
-    let range = |name: &str, value: u64, least: u64, most: u64| -> Result<()> {
+    for (name, value, least, most) in max.bounds(s) {
         if value < least || value > most {
             return Err(ManageError::BadInput(format!("{name} must be between {least} and {most} (the platform's maximum).")));
         }
-        Ok(())
-    };
-    range("packages_install_seconds", s.packages_install_seconds, 5, max.packages_install_seconds)?;
-    range("packages_max_mb", s.packages_max_mb, 1, max.packages_max_mb)?;
-    range("max_body_kb", s.max_body_kb, 1, max.max_body_kb)?;
-    range("request_timeout_ms", s.request_timeout_ms, 100, max.request_timeout_ms)?;
+    }
     for o in &s.cors_origins {
         if o.is_empty() || o.len() > 253 || !o.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*')) {
             return Err(ManageError::BadInput(format!("'{o}' is not a valid CORS host pattern (letters, digits, '-', '.', '*').")));
         }
     }
-    range("script_cpu_ms", s.script_cpu_ms, 10, max.script_cpu_ms)?;
-    range("script_memory_mb", s.script_memory_mb, 8, max.script_memory_mb)?;
-    range("script_max_concurrent", s.script_max_concurrent, 1, max.script_max_concurrent)?;
     if let Some(k) = s.app_settings.keys().find(|k| k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')) {
         return Err(ManageError::BadInput(format!("'{k}' is not a valid app setting name (letters, digits, '_', '.', '-').")));
     }

@@ -175,7 +175,7 @@ async fn check(state: &AppState, req: &mut Request) -> Result<(), ManageError> {
 /// SameSite=Strict cookie, idle expiry.
 pub fn session_layer(state: &AppState) -> SessionManagerLayer<CatalogSessionStore> {
     SessionManagerLayer::new(CatalogSessionStore(state.clone()))
-        .with_name("roost_session")
+        .with_name(super::SESSION_COOKIE)
         // Only `/manage/v1` ever receives the cookie: tenant endpoints (and the scripts behind them)
         // never see it, whatever a client sends them.
         .with_path("/manage/v1")
