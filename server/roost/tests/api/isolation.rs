@@ -55,6 +55,15 @@ async fn tenant_responses_are_sandboxed_and_cannot_set_the_session_cookie(app: T
         assert_eq!(r.header("content-security-policy").as_deref(), Some("sandbox allow-scripts allow-forms allow-popups"), "{path}");
         assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"), "{path}");
     }
+    // Roost's own bridge page is not sandboxed (it must reach the tenant), has its own policy, and
+    // forwards only below this tenant's base path (never to /manage/v1).
+    let r = app.request(Method::GET, "/crossdomain/bridge?origin=http%3A%2F%2Flocalhost%3A8000", &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let policies: Vec<String> = r.headers.get_all("content-security-policy").iter().filter_map(|v| v.to_str().ok().map(str::to_string)).collect();
+    assert_eq!(policies.len(), 1, "{policies:?}");
+    assert!(policies[0].starts_with("default-src 'none'") && policies[0].contains("connect-src 'self'"), "{policies:?}");
+    assert!(r.text.contains(&format!("var tenantBase = \"/t/{}/\";", app.tenant)), "{}", r.text);
+    assert!(r.text.contains("indexOf(tenantBase.toLowerCase()) !== 0"), "{}", r.text);
     // The platform API never answers cross-origin readers.
     let r = send(app.client().get(format!("{}/manage/v1/session", app.base)).header("origin", "null").bearer_auth(&app.admin_token)).await;
     assert!(r.header("access-control-allow-origin").is_none(), "{:?}", r.headers);
