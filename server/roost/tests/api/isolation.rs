@@ -117,7 +117,8 @@ async fn scripts_never_see_platform_credentials(app: TestApp) {
     // An Authorization of the app's own is the app's business.
     let r = app.request(Method::GET, "/api/echo", &[("authorization", "Bearer app-token-123")], None).await;
     assert_eq!(r.json()["authorization"], "Bearer app-token-123");
-    // Nor did the logs get them.
+    // Nor did the logs get them (lines are written in the background).
+    app.wait_for_log("theme=dark").await;
     let logs = serde_json::to_string(&app.logs().await).unwrap();
     assert!(logs.contains("theme=dark") && !logs.contains("roost_session") && !logs.contains(&pat), "{logs}");
     // The session itself still works where it belongs.
