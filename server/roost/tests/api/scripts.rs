@@ -563,7 +563,8 @@ async fn request_flags_query_components_and_late_responses(app: TestApp) {
     let r = app.insert("notes", json!({"n": 9})).await;
     assert_eq!(r.status, StatusCode::CREATED);
     app.wait_for_log("Respond cannot be called more than once.").await;
-    app.script("table", "notes.insert", "function insert(item, user, request) { request.execute(); setTimeout(function () { request.respond(200, {}); }, 20); }").await;
+    // The late respond waits well past the insert (a PostgreSQL insert on a busy machine can take tens of ms).
+    app.script("table", "notes.insert", "function insert(item, user, request) { request.execute(); setTimeout(function () { request.respond(200, {}); }, 400); }").await;
     assert_eq!(app.insert("notes", json!({"n": 10})).await.status, StatusCode::CREATED);
     let w = app.wait_for_log("Unable to write to the response - it has already been written.").await;
     assert_eq!(w["level"], "warning");
