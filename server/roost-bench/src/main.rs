@@ -709,8 +709,8 @@ async fn parse_server(bin: &Path, database_url: &str, o: &Options, hello_rps: f6
 struct IdleHost;
 
 impl roost_scripts::ScriptHost for IdleHost {
-    fn call(&self, _op: &str, _args: Value) -> futures::future::BoxFuture<'static, Result<Value, Value>> {
-        Box::pin(async { Err(json!({"status": 500})) })
+    fn call(&self, _call: roost_scripts::HostCall) -> futures::future::BoxFuture<'static, Result<Value, roost_scripts::HostError>> {
+        Box::pin(async { Err(roost_scripts::HostError::new(500, "no host")) })
     }
     fn module(&self, _name: &str) -> Option<Arc<str>> {
         None

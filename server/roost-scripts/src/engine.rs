@@ -2,7 +2,7 @@
 //! invocation, and the step loop that runs JavaScript on the runtime's thread and waits for host calls
 //! and timers on the async runtime.
 
-use crate::{Entry, Invocation, LogLevel, ScriptBody, ScriptFailure, ScriptHost, ScriptLimits, ScriptResponse};
+use crate::{Entry, HostCall, HostError, Invocation, LogLevel, ScriptBody, ScriptFailure, ScriptHost, ScriptLimits, ScriptResponse};
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use rquickjs::{Context, Ctx, Function, Object, Runtime};
@@ -426,8 +426,8 @@ fn failure_log(source: &str, e: &ScriptFailure) -> String {
 /// What a step's natives recorded for the loop.
 struct InvState {
     next_id: u32,
-    /// Host calls started in this step: (id, op, JSON args, bytes charged).
-    calls: Vec<(u32, String, String, usize)>,
+    /// Host calls started in this step: (id, the call as JSON, bytes charged).
+    calls: Vec<(u32, String, usize)>,
     /// Timers started in this step: (id, milliseconds).
     timers: Vec<(u32, u64)>,
     /// Timers cleared.
@@ -604,10 +604,13 @@ async fn run(
         for id in cleared {
             live_timers.remove(&id);
         }
-        for (id, op, args, cost) in calls {
-            let args: Json = serde_json::from_str(&args).unwrap_or(Json::Null);
-            let fut = host.call(&op, args);
-            pending.push(async move { Event::Call(id, fut.await.map(|v| v.to_string()).map_err(|e| e.to_string()), cost) }.boxed());
+        for (id, call, cost) in calls {
+            let fut = match serde_json::from_str::<HostCall>(&call) {
+                Ok(call) => host.call(call),
+                Err(e) => futures::future::ready(Err(HostError::new(500, format!("Invalid host call: {e}")))).boxed(),
+            };
+            let error_text = |e: HostError| serde_json::to_string(&e).unwrap_or_default();
+            pending.push(async move { Event::Call(id, fut.await.map(|v| v.to_string()).map_err(error_text), cost) }.boxed());
         }
         for (id, ms) in timers {
             live_timers.insert(id);
@@ -801,15 +804,15 @@ fn install_natives<'js>(ctx: &Ctx<'js>, state: &Arc<Mutex<InvState>>, source: &s
     let st = state.clone();
     n.set(
         "call",
-        Function::new(ctx.clone(), move |ctx: Ctx<'_>, op: String, args: String| -> rquickjs::Result<u32> {
+        Function::new(ctx.clone(), move |ctx: Ctx<'_>, call: String| -> rquickjs::Result<u32> {
             let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
-            let cost = CALL_BYTES + op.len() + args.len();
+            let cost = CALL_BYTES + call.len();
             if !s.reserve(cost) {
                 return Err(rquickjs::Exception::throw_message(&ctx, HOST_OUT_OF_MEMORY));
             }
             s.next_id += 1;
             let id = s.next_id;
-            s.calls.push((id, op, args, cost));
+            s.calls.push((id, call, cost));
             Ok(id)
         })?,
     )?;
@@ -883,6 +886,11 @@ fn install_natives<'js>(ctx: &Ctx<'js>, state: &Arc<Mutex<InvState>>, source: &s
         })?,
     )?;
     let resolver = host.clone();
+    let permissions = host.clone();
+    n.set(
+        "apiAllowed",
+        Function::new(ctx.clone(), move |route: String, verb: String| -> bool { permissions.api_allowed(&route, &verb) })?,
+    )?;
     n.set(
         "module",
         Function::new(ctx.clone(), move |name: String| -> Option<String> {

@@ -19,11 +19,13 @@
 
 mod bytecode;
 mod engine;
+pub mod host;
 mod predicate;
 mod syntax;
 
 pub use engine::{InvocationHandle, ScriptEngine, MAX_LOG_CHARS, MAX_LOG_LINES};
 
+pub use host::{HostCall, HostError};
 pub use predicate::translate_predicate;
 pub use syntax::{check_syntax, ScriptKind, SyntaxError};
 
@@ -84,9 +86,14 @@ impl LogLevel {
 
 /// What the script engine needs from the server, per invocation.
 pub trait ScriptHost: Send + Sync + 'static {
-    /// Runs one asynchronous host operation (`table.insert`, `execute`, `mssql.query`, `http.request`,
-    /// …). `Err` carries a JSON error description `{status, message, body?}` handed to the script.
-    fn call(&self, op: &str, args: Json) -> BoxFuture<'static, Result<Json, Json>>;
+    /// Runs one asynchronous host operation; its result or error is handed to the script.
+    fn call(&self, call: HostCall) -> BoxFuture<'static, Result<Json, HostError>>;
+    /// Whether the caller may use a custom API's route (`route` as registered, `verb` lower-case),
+    /// by the API's permissions (§5.2): decided by the host, never by the script.
+    fn api_allowed(&self, route: &str, verb: &str) -> bool {
+        let _ = (route, verb);
+        false
+    }
     /// The source of a shared module (`shared/<name>.js`, `name` lower-case, without extension).
     fn module(&self, name: &str) -> Option<Arc<str>>;
     /// Stores a log line of the tenant.

@@ -2,17 +2,17 @@
 //! answers host calls from a closure; the server's real host is exercised by the API tests.
 
 use futures::future::BoxFuture;
-use roost_scripts::{Entry, Invocation, LogLevel, ScriptBody, ScriptEngine, ScriptFailure, ScriptHost, ScriptLimits};
+use roost_scripts::{Entry, HostCall, HostError, Invocation, LogLevel, ScriptBody, ScriptEngine, ScriptFailure, ScriptHost, ScriptLimits};
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-type Answer = Box<dyn Fn(&str, &Json) -> Result<Json, Json> + Send + Sync>;
+type Answer = Box<dyn Fn(&HostCall) -> Result<Json, HostError> + Send + Sync>;
 
 struct Host {
     logs: Mutex<Vec<(LogLevel, String, String)>>,
-    calls: Mutex<Vec<(String, Json)>>,
+    calls: Mutex<Vec<HostCall>>,
     modules: HashMap<String, Arc<str>>,
     answer: Answer,
 }
@@ -30,9 +30,9 @@ impl Host {
 }
 
 impl ScriptHost for Host {
-    fn call(&self, op: &str, args: Json) -> BoxFuture<'static, Result<Json, Json>> {
-        self.calls.lock().unwrap().push((op.to_string(), args.clone()));
-        let r = (self.answer)(op, &args);
+    fn call(&self, call: HostCall) -> BoxFuture<'static, Result<Json, HostError>> {
+        let r = (self.answer)(&call);
+        self.calls.lock().unwrap().push(call);
         Box::pin(async move {
             tokio::time::sleep(Duration::from_millis(1)).await;
             r
@@ -40,6 +40,10 @@ impl ScriptHost for Host {
     }
     fn module(&self, name: &str) -> Option<Arc<str>> {
         self.modules.get(name).cloned()
+    }
+    // Route permissions are the server's (its API tests); here every route is open.
+    fn api_allowed(&self, _route: &str, _verb: &str) -> bool {
+        true
     }
     fn log(&self, level: LogLevel, source: &str, message: &str) {
         self.logs.lock().unwrap().push((level, source.to_string(), message.to_string()));
@@ -61,7 +65,7 @@ impl ScriptHost for Host {
 }
 
 fn nothing() -> Answer {
-    Box::new(|op, _| Err(json!({ "status": 500, "message": format!("unexpected host call {op}") })))
+    Box::new(|call| Err(HostError::new(500, format!("unexpected host call {call:?}"))))
 }
 
 fn job(name: &str, script: &str) -> Invocation {
@@ -208,8 +212,7 @@ async fn api_response_forms() {
             script: Arc::from(module),
             entry: Entry::Api,
             input: json!({ "method": method, "path": path, "url": "/api/movies", "query": query, "headers": {"x-thing": "v"}, "body": {"k": 1},
-                           "user": {"level": "anonymous"}, "caller": {"master": false, "application": true, "user": null},
-                           "permissions": {"routes": {"*": {"permission": "application"}}} }),
+                           "user": {"level": "anonymous"} }),
         };
         let h = engine.invoke("t", ScriptLimits::default(), inv, host);
         async move { h.response.await.unwrap().unwrap().unwrap() }

@@ -144,6 +144,15 @@ impl Caller {
         }
     }
 
+    /// `user` as a script gets it: `{level, userId?}`.
+    pub fn script_user(&self) -> serde_json::Value {
+        let mut user = serde_json::json!({ "level": self.level() });
+        if let Some(u) = &self.user {
+            user["userId"] = serde_json::Value::String(u.user_id.clone());
+        }
+        user
+    }
+
     /// The permission check of §5.1.
     pub fn allows(&self, required: Permission, no_script: bool) -> bool {
         if self.master {
@@ -169,6 +178,25 @@ pub fn version_b64(v: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_routes_take_their_own_permission_then_the_wildcard_then_admin() {
+        let perms = serde_json::json!({"routes": {
+            "*": {"get": {"permission": "public"}, "*": {"permission": "application"}},
+            "/title/:title/": {"permission": "user"},
+            "echo": {"put": {"permission": "authenticated"}, "get": null}
+        }});
+        assert_eq!(api_permission(&perms, "/", "get"), Permission::Public);
+        assert_eq!(api_permission(&perms, "/", "post"), Permission::Application);
+        assert_eq!(api_permission(&perms, "TITLE/:title", "delete"), Permission::User);
+        assert_eq!(api_permission(&perms, "/echo", "put"), Permission::User);
+        // A route's entry without the verb does not fall back to the wildcard route.
+        assert_eq!(api_permission(&perms, "/echo", "post"), Permission::Admin);
+        assert_eq!(api_permission(&serde_json::Value::Null, "/", "get"), Permission::Admin);
+        let caller = Caller { master: false, application: true, user: None };
+        assert!(caller.allows(api_permission(&perms, "/", "post"), false));
+        assert!(!caller.allows(api_permission(&perms, "/title/:title", "get"), false));
+    }
 
     #[test]
     fn minted_tokens_validate_and_tampering_is_refused() {
@@ -208,5 +236,25 @@ mod tests {
         }
         assert!(!app.allows(Public, true));
         assert!(master.allows(Admin, true));
+    }
+}
+
+/// The permission a custom API's route needs (§5.2), from the `permissions` member of its
+/// `api/<name>.json`: the route's entry (its key compared without slashes or case) or `*`, then a
+/// permission for all verbs or the verb's own (or `*`); admin where nothing says otherwise.
+pub fn api_permission(permissions: &serde_json::Value, route: &str, verb: &str) -> Permission {
+    let trim = |s: &str| s.trim_matches('/').to_lowercase();
+    let routes = permissions.get("routes").and_then(serde_json::Value::as_object);
+    let entry = routes.and_then(|r| r.iter().find(|(k, _)| k.as_str() != "*" && trim(k) == trim(route)).map(|(_, v)| v).or_else(|| r.get("*")));
+    let Some(entry) = entry else { return Permission::Admin };
+    let level = match entry.get("permission") {
+        Some(serde_json::Value::String(p)) => Some(p.as_str()),
+        _ => entry.get(verb).filter(|v| !v.is_null()).or_else(|| entry.get("*")).and_then(|v| v.get("permission")).and_then(serde_json::Value::as_str),
+    };
+    match level {
+        Some("public") => Permission::Public,
+        Some("application") => Permission::Application,
+        Some("user" | "authenticated") => Permission::User,
+        _ => Permission::Admin,
     }
 }

@@ -138,7 +138,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::Duplicate => json_error(StatusCode::CONFLICT, format!("Error: {}", msg::DUPLICATE)),
             ApiError::PreconditionFailed(item) => {
-                let etag = item.get("__version").and_then(|v| v.as_str()).map(crate::http::tables::etag_of);
+                let etag = crate::tables::wire::etag_of_item(&item);
                 let mut r = (StatusCode::PRECONDITION_FAILED, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], item.to_string()).into_response();
                 if let Some(v) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
                     r.headers_mut().insert(header::ETAG, v);
@@ -184,7 +184,7 @@ impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Storage(s) => s.into(),
-            WriteError::Conflict(row) => ApiError::PreconditionFailed(crate::http::tables::row_to_json(row)),
+            WriteError::Conflict(row) => ApiError::PreconditionFailed(crate::tables::wire::row_to_json(row)),
         }
     }
 }

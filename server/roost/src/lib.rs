@@ -14,6 +14,7 @@ pub mod packages;
 pub mod scheduler;
 pub mod transfer;
 pub mod scripting;
+pub mod tables;
 
 use std::future::IntoFuture as _;
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! non-public addresses are refused unless the tenant's `outbound_allow` names the host, and the
 //! connection goes to the address that was checked (no second DNS lookup to rebind).
 
+use roost_scripts::host::HttpRequest;
+use roost_scripts::HostError;
 use roost_storage::Tenant;
 use serde_json::{json, Value as Json};
 use std::net::{IpAddr, SocketAddr};
@@ -10,8 +12,8 @@ use std::time::Duration;
 /// The largest response body a script may fetch.
 const MAX_BODY: usize = 16 << 20;
 
-fn fail(message: String) -> Json {
-    json!({ "status": 500, "message": message, "body": { "code": 500, "error": format!("Error: {message}") } })
+fn fail(message: String) -> HostError {
+    HostError::new(500, message)
 }
 
 /// True for addresses a tenant may not reach by default.
@@ -76,9 +78,9 @@ fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<Vec<std::net::Ipv4Addr>> {
     None
 }
 
-/// Runs one `http.request` host call: `{method, url, headers, body, timeoutMs}`.
-pub async fn request(tenant: &Tenant, args: Json) -> Result<Json, Json> {
-    let url_text = args.get("url").and_then(Json::as_str).unwrap_or("");
+/// Runs one `http.request` host call.
+pub async fn request(tenant: &Tenant, args: HttpRequest) -> Result<Json, HostError> {
+    let url_text = args.url.as_str();
     let url = reqwest::Url::parse(url_text).map_err(|e| fail(format!("Invalid URI \"{url_text}\": {e}")))?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(fail(format!("Invalid protocol: {}:", url.scheme())));
@@ -95,24 +97,22 @@ pub async fn request(tenant: &Tenant, args: Json) -> Result<Json, Json> {
             )))
         }
     };
-    let timeout = args.get("timeoutMs").and_then(Json::as_u64).unwrap_or(30_000).clamp(1, 120_000);
+    let timeout = args.timeout_ms.unwrap_or(30_000).clamp(1, 120_000);
     let client = reqwest::Client::builder()
         .resolve(&host, addr)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_millis(timeout))
         .build()
         .map_err(|e| fail(e.to_string()))?;
-    let method = reqwest::Method::from_bytes(args.get("method").and_then(Json::as_str).unwrap_or("GET").as_bytes()).map_err(|e| fail(e.to_string()))?;
+    let method = reqwest::Method::from_bytes(args.method.as_bytes()).map_err(|e| fail(e.to_string()))?;
     let mut req = client.request(method, url);
-    if let Some(h) = args.get("headers").and_then(Json::as_object) {
-        for (k, v) in h {
-            if let Some(v) = v.as_str() {
-                req = req.header(k.as_str(), v);
-            }
+    for (k, v) in &args.headers {
+        if let Some(v) = v.as_str() {
+            req = req.header(k.as_str(), v);
         }
     }
-    if let Some(b) = args.get("body").and_then(Json::as_str) {
-        req = req.body(b.to_string());
+    if let Some(b) = args.body {
+        req = req.body(b);
     }
     let resp = req.send().await.map_err(|e| fail(e.to_string()))?;
     let status = resp.status().as_u16();

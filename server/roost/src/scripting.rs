@@ -1,21 +1,20 @@
 //! The server side of scripts: `impl ScriptHost` (tables, the request's default operation, outbound
 //! HTTP, shared modules, logs), running an invocation for an HTTP request, and the log writer.
 //!
-//! Host calls reuse the table handlers' conversions (`http/tables.rs`), so a script's `execute()`
-//! validates and stores exactly as the plain HTTP request would; `tables` calls skip permissions,
-//! scripts and the `$top` default (§6.6).
+//! Host calls are the typed [`HostCall`]s; table calls go through the table service
+//! (`crate::tables`), so a script's `execute()` validates and stores exactly as the plain HTTP
+//! request would; `tables` calls skip permissions, scripts and the `$top` default (§6.6).
 
 use crate::error::ApiError;
-use crate::http::tables::{self, convert_item, row_values_for_script, url_id_of};
+use crate::tables::{item, wire, ReadQuery, TableService};
 use crate::AppState;
 use futures::future::BoxFuture;
-use roost_api::IdKind;
 use roost_odata::sql::Value;
-use roost_scripts::{LogLevel, ScriptBody, ScriptFailure, ScriptHost, ScriptLimits, ScriptResponse};
-use roost_storage::items::{Query, SystemProps};
+use roost_scripts::host::ExecuteOp;
+use roost_scripts::{HostCall, HostError, LogLevel, ScriptBody, ScriptFailure, ScriptHost, ScriptLimits, ScriptResponse};
 use roost_storage::scripts::ScriptKind;
 use roost_storage::{StorageError, Table, Tenant};
-use serde_json::{json, Map, Value as Json};
+use serde_json::{json, Value as Json};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -119,7 +118,7 @@ pub async fn run_startup(app: &AppState, tenant: &Arc<Tenant>) -> bool {
     }
     let started = std::time::Instant::now();
     let invocation = roost_scripts::Invocation { source: script.source(), script: script.body.clone(), entry: roost_scripts::Entry::Startup, input: json!({}) };
-    let handle = app.scripts.invoke(&tenant.record.name, limits(tenant, &app.maxima), invocation, Arc::new(Host::new(app.clone(), tenant.clone(), None)));
+    let handle = app.scripts.invoke(&tenant.record.name, limits(tenant, &app.maxima), invocation, Arc::new(Host::new(app.clone(), tenant.clone(), Purpose::Background)));
     // A script that ended without calling `done` can no longer call it: like the original, wait out
     // the 5 s and say so.
     let waited = tokio::time::timeout(STARTUP_WAIT, async {
@@ -210,6 +209,27 @@ pub struct TableCall {
     pub undelete: bool,
 }
 
+/// The caller of a custom API and the API's permissions (`api/<name>.json`), which decide its
+/// routes (§5.2).
+pub struct ApiCall {
+    /// Who called.
+    pub caller: crate::auth::Caller,
+    /// The API's `permissions` member.
+    pub permissions: Json,
+}
+
+/// What an invocation was started for, beyond its tenant.
+#[derive(Default)]
+pub enum Purpose {
+    /// A table script: the request's own operation.
+    Table(TableCall),
+    /// A custom API.
+    Api(ApiCall),
+    /// A job or the startup extension.
+    #[default]
+    Background,
+}
+
 /// A script host for one invocation.
 #[derive(Clone)]
 pub struct Host(Arc<HostInner>);
@@ -217,128 +237,89 @@ pub struct Host(Arc<HostInner>);
 struct HostInner {
     app: AppState,
     tenant: Arc<Tenant>,
-    call: Option<TableCall>,
+    purpose: Purpose,
     /// The statements of the invocation's host calls are interrupted at its wall-clock limit.
     deadline: std::time::Instant,
 }
 
 impl Host {
-    /// A host for a tenant's invocation (with the request's table operation for table scripts).
-    pub fn new(app: AppState, tenant: Arc<Tenant>, call: Option<TableCall>) -> Self {
+    /// A host for a tenant's invocation.
+    pub fn new(app: AppState, tenant: Arc<Tenant>, purpose: Purpose) -> Self {
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(limits(&tenant, &app.maxima).wall_ms);
-        Self(Arc::new(HostInner { app, tenant, call, deadline }))
+        Self(Arc::new(HostInner { app, tenant, purpose, deadline }))
     }
 }
 
-/// The `{status, body}` a script sees for a failed host call.
-fn script_error(e: ApiError) -> Json {
-    let (status, body) = e.status_and_body();
-    json!({ "status": status, "body": body })
-}
-
-fn storage_error(e: StorageError) -> Json {
-    script_error(e.into())
-}
-
-fn system_props(list: Option<&Json>) -> SystemProps {
-    let mut p = SystemProps::default();
-    for v in list.and_then(Json::as_array).into_iter().flatten() {
-        match v.as_str().unwrap_or("").to_ascii_lowercase().trim_start_matches("__") {
-            "*" => p = SystemProps::ALL,
-            "createdat" => p.created_at = true,
-            "updatedat" => p.updated_at = true,
-            "version" => p.version = true,
-            "deleted" => p.deleted = true,
-            _ => {}
-        }
-    }
-    p
-}
-
-/// A JSON id from a script as a storage value for the table's id kind.
-fn id_value(table: &Table, id: &Json) -> Result<Value, Json> {
-    let bad = || script_error(ApiError::BadInput(format!("Operation on table '{}' failed. The id argument is invalid.", table.record.name)));
-    match (table.record.id_kind, id) {
-        (IdKind::Integer, Json::Number(n)) => n.as_f64().filter(|f| f.fract() == 0.0).map(|f| Value::Int(f as i64)).ok_or_else(bad),
-        (IdKind::Integer, Json::String(s)) => s.trim().parse::<i64>().map(Value::Int).map_err(|_| bad()),
-        (IdKind::String, Json::String(s)) => url_id_of(table, s).map_err(script_error),
-        (IdKind::String, Json::Number(n)) => Ok(Value::Text(n.to_string())),
-        _ => Err(bad()),
+impl From<ApiError> for HostError {
+    fn from(e: ApiError) -> Self {
+        let (status, body) = e.status_and_body();
+        HostError::with_body(status, body)
     }
 }
 
 /// `__version` (base64) of an item, as an If-Match tag.
-fn version_tag(v: Option<&Json>) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    let s = v?.as_str()?;
-    Some(base64::engine::general_purpose::STANDARD.decode(s).ok().filter(|b| b.len() == 8).unwrap_or_else(|| vec![0xFF; 9]))
+fn item_version(item: &Json) -> Option<Vec<u8>> {
+    item.get("__version").and_then(Json::as_str).map(wire::version_tag)
 }
 
 impl HostInner {
-    fn table(&self, args: &Json) -> Result<Arc<Table>, Json> {
-        let name = args.get("table").and_then(Json::as_str).unwrap_or("");
-        self.tenant.table(name).ok_or_else(|| script_error(ApiError::NotFound(format!("Table '{name}' does not exist."))))
+    fn table(&self, name: &str) -> Result<Arc<Table>, HostError> {
+        Ok(self.tenant.table(name).ok_or_else(|| ApiError::NotFound(format!("Table '{name}' does not exist.")))?)
     }
 
-    async fn dispatch(&self, op: &str, args: Json) -> Result<Json, Json> {
-        match op {
-            "execute" => self.execute(args).await,
-            "table.read" => {
-                let table = self.table(&args)?;
-                self.read(&table, &args, args.get("id").filter(|v| !v.is_null())).await
+    async fn dispatch(&self, call: HostCall) -> Result<Json, HostError> {
+        match call {
+            HostCall::Execute(args) => self.execute(args).await,
+            HostCall::TableRead(a) => {
+                let table = self.table(&a.table)?;
+                let q = read_query(&table, &a.query, &a.system_properties, a.include_deleted, None)?;
+                self.read(&table, q).await
             }
-            "table.lookup" => {
-                let table = self.table(&args)?;
-                let id = args.get("id").cloned().unwrap_or(Json::Null);
-                let mut a = args.clone();
-                a["take"] = json!(1);
-                let r = self.read(&table, &a, Some(&id)).await?;
-                let row = r.get("results").and_then(Json::as_array).and_then(|a| a.first()).cloned();
-                let shown = match &id {
-                    Json::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                row.ok_or_else(|| script_error(ApiError::item_not_found(&shown)))
+            HostCall::TableLookup(a) => {
+                let table = self.table(&a.table)?;
+                let id = item::script_id(&table, &a.id)?;
+                let q = ReadQuery { system: item::script_system_properties(a.system_properties.iter().map(String::as_str)), top: Some(2), id: Some(id), ..ReadQuery::default() };
+                Ok(wire::row_for_script(TableService::new(&self.tenant, &table).lookup(&q).await?))
             }
-            "table.insert" => {
-                let table = self.table(&args)?;
-                self.insert(&table, &args).await
+            HostCall::TableInsert(a) => {
+                let table = self.table(&a.table)?;
+                self.insert(&table, a.item, &a.system_properties).await
             }
-            "table.update" => {
-                let table = self.table(&args)?;
-                let item = args.get("item").cloned().unwrap_or(Json::Null);
-                let id = id_value(&table, item.get("id").unwrap_or(&Json::Null))?;
-                let tag = version_tag(item.get("__version"));
-                self.update(&table, id, item, tag, &args, false).await
+            HostCall::TableUpdate(a) => {
+                let table = self.table(&a.table)?;
+                let id = item::script_id(&table, a.item.get("id").unwrap_or(&Json::Null))?;
+                let tag = item_version(&a.item);
+                self.update(&table, id, a.item, tag, &a.system_properties, false).await
             }
-            "table.del" => {
-                let table = self.table(&args)?;
-                let id = id_value(&table, args.get("id").unwrap_or(&Json::Null))?;
-                let tag = version_tag(args.get("version"));
-                self.delete(&table, id, tag).await
+            HostCall::TableDelete(a) => {
+                let table = self.table(&a.table)?;
+                let id = item::script_id(&table, &a.id)?;
+                let tag = a.version.as_deref().map(wire::version_tag);
+                TableService::new(&self.tenant, &table).delete(&id, tag.as_deref()).await?;
+                Ok(Json::Null)
             }
-            "mssql.query" | "mssql.queryRaw" => self.mssql(op == "mssql.queryRaw", &args).await,
-            "http.request" => crate::outbound::request(&self.tenant, args).await,
-            other => Err(script_error(ApiError::Internal(format!("unknown host call {other}")))),
+            HostCall::SqlQuery(batch) => self.mssql(false, batch).await,
+            HostCall::SqlQueryRaw(batch) => self.mssql(true, batch).await,
+            HostCall::HttpRequest(req) => crate::outbound::request(&self.tenant, req).await,
         }
     }
 
     /// `mssql.query` / `mssql.queryRaw` (§6.7, R10): one result per statement of the batch.
-    async fn mssql(&self, raw: bool, args: &Json) -> Result<Json, Json> {
-        let sql = args.get("sql").and_then(Json::as_str).unwrap_or("");
-        let params: Vec<Value> = args.get("params").and_then(Json::as_array).into_iter().flatten().map(param_value).collect();
+    async fn mssql(&self, raw: bool, batch: roost_scripts::host::SqlBatch) -> Result<Json, HostError> {
+        let params: Vec<Value> = batch.params.iter().map(param_value).collect();
         // The script wrote this SQL: it gets the database's own message, as SQL Server's errors were.
-        let sets = roost_storage::tsql::run(&self.tenant, sql, &params).await.map_err(|e| {
+        let sets = roost_storage::tsql::run(&self.tenant, &batch.sql, &params).await.map_err(|e| {
             let m = match e {
                 StorageError::BadInput(m) => m,
                 StorageError::Sql(sqlx::Error::Database(d)) => d.message().to_string(),
                 other => other.to_string(),
             };
-            json!({ "status": 400, "body": { "code": 400, "error": format!("Error: {m}") } })
+            HostError::with_body(400, json!({ "code": 400, "error": format!("Error: {m}") }))
         })?;
         let out: Vec<Json> = sets
             .iter()
             .map(|set| {
+                let value = |v: &Value| wire::value_for_script(v.clone(), true);
                 if raw {
                     let meta: Vec<Json> = set
                         .columns
@@ -357,14 +338,10 @@ impl HostInner {
                             json!({ "name": n, "size": 0, "nullable": true, "type": ty })
                         })
                         .collect();
-                    let rows: Vec<Json> = set.rows.iter().map(|r| Json::Array(r.iter().cloned().map(value_for_script).collect())).collect();
+                    let rows: Vec<Json> = set.rows.iter().map(|r| Json::Array(r.iter().map(value).collect())).collect();
                     json!({ "meta": meta, "rows": rows, "affected": set.affected })
                 } else {
-                    let rows: Vec<Json> = set
-                        .rows
-                        .iter()
-                        .map(|r| Json::Object(set.columns.iter().cloned().zip(r.iter().cloned().map(value_for_script)).collect()))
-                        .collect();
+                    let rows: Vec<Json> = set.rows.iter().map(|r| Json::Object(set.columns.iter().cloned().zip(r.iter().map(value)).collect())).collect();
                     json!({ "rows": rows, "affected": set.affected })
                 }
             })
@@ -373,114 +350,82 @@ impl HostInner {
     }
 
     /// `request.execute()`: the HTTP request's own operation, with HTTP's validation.
-    async fn execute(&self, args: Json) -> Result<Json, Json> {
-        let call = self.call.as_ref().ok_or_else(|| script_error(ApiError::Internal("execute outside a table script".into())))?;
+    async fn execute(&self, args: roost_scripts::host::Execute) -> Result<Json, HostError> {
+        let Purpose::Table(call) = &self.purpose else { return Err(HostError::new(500, "execute outside a table script")) };
         let table = call.table.clone();
-        match args.get("operation").and_then(Json::as_str).unwrap_or("") {
-            "read" => self.read(&table, &args, args.get("id").filter(|v| !v.is_null())).await,
-            "insert" => self.insert(&table, &args).await,
-            "update" => {
-                let mut item = args.get("item").cloned().unwrap_or(Json::Null);
-                let tag = version_tag(item.get("__version")).or_else(|| call.if_match.clone());
-                if let Json::Object(o) = &mut item {
-                    o.remove("__version");
-                }
-                let id = call.url_id.clone().ok_or_else(|| script_error(ApiError::BadInput(crate::error::msg::ID_REQUIRED.into())))?;
-                self.update(&table, id, item, tag, &args, call.undelete).await
+        match args.operation {
+            ExecuteOp::Read => {
+                let id = Some(&args.id).filter(|v| !v.is_null()).map(|id| item::script_id(&table, id)).transpose()?;
+                let q = read_query(&table, &args.query, &args.system_properties, args.include_deleted, id)?;
+                self.read(&table, q).await
             }
-            "del" => {
-                let id = call.url_id.clone().ok_or_else(|| script_error(ApiError::not_found()))?;
-                let tag = version_tag(args.get("version")).or_else(|| call.if_match.clone());
-                self.delete(&table, id, tag).await
+            ExecuteOp::Insert => self.insert(&table, args.item, &args.system_properties).await,
+            ExecuteOp::Update => {
+                let tag = item_version(&args.item).or_else(|| call.if_match.clone());
+                let id = call.url_id.clone().ok_or_else(|| ApiError::BadInput(crate::error::msg::ID_REQUIRED.into()))?;
+                self.update(&table, id, args.item, tag, &args.system_properties, call.undelete).await
             }
-            other => Err(script_error(ApiError::Internal(format!("unknown operation {other}")))),
+            ExecuteOp::Del => {
+                let id = call.url_id.clone().ok_or_else(ApiError::not_found)?;
+                let tag = args.version.as_deref().map(wire::version_tag).or_else(|| call.if_match.clone());
+                TableService::new(&self.tenant, &table).delete(&id, tag.as_deref()).await?;
+                Ok(Json::Null)
+            }
         }
     }
 
-    async fn read(&self, table: &Table, args: &Json, id: Option<&Json>) -> Result<Json, Json> {
-        let q = args.get("query").unwrap_or(args);
-        let filters: Vec<String> = q.get("filters").and_then(Json::as_array).into_iter().flatten().filter_map(|f| f.as_str().map(|s| format!("({s})"))).collect();
-        let invalid = |e: roost_odata::ParseError| script_error(ApiError::BadInput(format!("Invalid query specified. Error: {e}")));
-        let filter = if filters.is_empty() { None } else { Some(roost_odata::parse_filter(&filters.join(" and ")).map_err(invalid)?) };
-        let ordering: Vec<String> = q
-            .get("ordering")
-            .and_then(Json::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|o| Some(format!("{} {}", o.get(0)?.as_str()?, if o.get(1)?.as_bool()? { "asc" } else { "desc" })))
-            .collect();
-        let orderby = if ordering.is_empty() { Vec::new() } else { roost_odata::parse_orderby(&ordering.join(",")).map_err(invalid)? };
-        let select: Vec<String> = q.get("selections").and_then(Json::as_array).into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect();
-        let id = id.map(|id| id_value(table, id)).transpose()?;
-        let system = if table.record.id_kind == IdKind::String { system_props(args.get("systemProperties")) } else { SystemProps::default() };
-        let top = q.get("take").and_then(Json::as_u64);
-        let query = Query {
-            filter: filter.as_ref(),
-            orderby: &orderby,
-            select: if select.is_empty() { None } else { Some(&select) },
-            system,
-            include_deleted: args.get("includeDeleted").and_then(Json::as_bool).unwrap_or(false),
-            top: if id.is_some() { Some(top.unwrap_or(1).max(2)) } else { top },
-            skip: q.get("skip").and_then(Json::as_u64).unwrap_or(0),
-            id,
-            count: q.get("includeTotalCount").and_then(Json::as_bool).unwrap_or(false),
-        };
-        let (rows, count) = match self.tenant.query(table, &query).await {
-            Ok(x) => x,
-            // As over HTTP (§2.3): under dynamic schema a column nobody has written yet matches nothing.
-            Err(StorageError::UnknownColumn(_)) if self.tenant.record.settings.dynamic_schema => (Vec::new(), if query.count { Some(0) } else { None }),
-            Err(e) => return Err(storage_error(e)),
-        };
-        let results: Vec<Json> = rows.into_iter().map(row_values_for_script).collect();
-        Ok(json!({ "results": results, "count": count }))
+    async fn read(&self, table: &Table, q: ReadQuery) -> Result<Json, HostError> {
+        let page = TableService::new(&self.tenant, table).read(&q).await?;
+        let results: Vec<Json> = page.rows.into_iter().map(wire::row_for_script).collect();
+        Ok(json!({ "results": results, "count": page.count }))
     }
 
-    async fn insert(&self, table: &Table, args: &Json) -> Result<Json, Json> {
-        let item = args.get("item").cloned();
-        let (item, _) = convert_item(item, table, None).map_err(script_error)?;
-        let written = self.tenant.insert(table, item).await.map_err(|e| script_error(e.into()))?;
-        let system = tables::system_for(table, system_props(args.get("systemProperties")));
-        let mut out = Map::new();
-        out.insert("id".into(), tables::value_to_json(written.id.clone()));
-        tables::add_system(&mut out, &written, system, None);
-        Ok(dates_for_script(out))
+    async fn insert(&self, table: &Table, item: Json, system: &[String]) -> Result<Json, HostError> {
+        let converted = item::convert(Some(item), table, None, false)?;
+        let saved = TableService::new(&self.tenant, table).insert(converted.item, script_system(system)).await?;
+        Ok(saved.for_script())
     }
 
-    async fn update(&self, table: &Table, id: Value, mut item: Json, tag: Option<Vec<u8>>, args: &Json, undelete: bool) -> Result<Json, Json> {
-        if let Json::Object(o) = &mut item {
-            o.remove("__version");
-        }
-        let tag = if table.record.id_kind == IdKind::String { tag } else { None };
-        let (fields, _) = if undelete { (Vec::new(), Map::new()) } else { convert_item(Some(item), table, Some(&id)).map_err(script_error)? };
-        let written = self.tenant.update(table, &id, fields, tag.as_deref(), undelete).await.map_err(|e| script_error(e.into()))?;
-        let mut system = tables::system_for(table, system_props(args.get("systemProperties")));
-        system.version |= tag.is_some() && table.record.id_kind == IdKind::String;
-        let extra = if system.created_at || system.deleted { self.tenant.read_full(table, &id).await.map_err(storage_error)? } else { None };
-        let mut out = Map::new();
-        out.insert("id".into(), tables::value_to_json(id));
-        if undelete {
-            out.insert("__deleted".into(), Json::Bool(false));
-        }
-        tables::add_system(&mut out, &written, system, extra.as_ref());
-        Ok(dates_for_script(out))
-    }
-
-    async fn delete(&self, table: &Table, id: Value, tag: Option<Vec<u8>>) -> Result<Json, Json> {
-        let tag = if table.record.id_kind == IdKind::String { tag } else { None };
-        let shown = match &id {
-            Value::Text(s) => s.clone(),
-            Value::Int(i) => i.to_string(),
-            _ => String::new(),
+    async fn update(&self, table: &Table, id: Value, mut item: Json, tag: Option<Vec<u8>>, system: &[String], undelete: bool) -> Result<Json, HostError> {
+        let svc = TableService::new(&self.tenant, table);
+        let saved = if undelete {
+            svc.undelete(&id, tag.as_deref(), script_system(system)).await?
+        } else {
+            if let Json::Object(o) = &mut item {
+                o.remove("__version");
+            }
+            let converted = item::convert(Some(item), table, Some(&id), false)?;
+            svc.update(&id, converted.item, tag.as_deref(), script_system(system)).await?
         };
-        self.tenant.delete(table, &id, tag.as_deref()).await.map_err(|e| {
-            let e: ApiError = e.into();
-            script_error(match e {
-                ApiError::NotFound(m) if m == crate::error::msg::NOT_FOUND => ApiError::item_not_found(&shown),
-                other => other,
-            })
-        })?;
-        Ok(Json::Null)
+        Ok(saved.for_script())
     }
+}
+
+fn script_system(names: &[String]) -> roost_storage::items::SystemProps {
+    item::script_system_properties(names.iter().map(String::as_str))
+}
+
+/// A script's query as the service's read: filters joined with `and`, the ordering, the columns.
+fn read_query(table: &Table, q: &roost_scripts::host::QueryArgs, system: &[String], include_deleted: bool, id: Option<Value>) -> Result<ReadQuery, HostError> {
+    let invalid = |e: roost_odata::ParseError| HostError::from(ApiError::BadInput(format!("Invalid query specified. Error: {e}")));
+    let filters: Vec<String> = q.filters.iter().map(|f| format!("({f})")).collect();
+    let filter = if filters.is_empty() { None } else { Some(roost_odata::parse_filter(&filters.join(" and ")).map_err(invalid)?) };
+    let ordering: Vec<String> = q.ordering.iter().map(|(e, asc)| format!("{e} {}", if *asc { "asc" } else { "desc" })).collect();
+    let orderby = if ordering.is_empty() { Vec::new() } else { roost_odata::parse_orderby(&ordering.join(",")).map_err(invalid)? };
+    let _ = table;
+    Ok(ReadQuery {
+        filter,
+        orderby,
+        select: if q.selections.is_empty() { None } else { Some(q.selections.clone()) },
+        system: script_system(system),
+        include_deleted,
+        // `tables.*` reads have no default `$top` (§6.6); a read by id asks for two rows, so that a
+        // script that finds more than one is told so.
+        top: if id.is_some() { Some(q.take.unwrap_or(1).max(2)) } else { q.take },
+        skip: q.skip.unwrap_or(0),
+        id,
+        count: q.include_total_count,
+    })
 }
 
 /// A script's SQL parameter: `{"$date"}` and `{"$bytes"}` carry dates and buffers.
@@ -507,31 +452,17 @@ fn param_value(v: &Json) -> Value {
     }
 }
 
-/// A stored value as a script sees it: dates as `{"$date"}`, binary as `{"$bytes"}`.
-fn value_for_script(v: Value) -> Json {
-    use base64::Engine as _;
-    match v {
-        Value::Date(d) => json!({ "$date": roost_odata::format_datetime(&d) }),
-        Value::Bytes(b) => json!({ "$bytes": base64::engine::general_purpose::STANDARD.encode(b) }),
-        other => tables::value_to_json(other),
-    }
-}
-
-/// System dates of a write as `{"$date": …}`, so the script sees `Date` objects.
-fn dates_for_script(mut out: Map<String, Json>) -> Json {
-    for k in ["__createdAt", "__updatedAt"] {
-        if let Some(Json::String(s)) = out.get(k).cloned() {
-            out.insert(k.into(), json!({ "$date": s }));
-        }
-    }
-    Json::Object(out)
-}
-
 impl ScriptHost for Host {
-    fn call(&self, op: &str, args: Json) -> BoxFuture<'static, Result<Json, Json>> {
+    fn call(&self, call: HostCall) -> BoxFuture<'static, Result<Json, HostError>> {
         let this = self.0.clone();
-        let op = op.to_string();
-        Box::pin(async move { roost_storage::deadline::scope(this.deadline, this.dispatch(&op, args)).await })
+        Box::pin(async move { roost_storage::deadline::scope(this.deadline, this.dispatch(call)).await })
+    }
+
+    fn api_allowed(&self, route: &str, verb: &str) -> bool {
+        match &self.0.purpose {
+            Purpose::Api(api) => api.caller.allows(crate::auth::api_permission(&api.permissions, route, verb), false),
+            _ => false,
+        }
     }
 
     fn module(&self, name: &str) -> Option<Arc<str>> {

@@ -22,28 +22,6 @@
     return { path: path, keys: keys, re: new RegExp('^' + re + '/?$', 'i') };
   }
 
-  // §5.1 permission check for one level.
-  function allowed(level, caller) {
-    if (caller.master) return true;
-    switch (level) {
-      case 'public': return true;
-      case 'application': return caller.application;
-      case 'user': case 'authenticated': return !!caller.user;
-      default: return false;
-    }
-  }
-  function requiredLevel(perms, routeKey, verb) {
-    var routes = (perms && perms.routes) || {};
-    var trim = function (s) { return String(s).replace(/^\/+|\/+$/g, '').toLowerCase(); };
-    var route = null;
-    Object.keys(routes).forEach(function (k) { if (route === null && k !== '*' && trim(k) === trim(routeKey)) route = routes[k]; });
-    if (route === null) route = routes['*'];
-    if (!route) return 'admin';
-    if (typeof route.permission === 'string') return route.permission;
-    var v = route[verb] || route['*'];
-    return (v && v.permission) || 'admin';
-  }
-
   L.enterApi = function (input) {
     var m = L.module || {};
     var routes = [];
@@ -73,8 +51,8 @@
       matching.forEach(function (r) { var v = r.verb.toUpperCase(); if (allow.indexOf(v) < 0) allow.push(v); });
       return L.write({ status: 405, headers: [['Allow', allow.join(', ')]] });
     }
-    var level = requiredLevel(input.permissions, route.key, method);
-    if (!allowed(level, input.caller)) return L.write({ status: 401, json: { code: 401, error: 'Error: Unauthorized' } });
+    // The route's permission (§5.2) is the host's decision, made in Rust.
+    if (!L.R.apiAllowed(route.key, method)) return L.write({ status: 401, json: { code: 401, error: 'Error: Unauthorized' } });
     var params = {};
     var match = route.route.re.exec(sub);
     route.route.keys.forEach(function (k, i) { if (match[i + 1] !== undefined) params[k] = decodeURIComponent(match[i + 1]); });

@@ -40,8 +40,10 @@ function __roost_entry(name, fn) {
     Object.defineProperty(err, '__body', { value: body, enumerable: false });
     return err;
   }
+  // One typed host call (`HostCall` in host.rs): the arguments tagged with the operation.
   L.hostCall = function (op, args, cb) {
-    var id = R.call(op, JSON.stringify(args));
+    args.op = op;
+    var id = R.call(JSON.stringify(args));
     calls[id] = cb;
   };
   __roost_entry('__roost_dispatch', function (id, err, res) {

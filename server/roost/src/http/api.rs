@@ -39,10 +39,6 @@ pub async fn dispatch(state: &crate::AppState, r: TenantRequest) -> Result<Respo
     let Some(name) = r.segments.get(1) else { return Err(ApiError::not_found()) };
     let script = r.tenant.script(ScriptKind::Api, name).ok_or_else(ApiError::not_found)?;
     let caller = super::authenticate(&r)?;
-    let mut user = json!({ "level": caller.level() });
-    if let Some(u) = &caller.user {
-        user["userId"] = Json::String(u.user_id.clone());
-    }
     let sub = format!("/{}", r.segments[2..].join("/"));
     let mut query = Map::new();
     for (k, v) in &r.query {
@@ -65,12 +61,12 @@ pub async fn dispatch(state: &crate::AppState, r: TenantRequest) -> Result<Respo
         "query": query,
         "headers": headers,
         "body": api_body(&r)?,
-        "user": user,
-        "caller": { "master": caller.master, "application": caller.application, "user": caller.user.as_ref().map(|u| u.user_id.clone()) },
-        "permissions": script.meta.get("permissions").cloned().unwrap_or(Json::Null),
+        "user": caller.script_user(),
     });
     let invocation = roost_scripts::Invocation { source: script.source(), script: script.body.clone(), entry: roost_scripts::Entry::Api, input };
-    let host = crate::scripting::Host::new(state.clone(), r.tenant.clone(), None);
+    let permissions = script.meta.get("permissions").cloned().unwrap_or(Json::Null);
+    let purpose = crate::scripting::Purpose::Api(crate::scripting::ApiCall { caller, permissions });
+    let host = crate::scripting::Host::new(state.clone(), r.tenant.clone(), purpose);
     let resp = crate::scripting::respond(state, &r.tenant, invocation, host).await?;
     Ok(crate::scripting::into_http(resp))
 }
