@@ -2,11 +2,17 @@
 //! which routes (verb exports, `register` paths), checks the per-route permissions of `api/<name>.json`
 //! (§5.2, default admin) and answers 405 with `Allow`.
 
+use super::extract::TenantCall;
 use super::TenantRequest;
+use crate::auth::Caller;
 use crate::error::{ApiError, Result};
+use crate::AppState;
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::Response;
-use roost_storage::scripts::ScriptKind;
+use roost_storage::scripts::{ScriptKind, ScriptRecord};
+use std::sync::Arc;
 use serde_json::{json, Map, Value as Json};
 
 /// The body as a custom API sees it (§1.6): JSON parsed, forms as objects, other types as text,
@@ -34,12 +40,23 @@ fn api_body(r: &TenantRequest) -> Result<Json> {
     Ok(Json::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
-/// Entry point for `/api/...`.
-pub async fn dispatch(state: &crate::AppState, r: TenantRequest) -> Result<Response> {
-    let Some(name) = r.segments.get(1) else { return Err(ApiError::not_found()) };
-    let script = r.tenant.script(ScriptKind::Api, name).ok_or_else(ApiError::not_found)?;
-    let caller = super::authenticate(&r)?;
-    let sub = format!("/{}", r.segments[2..].join("/"));
+/// The custom API a route names (`{name}`), or 404 (before any credential is looked at).
+pub struct ApiScript(Arc<ScriptRecord>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiScript {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let r = TenantCall::from_request_parts(parts, state).await?;
+        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state).await.map_err(|_| ApiError::not_found())?;
+        let name = params.iter().find(|(k, _)| k == "name").map(|(_, v)| v.as_str()).unwrap_or("");
+        r.tenant.script(ScriptKind::Api, name).map(ApiScript).ok_or_else(ApiError::not_found)
+    }
+}
+
+/// `/api/{name}[/{*rest}]`, any method: the module routes it (§6.10).
+pub async fn call_api(State(state): State<AppState>, ApiScript(script): ApiScript, caller: Caller, r: TenantCall, Path(params): Path<Vec<(String, String)>>) -> Result<Response> {
+    let rest = params.iter().find(|(k, _)| k == "rest").map(|(_, v)| v.as_str()).unwrap_or("");
+    let sub = format!("/{rest}");
     let mut query = Map::new();
     for (k, v) in &r.query {
         query.insert(k.clone(), Json::String(v.clone()));
@@ -67,7 +84,7 @@ pub async fn dispatch(state: &crate::AppState, r: TenantRequest) -> Result<Respo
     let permissions = script.meta.get("permissions").cloned().unwrap_or(Json::Null);
     let purpose = crate::scripting::Purpose::Api(crate::scripting::ApiCall { caller, permissions });
     let host = crate::scripting::Host::new(state.clone(), r.tenant.clone(), purpose);
-    let resp = crate::scripting::respond(state, &r.tenant, invocation, host).await?;
+    let resp = crate::scripting::respond(&state, &r.tenant, invocation, host).await?;
     Ok(crate::scripting::into_http(resp))
 }
 

@@ -2,7 +2,8 @@
 //! browsers (IE8/9) load in an iframe to reach the tenant. The caller's origin must pass the tenant's
 //! CORS whitelist; it is embedded as a JSON string with `<` escaped, so it can never close the script.
 
-use super::TenantRequest;
+use super::extract::TenantCall;
+use axum::extract::Path;
 use crate::error::{ApiError, Result};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -57,11 +58,8 @@ const LOGIN_RECEIVER: &str = r##"<!DOCTYPE html>
 "##;
 
 /// Serves the two pages; other items are 404, other verbs 405.
-pub fn dispatch(r: TenantRequest) -> Result<Response> {
-    if r.segments.len() != 2 {
-        return Err(ApiError::not_found());
-    }
-    let (template, param) = match r.segments[1].to_ascii_lowercase().as_str() {
+pub async fn serve_page(r: TenantCall, Path(page): Path<String>) -> Result<Response> {
+    let (template, param) = match page.to_ascii_lowercase().as_str() {
         "bridge" => (BRIDGE, "origin"),
         "loginreceiver" => (LOGIN_RECEIVER, "completion_origin"),
         _ => return Err(ApiError::not_found()),

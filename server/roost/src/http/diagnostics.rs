@@ -1,21 +1,15 @@
 //! `GET /diagnostics` (protocol.md §1.8): service status and a timed database round trip; master key.
 
-use super::TenantRequest;
-use crate::error::{ApiError, Result};
+use super::extract::{Master, TenantCall};
+use crate::error::Result;
 use crate::AppState;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use roost_odata::sql::{ColType, Sql};
 
 /// Answers 200 with the status document, or 503 when the tenant's database does not answer.
-pub async fn get_diagnostics(state: &AppState, r: TenantRequest) -> Result<Response> {
-    if r.method != Method::GET {
-        return Err(ApiError::MethodNotAllowed("GET"));
-    }
-    let caller = super::authenticate(&r)?;
-    if !caller.master {
-        return Err(ApiError::unauthorized());
-    }
+pub async fn get_diagnostics(State(state): State<AppState>, _: Master, r: TenantCall) -> Result<Response> {
     let up = state.started.elapsed().as_secs();
     let uptime = format!("{:02}.{:02}:{:02}:{:02}", up / 86_400, (up / 3600) % 24, (up / 60) % 60, up % 60);
     let started = std::time::Instant::now();

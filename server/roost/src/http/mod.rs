@@ -1,25 +1,28 @@
-//! HTTP transport: the root router, the tenant-endpoint pipeline of protocol.md §1.1 (tenant lookup,
-//! CORS, version check, method override, body limit, timeout, common headers), and dispatch to the
-//! resource modules. Tenant routes are matched here by hand because the protocol's routing is
-//! case-insensitive, tolerant of a trailing slash, and answers 405 with precise `Allow` headers.
+//! HTTP transport: the root router, and the tenant-endpoint pipeline of protocol.md §1.1 (tenant
+//! lookup, CORS, version check, method override, body limit, timeout, common headers) in front of
+//! the tenant surface, an axum router ([`tenant_routes`]). The pipeline normalises the path first
+//! (the protocol's resource segment is case-insensitive and a trailing slash is tolerated) and applies
+//! the method overrides, so the router sees the request the protocol means.
 
 pub mod cors;
 pub mod crossdomain;
 pub mod diagnostics;
+pub mod extract;
 pub mod manage;
 pub mod portal;
 pub mod tables;
 pub mod api;
 pub mod jobs;
 
-use crate::auth::{self, Caller};
+use crate::auth;
 use crate::error::ApiError;
+pub use extract::{authenticate, TenantCall, TenantRequest};
 use crate::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, MethodRouter};
 use axum::Router;
 use percent_encoding::percent_decode_str;
 use roost_storage::Tenant;
@@ -29,13 +32,50 @@ use std::time::Duration;
 /// The root router: tenant endpoints under `/t/{tenant}/` and host-addressed tenants, and, unless
 /// they have a listener of their own (`manage_listen`), `/manage/v1` and the portal.
 pub fn router(state: AppState) -> Router {
+    let surface = tenant_routes(state.clone());
+    let by_path = {
+        let surface = surface.clone();
+        move |State(state): State<AppState>, req: Request| async move { tenant_by_path(state, surface, req).await }
+    };
     let tenants = Router::new()
-        .route("/t/{tenant}", any(tenant_by_path))
-        .route("/t/{tenant}/", any(tenant_by_path))
-        .route("/t/{tenant}/{*rest}", any(tenant_by_path))
-        .fallback(fallback);
+        .route("/t/{tenant}", any(by_path.clone()))
+        .route("/t/{tenant}/", any(by_path.clone()))
+        .route("/t/{tenant}/{*rest}", any(by_path))
+        .fallback(move |State(state): State<AppState>, req: Request| async move { fallback(state, surface, req).await });
     let router = if state.manage_apart { tenants } else { tenants.merge(platform(&state)) };
     router.with_state(state)
+}
+
+/// The tenant surface, below a tenant's base (`/t/{tenant}` or a tenant's host name). The pipeline
+/// has found the tenant and lower-cased the resource segment; each handler's extractors make the
+/// checks of its route ([`extract`]). A wrong method answers 405 with the protocol's `Allow`.
+pub fn tenant_routes(state: AppState) -> Router {
+    let only = |allow: &'static str, m: MethodRouter<AppState>| {
+        let refuse = move || async move { ApiError::MethodNotAllowed(allow) };
+        m.head(refuse).fallback(refuse)
+    };
+    Router::new()
+        .route(
+            "/tables/{table}",
+            get(tables::read_items).post(tables::insert_item).patch(tables::update_without_id).head(tables::collection_method_not_allowed).fallback(tables::collection_method_not_allowed),
+        )
+        .route(
+            "/tables/{table}/{id}",
+            get(tables::read_item)
+                .post(tables::undelete_item)
+                .patch(tables::update_item)
+                .delete(tables::delete_item)
+                .head(tables::item_method_not_allowed)
+                .fallback(tables::item_method_not_allowed),
+        )
+        .route("/api/{name}", any(api::call_api))
+        .route("/api/{name}/{*rest}", any(api::call_api))
+        .route("/jobs/{name}", any(jobs::run_job))
+        .route("/diagnostics", only("GET", get(diagnostics::get_diagnostics)))
+        .route("/crossdomain/{page}", any(crossdomain::serve_page))
+        .route("/status", only("GET", get(|| async { StatusCode::OK })))
+        .fallback(|| async { ApiError::not_found() })
+        .with_state(state)
 }
 
 /// The portal and `/manage/v1` alone: what the `manage_listen` listener serves (their own origin).
@@ -64,27 +104,7 @@ pub struct OwnPage;
 /// script's `Set-Cookie`).
 pub const SESSION_COOKIE: &str = "roost_session";
 
-/// The parts of a tenant request the resource handlers use.
-pub struct TenantRequest {
-    /// The tenant.
-    pub tenant: Arc<Tenant>,
-    /// Effective method (after `X-HTTP-Method-Override`).
-    pub method: Method,
-    /// Decoded path segments after the tenant base, trailing empty segment removed.
-    pub segments: Vec<String>,
-    /// The raw path as sent (for `Location`).
-    pub raw_path: String,
-    /// Decoded query parameters in order.
-    pub query: Vec<(String, String)>,
-    /// Request headers.
-    pub headers: HeaderMap,
-    /// The body, unless the §1.1 step 3 rules say it is not parsed.
-    pub body: Option<Bytes>,
-    /// `http` or `https` (R8).
-    pub scheme: &'static str,
-}
-
-async fn tenant_by_path(State(state): State<AppState>, req: Request) -> Response {
+async fn tenant_by_path(state: AppState, surface: Router, req: Request) -> Response {
     // `/t/{tenant}[/rest]`: the tenant is the second raw segment, wherever its name also occurs.
     let path = req.uri().path();
     let after = path.strip_prefix("/t/").unwrap_or("");
@@ -93,17 +113,17 @@ async fn tenant_by_path(State(state): State<AppState>, req: Request) -> Response
         None => (after, String::new()),
     };
     let tenant = percent_decode_str(raw_tenant).decode_utf8_lossy().into_owned();
-    tenant_request(state, tenant, rest, req).await
+    tenant_request(state, &surface, tenant, rest, req).await
 }
 
-async fn fallback(State(state): State<AppState>, req: Request) -> Response {
+async fn fallback(state: AppState, surface: Router, req: Request) -> Response {
     if let Some(domain) = &state.tenant_domain {
         let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
         let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host).to_ascii_lowercase();
         if let Some(tenant) = host.strip_suffix(domain.as_str()).and_then(|t| t.strip_suffix('.')) {
             if !tenant.is_empty() && !tenant.contains('.') {
                 let rest = req.uri().path().to_string();
-                return tenant_request(state.clone(), tenant.to_string(), rest, req).await;
+                return tenant_request(state.clone(), &surface, tenant.to_string(), rest, req).await;
             }
         }
     }
@@ -122,7 +142,9 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-pub(crate) async fn tenant_request(state: AppState, tenant_name: String, rest: String, req: Request) -> Response {
+/// Runs a request through the pipeline and the tenant surface (`rest` is the path below the tenant's
+/// base).
+pub(crate) async fn tenant_request(state: AppState, surface: &Router, tenant_name: String, rest: String, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let tenant = match state.storage.tenant(&tenant_name).await {
         Ok(Some(t)) => t,
@@ -138,7 +160,7 @@ pub(crate) async fn tenant_request(state: AppState, tenant_name: String, rest: S
     let timeout = Duration::from_millis(tenant.record.settings.request_timeout_ms.min(state.maxima.request_timeout_ms));
     // Every statement the request starts is interrupted at the same deadline.
     let deadline = std::time::Instant::now() + timeout;
-    let work = roost_storage::deadline::scope(deadline, handle(state, tenant.clone(), rest, parts, body));
+    let work = roost_storage::deadline::scope(deadline, handle(state, surface.clone(), tenant.clone(), rest, parts, body));
     let response = match tokio::time::timeout(timeout, work).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => e.into_response(),
@@ -185,12 +207,18 @@ pub fn strip_platform_credentials(headers: &mut HeaderMap, admin_token: &str) {
     headers.remove("x-csrf-token");
 }
 
-async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, mut parts: axum::http::request::Parts, body: Body) -> Result<Response, ApiError> {
+async fn handle(state: AppState, surface: Router, tenant: Arc<Tenant>, rest: String, mut parts: axum::http::request::Parts, body: Body) -> Result<Response, ApiError> {
+    use tower::ServiceExt as _;
     strip_platform_credentials(&mut parts.headers, &state.admin_token);
     let mut segments: Vec<String> = rest.split('/').skip(1).map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned()).collect();
     if segments.last().is_some_and(|s| s.is_empty()) {
         segments.pop();
     }
+    // The protocol's resource segment is case-insensitive.
+    if let Some(first) = segments.first_mut() {
+        first.make_ascii_lowercase();
+    }
+    let first = segments.first().cloned().unwrap_or_default();
     let query = parse_query(parts.uri.query().unwrap_or(""));
     // Both proxy headers are anyone's to send: they count only behind a trusted proxy.
     let forwarded_https = state.trust_forwarded_proto
@@ -200,7 +228,6 @@ async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, mut parts: a
     if tenant.record.settings.require_https && !forwarded_https {
         return Err(ApiError::HttpsRequired);
     }
-    let first = segments.first().map(|s| s.to_ascii_lowercase()).unwrap_or_default();
     // §1.1 step 2: v2 clients are refused on /tables and /api.
     if (first == "tables" || first == "api")
         && (parts.headers.contains_key("zumo-api-version") || query.iter().any(|(k, _)| k.eq_ignore_ascii_case("zumo-api-version")))
@@ -225,47 +252,30 @@ async fn handle(state: AppState, tenant: Arc<Tenant>, rest: String, mut parts: a
         method = m;
         body = Some(rest);
     }
-    let r = TenantRequest {
+    // The router sees the normalised path: each decoded segment encoded again, so that a route's
+    // parameters decode to exactly these segments.
+    let mut path = String::new();
+    for s in &segments {
+        path.push('/');
+        path.extend(percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC));
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    let call = TenantCall(Arc::new(TenantRequest {
         tenant,
-        method,
-        segments,
+        method: method.clone(),
         raw_path: parts.uri.path().to_string(),
         query,
-        headers: parts.headers,
+        headers: std::mem::take(&mut parts.headers),
         body,
         scheme: if forwarded_https { "https" } else { "http" },
-    };
-    match first.as_str() {
-        "tables" => tables::dispatch(&state, r).await,
-        "api" => api::dispatch(&state, r).await,
-        "jobs" => jobs::dispatch(&state, r).await,
-        "diagnostics" if r.segments.len() == 1 => diagnostics::get_diagnostics(&state, r).await,
-        "crossdomain" => crossdomain::dispatch(r),
-        "status" if r.segments.len() == 1 => {
-            if r.method == Method::GET {
-                Ok(StatusCode::OK.into_response())
-            } else {
-                Err(ApiError::MethodNotAllowed("GET"))
-            }
-        }
-        _ => Err(ApiError::not_found()),
-    }
-}
-
-/// Authenticates the caller from the request's keys and token (§5.1, §5.3).
-pub(crate) fn authenticate(r: &TenantRequest) -> crate::error::Result<Caller> {
-    let t = &r.tenant.record;
-    let header = |name: &str| r.headers.get(name).and_then(|v| v.to_str().ok());
-    let mut caller = Caller {
-        master: header("x-zumo-master").is_some_and(|k| auth::secrets_equal(k, &t.master_key)),
-        application: header("x-zumo-application").is_some_and(|k| auth::secrets_equal(k, &t.application_key)),
-        user: None,
-    };
-    if let Some(token) = r.headers.get("x-zumo-auth") {
-        let token = token.to_str().map_err(|_| ApiError::Unauthorized("Invalid token format. Expected Envelope.Claims.Signature.".into()))?;
-        caller.user = Some(auth::validate_token(&t.master_key, token).map_err(|m| ApiError::Unauthorized(m.into()))?);
-    }
-    Ok(caller)
+    }));
+    let mut inner = Request::new(Body::empty());
+    *inner.method_mut() = method;
+    *inner.uri_mut() = path.parse().map_err(|_| ApiError::not_found())?;
+    inner.extensions_mut().insert(call);
+    Ok(surface.oneshot(inner).await.unwrap_or_else(|never| match never {}))
 }
 
 /// Reads a body of at most `limit` bytes. A larger one is answered with 413, but only after reading

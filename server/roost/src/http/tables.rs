@@ -5,11 +5,15 @@
 //! The order of checks follows §1.1: table existence (404), query parsing (400), authentication (401),
 //! permission (401), query validation (400), then the operation. Body validation follows §2.2's steps.
 
+use super::extract::{self, Delete, Insert, Permitted, Read, TenantCall, Undelete, Update};
 use super::TenantRequest;
-use crate::auth;
+use crate::auth::{self, Caller};
 use crate::error::{msg, ApiError, Result};
 use crate::tables::{item, wire, ReadParams, TableOp, TableService};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use roost_odata::sql::Value;
@@ -18,29 +22,60 @@ use roost_storage::Table;
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 
-/// Entry point for `/tables/...`.
-pub async fn dispatch(state: &crate::AppState, r: TenantRequest) -> Result<Response> {
-    if r.segments.len() < 2 || r.segments.len() > 3 {
-        return Err(ApiError::not_found());
+/// `GET /tables/{table}`: a query.
+pub async fn read_items(State(state): State<AppState>, p: Permitted<Read>) -> Result<Response> {
+    run(&state, p.op(), p.req, p.table, None, p.params, p.caller).await
+}
+
+/// `GET /tables/{table}/{id}`: a read by id.
+pub async fn read_item(State(state): State<AppState>, p: Permitted<Read>, Path((_, id)): Path<(String, String)>) -> Result<Response> {
+    run(&state, p.op(), p.req, p.table, Some(id), p.params, p.caller).await
+}
+
+/// `POST /tables/{table}`: an insert.
+pub async fn insert_item(State(state): State<AppState>, p: Permitted<Insert>) -> Result<Response> {
+    run(&state, p.op(), p.req, p.table, None, p.params, p.caller).await
+}
+
+/// `PATCH /tables/{table}/{id}`: an update.
+pub async fn update_item(State(state): State<AppState>, p: Permitted<Update>, Path((_, id)): Path<(String, String)>) -> Result<Response> {
+    run(&state, p.op(), p.req, p.table, Some(id), p.params, p.caller).await
+}
+
+/// `PATCH /tables/{table}`: an update without an id, which the protocol answers with its 400.
+pub async fn update_without_id(State(state): State<AppState>, p: Permitted<Update>) -> Result<Response> {
+    run(&state, p.op(), p.req, p.table, None, p.params, p.caller).await
+}
+
+/// `DELETE /tables/{table}/{id}`: a delete.
+pub async fn delete_item(State(state): State<AppState>, p: Permitted<Delete>, Path((_, id)): Path<(String, String)>) -> Result<Response> {
+    run(&state, p.op(), p.req, p.table, Some(id), p.params, p.caller).await
+}
+
+/// `POST /tables/{table}/{id}`: an undelete (§2.5).
+pub async fn undelete_item(State(state): State<AppState>, p: Permitted<Undelete>, Path((_, id)): Path<(String, String)>) -> Result<Response> {
+    run(&state, p.op(), p.req, p.table, Some(id), p.params, p.caller).await
+}
+
+/// Another method on a table: 404 if there is no such table, else 405 (§1.1's order).
+pub async fn collection_method_not_allowed(req: TenantCall, mut parts: Parts) -> ApiError {
+    match extract::route_table(&mut parts, &req).await {
+        Err(e) => e,
+        Ok(_) => ApiError::MethodNotAllowed("GET, POST"),
     }
-    let name = &r.segments[1];
-    let table = r.tenant.table(name).ok_or_else(|| ApiError::NotFound(format!("Table '{name}' does not exist.")))?;
-    let id = r.segments.get(2).cloned();
-    let op = match (&r.method, id.is_some()) {
-        (&Method::GET, _) => TableOp::Read,
-        (&Method::POST, false) => TableOp::Insert,
-        (&Method::POST, true) => TableOp::Undelete,
-        (&Method::PATCH, _) => TableOp::Update,
-        (&Method::DELETE, true) => TableOp::Delete,
-        (_, false) => return Err(ApiError::MethodNotAllowed("GET, POST")),
-        (_, true) => return Err(ApiError::MethodNotAllowed("GET, POST, PATCH, DELETE")),
-    };
-    let params = ReadParams::parse(&r.query, r.method == Method::GET)?;
-    let caller = super::authenticate(&r)?;
-    if !caller.allows(op.required(&table.record.permissions), params.no_script) {
-        return Err(ApiError::unauthorized());
+}
+
+/// Another method on an item: 404 if there is no such table, else 405.
+pub async fn item_method_not_allowed(req: TenantCall, mut parts: Parts) -> ApiError {
+    match extract::route_table(&mut parts, &req).await {
+        Err(e) => e,
+        Ok(_) => ApiError::MethodNotAllowed("GET, POST, PATCH, DELETE"),
     }
-    // §6.3: the operation's script runs unless the master key asked for `noScript`.
+}
+
+/// Runs a permitted operation: its script if it has one (§6.3: unless the master key asked for
+/// `noScript`), else the table service.
+async fn run(state: &AppState, op: TableOp, r: TenantCall, table: Arc<Table>, id: Option<String>, params: ReadParams, caller: Caller) -> Result<Response> {
     if !params.no_script && r.tenant.has_scripts() {
         if let Some(script) = r.tenant.script(ScriptKind::Table, &format!("{}.{}", table.record.name, op.script_name())) {
             return scripted(state, &r, table, op, id.as_deref(), params, &caller, &script).await;
@@ -216,7 +251,7 @@ fn ordering_terms(raw: &str) -> Vec<Json> {
 /// host, with the table service.
 #[expect(clippy::too_many_arguments, reason = "one call site; the parts of a validated request")]
 async fn scripted(
-    state: &crate::AppState,
+    state: &AppState,
     r: &TenantRequest,
     table: Arc<Table>,
     op: TableOp,
