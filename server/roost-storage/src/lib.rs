@@ -247,6 +247,8 @@ pub struct Storage {
     pg_inserter: Option<Arc<pg_batch::PgInserter>>,
     /// PostgreSQL: statements one tenant may have running at once (half the shared pool).
     pg_per_tenant: usize,
+    /// Stops the change listener ([`Storage::close`]).
+    stop: tokio_util::sync::CancellationToken,
 }
 
 /// Tenant names: a letter, then letters, digits or `-`, at most 48, stored lower-case.
@@ -273,10 +275,16 @@ const LISTENER_APP: &str = "roost-listener";
 const ACK_WAIT: Duration = Duration::from_secs(2);
 
 impl Storage {
+    /// Stops this process's background work on the catalog (the PostgreSQL change listener).
+    pub fn close(&self) {
+        self.stop.cancel();
+    }
+
     /// Opens (and migrates) the catalog.
     pub async fn open(config: &StorageConfig) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| StorageError::Internal(format!("creating {}: {e}", config.data_dir.display())))?;
         let local_generation = Arc::new(AtomicU64::new(0));
+        let stop = tokio_util::sync::CancellationToken::new();
         let catalog = match &config.database_url {
             Some(url) => {
                 // No ping before each acquire: it doubled the round trips of every statement. A broken
@@ -292,7 +300,7 @@ impl Storage {
                 // Migrations of several nodes starting at once serialize on sqlx's advisory lock.
                 sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
                 if config.listen_for_changes {
-                    spawn_listener(pool.clone(), local_generation.clone());
+                    spawn_listener(pool.clone(), local_generation.clone(), stop.clone());
                 }
                 Db::Postgres(pool)
             }
@@ -315,6 +323,7 @@ impl Storage {
             pools: Default::default(),
             cache: RwLock::new((u64::MAX, HashMap::new())),
             local_generation,
+            stop,
         })
     }
 
@@ -802,11 +811,11 @@ async fn notify_and_wait_for_servers(pool: &sqlx::PgPool) -> Result<()> {
 }
 
 /// Listens for catalog changes made by other processes, bumps the generation, then acknowledges.
-fn spawn_listener(pool: sqlx::PgPool, generation: Arc<AtomicU64>) {
+fn spawn_listener(pool: sqlx::PgPool, generation: Arc<AtomicU64>, stop: tokio_util::sync::CancellationToken) {
     // The listener's own connection carries an application name, so changers can count servers.
     let options = pool.connect_options().as_ref().clone().application_name(LISTENER_APP);
     let listen_pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_lazy_with(options);
-    tokio::spawn(async move {
+    tokio::spawn(stop.clone().run_until_cancelled_owned(async move {
         loop {
             match sqlx::postgres::PgListener::connect_with(&listen_pool).await {
                 Ok(mut l) => {
@@ -829,5 +838,5 @@ fn spawn_listener(pool: sqlx::PgPool, generation: Arc<AtomicU64>) {
             generation.fetch_add(1, Ordering::AcqRel);
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-    });
+    }));
 }

@@ -31,6 +31,8 @@ pub struct Config {
     pub log: String,
     /// How often the scheduler looks for due jobs, in milliseconds; 0 turns it off on this node.
     pub scheduler_tick_ms: u64,
+    /// How long `roost serve` waits, after SIGTERM or Ctrl-C, for in-flight requests and job runs.
+    pub shutdown_grace_ms: u64,
     /// Folder of the built portal, served at `/portal/`.
     pub portal_dir: PathBuf,
     /// `Secure` on the session cookie.
@@ -122,6 +124,7 @@ impl fmt::Debug for Config {
             .field("trust_forwarded_proto", &self.trust_forwarded_proto)
             .field("log", &self.log)
             .field("scheduler_tick_ms", &self.scheduler_tick_ms)
+            .field("shutdown_grace_ms", &self.shutdown_grace_ms)
             .field("portal_dir", &self.portal_dir)
             .field("secure_cookies", &self.secure_cookies)
             .field("session_idle_minutes", &self.session_idle_minutes)
@@ -142,6 +145,7 @@ const KEYS: &[&str] = &[
     "trust_forwarded_proto",
     "log",
     "scheduler_tick_ms",
+    "shutdown_grace_ms",
     "portal_dir",
     "secure_cookies",
     "session_idle_minutes",

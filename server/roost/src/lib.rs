@@ -15,6 +15,7 @@ pub mod scheduler;
 pub mod transfer;
 pub mod scripting;
 pub mod tables;
+pub mod tasks;
 
 use std::future::IntoFuture as _;
 use std::sync::Arc;
@@ -74,6 +75,10 @@ pub struct App {
     /// The portal and `/manage/v1` have a listener of their own (`manage_listen`): the main one
     /// serves tenants only.
     pub manage_apart: bool,
+    /// The server's background work (loops, job runs, the log writer).
+    pub tasks: tasks::Tasks,
+    /// How long shutdown waits for in-flight requests and job runs (`shutdown_grace_ms`).
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// Takes the data folder's server lock: on SQLite one server process owns a data folder (its write
@@ -149,6 +154,7 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
     }
     let tenant_domain = Some(config.tenant_domain.to_ascii_lowercase()).filter(|d| !d.is_empty());
     packages::set_registry(&config.npm_registry);
+    let tasks = tasks::Tasks::default();
     Ok(AppState(Arc::new_cyclic(|app| App {
         storage,
         admin_token,
@@ -157,7 +163,7 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         data_lock,
         started: std::time::Instant::now(),
         scripts: roost_scripts::ScriptEngine::new(),
-        logs: scripting::LogSink::start(app.clone()),
+        logs: scripting::LogSink::start(app.clone(), &tasks),
         scheduler_tick: Some(std::time::Duration::from_millis(config.scheduler_tick_ms)).filter(|d| !d.is_zero()),
         started_tenants: Default::default(),
         signins: Default::default(),
@@ -169,6 +175,8 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         installing: Default::default(),
         maxima: config.tenant_maxima(),
         manage_apart: !config.manage_listen.is_empty(),
+        tasks,
+        shutdown_grace: std::time::Duration::from_millis(config.shutdown_grace_ms),
     })))
 }
 
@@ -192,40 +200,30 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl std::f
 /// `manage` when given (the state must then have been built with `manage_listen` set).
 pub async fn serve_with(state: AppState, listener: TcpListener, manage: Option<TcpListener>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     if let Some(tick) = state.scheduler_tick {
-        tokio::spawn(scheduler::run(Arc::downgrade(&state.0), tick));
+        let app = Arc::downgrade(&state.0);
+        state.tasks.spawn_loop("scheduler", move |stop| scheduler::run(app, tick, stop));
     }
     match state.storage.accounts().await {
         Ok(a) if a.is_empty() => tracing::warn!("No portal accounts yet: create the first with `roost admin create --email you@example.com`"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error.cause = %e, "Could not count the portal accounts"),
     }
-    // Hourly: expired portal sessions are deleted (a stale one is refused when loaded anyway), and
-    // package installs no tenant uses any more (older than an hour) are removed from this node.
     let app = Arc::downgrade(&state.0);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    state.tasks.spawn_loop("pruner", move |stop| async move {
         loop {
-            tick.tick().await;
-            let Some(app) = app.upgrade() else { break };
-            if let Err(e) = app.storage.prune_sessions(chrono::Utc::now().timestamp()).await {
-                tracing::warn!(error.cause = %e, "Could not prune expired portal sessions");
-            }
-            match app.storage.package_lock_hashes().await {
-                Ok(in_use) => {
-                    let root = app.packages_root.clone();
-                    let removed = tokio::task::spawn_blocking(move || packages::prune(&root, &in_use, std::time::Duration::from_secs(3600))).await.unwrap_or_default();
-                    if !removed.is_empty() {
-                        app.resolvers.lock().unwrap_or_else(|e| e.into_inner()).retain(|hash, _| !removed.contains(hash));
-                        tracing::info!(count = removed.len(), "Removed package installs no tenant uses");
-                    }
-                }
-                Err(e) => tracing::warn!(error.cause = %e, "Could not list the package installs in use"),
+            let Some(state) = app.upgrade().map(AppState) else { return };
+            prune_once(&state).await;
+            drop(state);
+            if !tasks::sleep_or_stop(&stop, std::time::Duration::from_secs(3600)).await {
+                return;
             }
         }
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (signalled_tx, signalled) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
     tokio::spawn(async move {
         shutdown.await;
+        let _ = signalled_tx.send(tokio::time::Instant::now());
         let _ = stop.send(true);
     });
     let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -239,13 +237,62 @@ pub async fn serve_with(state: AppState, listener: TcpListener, manage: Option<T
         }
         None => None,
     };
-    let router = http::router(state);
+    let router = http::router(state.clone());
     tracing::info!(listen = %listener.local_addr()?, "Roost is listening");
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(until(stopped)).await?;
-    if let Some(m) = manage_server {
-        m.await??;
+    let grace = state.shutdown_grace;
+    let serving = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(until(stopped.clone())).into_future();
+    // After the signal, in-flight requests get the grace period; then the server stops without them.
+    let drain_limit = async {
+        until(stopped).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = serving => r?,
+        _ = drain_limit => tracing::warn!(grace_ms = grace.as_millis() as u64, "Requests still in flight at the end of the shutdown grace period were cut off"),
     }
+    let signalled_at = signalled.await.unwrap_or_else(|_| tokio::time::Instant::now());
+    if let Some(m) = manage_server {
+        match tokio::time::timeout_at(signalled_at + grace, m).await {
+            Ok(r) => r??,
+            Err(_) => tracing::warn!("The portal listener's requests were cut off at the end of the shutdown grace period"),
+        }
+    }
+    stop_background(&state, signalled_at + grace).await;
     Ok(())
+}
+
+/// Stops the background work in order: loops, then job runs (until `deadline`; a run still going
+/// is recorded as interrupted, so none stays claimed), then the log writer, then storage's own.
+pub async fn stop_background(state: &AppState, deadline: tokio::time::Instant) {
+    let interrupted = state.tasks.stop(deadline).await;
+    for (tenant, job, due) in interrupted {
+        tracing::warn!(tenant.name = %tenant, job.name = %job, "Job `{job}` was still running at shutdown; recorded as failed");
+        if let Err(e) = state.storage.finish_job_run(&tenant, &job, &due, tasks::INTERRUPTED, 0).await {
+            tracing::warn!(tenant.name = %tenant, job.name = %job, error.cause = %e, "Could not record an interrupted job run");
+        }
+    }
+    state.tasks.stop_writers().await;
+    state.storage.close();
+    tracing::info!("Roost stopped");
+}
+
+/// One pass of the hourly upkeep: expired portal sessions are deleted (a stale one is refused when
+/// loaded anyway), and package installs no tenant uses any more (older than an hour) are removed.
+pub async fn prune_once(app: &AppState) {
+    if let Err(e) = app.storage.prune_sessions(chrono::Utc::now().timestamp()).await {
+        tracing::warn!(error.cause = %e, "Could not prune expired portal sessions");
+    }
+    match app.storage.package_lock_hashes().await {
+        Ok(in_use) => {
+            let root = app.packages_root.clone();
+            let removed = tokio::task::spawn_blocking(move || packages::prune(&root, &in_use, std::time::Duration::from_secs(3600))).await.unwrap_or_default();
+            if !removed.is_empty() {
+                app.resolvers.lock().unwrap_or_else(|e| e.into_inner()).retain(|hash, _| !removed.contains(hash));
+                tracing::info!(count = removed.len(), "Removed package installs no tenant uses");
+            }
+        }
+        Err(e) => tracing::warn!(error.cause = %e, "Could not list the package installs in use"),
+    }
 }
 
 /// Completes on ctrl-c or SIGTERM.

@@ -66,6 +66,18 @@ fn add_months(start: DateTime<Utc>, months: i64) -> Option<DateTime<Utc>> {
     }
 }
 
+/// Starts a claimed run as managed work: shutdown waits for it, or records it as interrupted.
+pub fn spawn_run(app: &AppState, tenant: Arc<Tenant>, script: Arc<ScriptRecord>, due: String) -> tokio::task::JoinHandle<String> {
+    let claim = (tenant.record.name.clone(), script.name.to_ascii_lowercase(), due.clone());
+    app.tasks.claim(claim.clone());
+    let state = app.clone();
+    app.tasks.spawn_work(async move {
+        let outcome = run_job(&state, &tenant, &script, &due).await;
+        state.tasks.release(&claim);
+        outcome
+    })
+}
+
 /// Runs one job now and records its outcome under `due`; returns the outcome text.
 pub async fn run_job(app: &AppState, tenant: &Arc<Tenant>, script: &ScriptRecord, due: &str) -> String {
     crate::scripting::ensure_packages(app, tenant).await;
@@ -105,6 +117,10 @@ pub async fn run_once(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<usiz
     let mut runs = Vec::new();
     // Only the catalog's job rows are read: tenants without a due job are not loaded.
     for (tenant_name, script) in app.storage.job_scripts().await? {
+        // A stopping server claims no new runs.
+        if app.tasks.is_stopping() {
+            break;
+        }
         let Some(schedule) = script.meta.get("schedule").and_then(|s| serde_json::from_value::<JobSchedule>(s.clone()).ok()) else { continue };
         let Some(due) = latest_due(&schedule, now) else { continue };
         let due = roost_odata::format_datetime(&due);
@@ -114,8 +130,7 @@ pub async fn run_once(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<usiz
         let Some(tenant) = app.storage.tenant(&tenant_name).await? else { continue };
         // The loaded tenant's copy is the current one (the list may be a moment older).
         let script = tenant.script(ScriptKind::Job, &script.name).unwrap_or_else(|| Arc::new(script));
-        let app = app.clone();
-        runs.push(tokio::spawn(async move { run_job(&app, &tenant, &script, &due).await }));
+        runs.push(spawn_run(app, tenant, script, due));
     }
     let n = runs.len();
     for r in runs {
@@ -124,14 +139,19 @@ pub async fn run_once(app: &AppState, now: DateTime<Utc>) -> anyhow::Result<usiz
     Ok(n)
 }
 
-/// The scheduler loop of a node; ends when the app is dropped.
-pub async fn run(app: std::sync::Weak<crate::App>, tick: Duration) {
+/// The scheduler loop of a node; ends at shutdown (or when the app is dropped).
+pub async fn run(app: std::sync::Weak<crate::App>, tick: Duration, stop: tokio_util::sync::CancellationToken) {
     loop {
-        tokio::time::sleep(tick).await;
+        if !crate::tasks::sleep_or_stop(&stop, tick).await {
+            return;
+        }
         let Some(app) = app.upgrade() else { return };
         let state = AppState(app);
         // Runs of one pass proceed in the background; the next pass claims only new due times.
-        tokio::spawn(async move {
+        let tasks = &state.0.tasks;
+        let pass = state.clone();
+        tasks.spawn_work(async move {
+            let state = pass;
             if let Err(e) = run_once(&state, Utc::now()).await {
                 tracing::warn!(error = %e, "The scheduler pass failed");
             }

@@ -38,12 +38,18 @@ enum LogMsg {
 }
 
 impl LogSink {
-    /// Starts the writer task.
-    pub fn start(app: std::sync::Weak<crate::App>) -> Self {
+    /// Starts the writer task (a managed writer: on shutdown it stores what is queued, then ends).
+    pub fn start(app: std::sync::Weak<crate::App>, tasks: &crate::tasks::Tasks) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<LogMsg>();
-        tokio::spawn(async move {
+        tasks.spawn_writer(|last| async move {
             let mut written = 0usize;
-            while let Some(first) = rx.recv().await {
+            loop {
+                let first = tokio::select! {
+                    m = rx.recv() => m,
+                    // Shutdown: what is queued is taken below; nothing is dropped.
+                    _ = last.cancelled() => rx.try_recv().ok(),
+                };
+                let Some(first) = first else { return };
                 let mut batch = vec![first];
                 while batch.len() < 256 {
                     match rx.try_recv() {

@@ -16,7 +16,6 @@ pub async fn run_job(State(state): State<AppState>, _: Master, r: TenantCall, Pa
         return Err(ApiError::MethodNotAllowed("POST"));
     }
     let due = crate::scheduler::run_now(&state, &r.tenant, &script).await?;
-    let (app, tenant) = (state.clone(), r.tenant.clone());
-    tokio::spawn(async move { crate::scheduler::run_job(&app, &tenant, &script, &due).await });
+    crate::scheduler::spawn_run(&state, r.tenant.clone(), script, due);
     Ok(StatusCode::OK.into_response())
 }

@@ -516,7 +516,7 @@ async fn run_job_now(State(s): State<AppState>, Path((tenant, job)): Path<(Strin
     let t = s.storage.tenant(&tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
     let script = t.script(roost_storage::scripts::ScriptKind::Job, &job).ok_or_else(|| ManageError::NotFound(format!("Job '{job}'")))?;
     let due = crate::scheduler::run_now(&s, &t, &script).await.map_err(|e| ManageError::Internal(e.to_string()))?;
-    tokio::spawn(async move { crate::scheduler::run_job(&s, &t, &script, &due).await });
+    crate::scheduler::spawn_run(&s, t, script, due);
     Ok(StatusCode::ACCEPTED)
 }
 

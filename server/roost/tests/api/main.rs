@@ -13,4 +13,5 @@ mod packages;
 mod permissions;
 mod robustness;
 mod scripts;
+mod shutdown;
 mod tables;
