@@ -147,8 +147,10 @@ impl IntoResponse for ApiError {
             }
             ApiError::TooLarge => json_error(StatusCode::PAYLOAD_TOO_LARGE, format!("Error: {}", msg::TOO_LARGE)),
             ApiError::Internal(cause) => {
-                tracing::error!(error.cause = %cause, "Request failed with an internal error");
-                json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("Error: {}", msg::INTERNAL))
+                // Logged once, with the request's span, by the trace layer (crate::telemetry).
+                let mut r = json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("Error: {}", msg::INTERNAL));
+                r.extensions_mut().insert(crate::telemetry::InternalCause(cause));
+                r
             }
             ApiError::Timeout => json_error(StatusCode::SERVICE_UNAVAILABLE, format!("Error: {}", msg::TIMEOUT)),
         }

@@ -16,6 +16,7 @@ pub mod transfer;
 pub mod scripting;
 pub mod tables;
 pub mod tasks;
+pub mod telemetry;
 
 use std::future::IntoFuture as _;
 use std::sync::Arc;
@@ -102,9 +103,7 @@ fn lock_data_folder(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
 
 /// Installs the log subscriber (once per process).
 pub fn init_telemetry(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).with_ansi(ansi).try_init();
+    telemetry::init(filter);
 }
 
 /// Returns the configured admin token, or the one stored in the data folder, creating it on first

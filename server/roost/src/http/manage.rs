@@ -36,10 +36,7 @@ impl IntoResponse for ManageError {
             ManageError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ManageError::Forbidden(_) => StatusCode::FORBIDDEN,
             ManageError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
-            ManageError::Internal(cause) => {
-                tracing::error!(error.cause = %cause, "Management request failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            ManageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let error = if status == StatusCode::INTERNAL_SERVER_ERROR { "Internal Server Error".to_string() } else { self.to_string() };
         let (line, column) = match &self {
@@ -47,6 +44,10 @@ impl IntoResponse for ManageError {
             _ => (None, None),
         };
         let mut r = (status, Json(ErrorOut { code: status.as_u16(), error, line, column })).into_response();
+        if let ManageError::Internal(cause) = &self {
+            // Logged once, with the request's span, by the trace layer (crate::telemetry).
+            r.extensions_mut().insert(crate::telemetry::InternalCause(cause.clone()));
+        }
         match &self {
             ManageError::Unauthorized(_) => {
                 r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));

@@ -43,7 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/t/{tenant}/{*rest}", any(by_path))
         .fallback(move |State(state): State<AppState>, req: Request| async move { fallback(state, surface, req).await });
     let router = if state.manage_apart { tenants } else { tenants.merge(platform(&state)) };
-    router.with_state(state)
+    crate::telemetry::layer(router.with_state(state))
 }
 
 /// The tenant surface, below a tenant's base (`/t/{tenant}` or a tenant's host name). The pipeline
@@ -75,12 +75,13 @@ pub fn tenant_routes(state: AppState) -> Router {
         .route("/crossdomain/{page}", any(crossdomain::serve_page))
         .route("/status", only("GET", get(|| async { StatusCode::OK })))
         .fallback(|| async { ApiError::not_found() })
+        .route_layer(axum::middleware::from_fn(crate::telemetry::record_matched))
         .with_state(state)
 }
 
 /// The portal and `/manage/v1` alone: what the `manage_listen` listener serves (their own origin).
 pub fn manage_router(state: AppState) -> Router {
-    platform(&state).fallback(|| async { StatusCode::NOT_FOUND }).with_state(state)
+    crate::telemetry::layer(platform(&state).fallback(|| async { StatusCode::NOT_FOUND }).with_state(state))
 }
 
 fn platform(state: &AppState) -> Router<AppState> {
@@ -147,7 +148,10 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
 pub(crate) async fn tenant_request(state: AppState, surface: &Router, tenant_name: String, rest: String, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let tenant = match state.storage.tenant(&tenant_name).await {
-        Ok(Some(t)) => t,
+        Ok(Some(t)) => {
+            crate::telemetry::record_tenant(&t.record.name);
+            t
+        }
         Ok(None) => return finish(ApiError::not_found().into_response(), None),
         Err(e) => return finish(ApiError::Internal(e.to_string()).into_response(), None),
     };

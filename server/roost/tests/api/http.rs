@@ -19,7 +19,24 @@ crate::on_both_backends!(
     diagnostics_need_the_master_key_and_time_the_database,
     crossdomain_pages_check_the_origin,
     require_https_refuses_plain_http,
+    every_response_answers_the_request_id,
 );
+
+async fn every_response_answers_the_request_id(app: TestApp) {
+    // The client's own id comes back; without one the server makes one, unique per request.
+    let r = app.request(Method::GET, "/tables/missing", &[("x-zumo-request-id", "3f1c9e2a-client-id")], None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.headers["x-zumo-request-id"], "3f1c9e2a-client-id");
+    let ids: Vec<String> = futures::future::join_all((0..2).map(|_| app.request(Method::GET, "/status", &[], None)))
+        .await
+        .into_iter()
+        .map(|r| r.headers["x-zumo-request-id"].to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids[0].len(), 36, "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
+    let r = app.manage(Method::GET, "/tenants", None).await;
+    assert!(r.headers.contains_key("x-zumo-request-id"), "the platform API answers it too");
+}
 
 async fn diagnostics_need_the_master_key_and_time_the_database(app: TestApp) {
     assert_eq!(app.get("/diagnostics").await.status, StatusCode::UNAUTHORIZED, "the application key is not enough");
