@@ -93,7 +93,12 @@ pub async fn call<T: DeserializeOwned>(method: &str, path: &str, body: Option<&i
     if status >= 400 {
         return Err(error_of(status, &text));
     }
-    serde_json::from_str(if text.trim().is_empty() { "null" } else { &text }).map_err(|e| ApiError { status, message: format!("Unexpected answer from the server: {e}"), line: None, column: None })
+    serde_json::from_str(if text.trim().is_empty() { "null" } else { &text }).map_err(|e| ApiError {
+        status,
+        message: format!("Unexpected answer from the server: {e}"),
+        line: None,
+        column: None,
+    })
 }
 
 /// GET.

@@ -32,7 +32,11 @@ impl Ctx {
 /// The current fragment route.
 fn current_route() -> Vec<String> {
     let hash = window().location().hash().unwrap_or_default();
-    hash.trim_start_matches('#').split('/').filter(|s| !s.is_empty()).map(|s| js_sys::decode_uri_component(s).ok().and_then(|v| v.as_string()).unwrap_or_default()).collect()
+    hash.trim_start_matches('#')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| js_sys::decode_uri_component(s).ok().and_then(|v| v.as_string()).unwrap_or_default())
+        .collect()
 }
 
 /// Runs a request's future under the current reactive owner, cancelled when that owner (the view

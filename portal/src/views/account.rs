@@ -106,7 +106,8 @@ pub fn Accounts() -> impl IntoView {
     let role = RwSignal::new("owner".to_string());
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let body = AccountIn { email: email.get_untracked(), password: password.get_untracked(), role: Role::parse(&role.get_untracked()).unwrap_or(Role::Owner) };
+        let body =
+            AccountIn { email: email.get_untracked(), password: password.get_untracked(), role: Role::parse(&role.get_untracked()).unwrap_or(Role::Owner) };
         crate::spawn(async move {
             match api::call::<AccountOut>("POST", "/accounts", Some(&body)).await {
                 Ok(a) => {

@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 #[component]
 pub fn Data(tenant: String, rest: Vec<String>) -> impl IntoView {
     match rest.first().cloned() {
-        Some(table) => view! { <Table tenant=tenant table=table sub=rest.get(1).cloned().unwrap_or_else(|| "browse".into()) extra=rest.get(2).cloned()/> }.into_any(),
+        Some(table) => {
+            view! { <Table tenant=tenant table=table sub=rest.get(1).cloned().unwrap_or_else(|| "browse".into()) extra=rest.get(2).cloned()/> }.into_any()
+        }
         None => view! { <Tables tenant=tenant/> }.into_any(),
     }
 }
@@ -365,7 +367,12 @@ fn Permissions(tenant: String, table: String) -> impl IntoView {
     let path = StoredValue::new(format!("/tenants/{}/tables/{}", api::enc(&tenant), api::enc(&table)));
     let note = RwSignal::new(Note::None);
     let loaded = RwSignal::new(false);
-    let (insert, read, update, delete) = (RwSignal::new(Permission::Application), RwSignal::new(Permission::Application), RwSignal::new(Permission::Application), RwSignal::new(Permission::Application));
+    let (insert, read, update, delete) = (
+        RwSignal::new(Permission::Application),
+        RwSignal::new(Permission::Application),
+        RwSignal::new(Permission::Application),
+        RwSignal::new(Permission::Application),
+    );
     crate::spawn(async move {
         match api::get::<TableOut>(&path.get_value()).await {
             Ok(t) => {

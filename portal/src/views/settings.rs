@@ -197,7 +197,11 @@ fn Packages(tenant: String) -> impl IntoView {
                         text.set(t.clone());
                     }
                     ctx.dirty.set(false);
-                    note.set(Note::Ok(if p.added.is_empty() { "Packages installed".into() } else { format!("Packages installed; added {}", p.added.join(", ")) }));
+                    note.set(Note::Ok(if p.added.is_empty() {
+                        "Packages installed".into()
+                    } else {
+                        format!("Packages installed; added {}", p.added.join(", "))
+                    }));
                     info.set(Some(p));
                 }
                 // The text stays as typed; the previous packages stay installed.

@@ -125,7 +125,15 @@ pub fn Tenant(name: String, tab: String, rest: Vec<String>) -> impl IntoView {
     let tabs: Vec<(&str, &str)> = if support {
         vec![("monitor", "Monitor"), ("logs", "Logs")]
     } else {
-        vec![("data", "Data"), ("api", "API"), ("scheduler", "Scheduler"), ("shared", "Shared"), ("configure", "Configure"), ("logs", "Logs"), ("monitor", "Monitor")]
+        vec![
+            ("data", "Data"),
+            ("api", "API"),
+            ("scheduler", "Scheduler"),
+            ("shared", "Shared"),
+            ("configure", "Configure"),
+            ("logs", "Logs"),
+            ("monitor", "Monitor"),
+        ]
     };
     let links = tabs
         .iter()

@@ -61,9 +61,7 @@ impl TablePermissions {
     pub fn apply_spec(&mut self, spec: &str) -> Result<(), String> {
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (op, level) = part.split_once('=').ok_or_else(|| format!("'{part}' is not of the form operation=permission"))?;
-            let level = Permission::parse(level.trim()).ok_or_else(|| {
-                format!("'{}' is not a permission (public, application, user, admin)", level.trim())
-            })?;
+            let level = Permission::parse(level.trim()).ok_or_else(|| format!("'{}' is not a permission (public, application, user, admin)", level.trim()))?;
             match op.trim().to_ascii_lowercase().as_str() {
                 "insert" => self.insert = level,
                 "read" => self.read = level,

@@ -278,7 +278,13 @@ fn item(n: u64) -> String {
 }
 
 async fn bench(o: Options) -> anyhow::Result<()> {
-    println!("roost-bench: {} connections, {} s per scenario, {} rows; machine: {} cores", o.connections, o.seconds, o.rows, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "roost-bench: {} connections, {} s per scenario, {} rows; machine: {} cores",
+        o.connections,
+        o.seconds,
+        o.rows,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
     let hello = spawn(&["serve-hello"], "hello", temp_dir("hello")?).await?;
     let base = load(&hello.addr, &o, vec![], 200, Arc::new(|_| ("GET".into(), "/".into(), None))).await?;
     print("bare axum hello", &base, None);
@@ -326,7 +332,8 @@ async fn setup_tenant(addr: &str, tenant: &str) -> anyhow::Result<String> {
     }
     let t: Value = serde_json::from_slice(&b)?;
     for table in ["items", "inserts"] {
-        let (s, b) = c.send("POST", &format!("/manage/v1/tenants/{tenant}/tables"), &[("authorization", &auth)], Some(&json!({"name": table}).to_string())).await?;
+        let (s, b) =
+            c.send("POST", &format!("/manage/v1/tenants/{tenant}/tables"), &[("authorization", &auth)], Some(&json!({"name": table}).to_string())).await?;
         if s != 201 {
             bail!("creating table {table}: {s} {}", String::from_utf8_lossy(&b));
         }
@@ -346,7 +353,14 @@ async fn run_roost(roost: &Server, backend: &str, o: &Options, hello_rps: f64) -
     let mut c = Conn::open(&roost.addr).await?;
     let h = [("x-zumo-application", key.as_str())];
     let p = path.clone();
-    fill_rows(&roost.addr, &Options { seconds: 0, connections: o.connections, rows: 0, tenants: 0 }, &headers, o.rows, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?;
+    fill_rows(
+        &roost.addr,
+        &Options { seconds: 0, connections: o.connections, rows: 0, tenants: 0 },
+        &headers,
+        o.rows,
+        Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n)))),
+    )
+    .await?;
     let mut ids: Vec<String> = Vec::new();
     let mut skip = 0;
     while ids.len() < o.rows.min(5000) {
@@ -360,7 +374,8 @@ async fn run_roost(roost: &Server, backend: &str, o: &Options, hello_rps: f64) -
     }
     let ids = Arc::new(ids);
     let p = path.clone();
-    let by_id = load(&roost.addr, o, headers.clone(), 200, Arc::new(move |n| ("GET".into(), format!("{p}/{}", ids[(n as usize * 7919) % ids.len()]), None))).await?;
+    let by_id =
+        load(&roost.addr, o, headers.clone(), 200, Arc::new(move |n| ("GET".into(), format!("{p}/{}", ids[(n as usize * 7919) % ids.len()]), None))).await?;
     print(&format!("roost/{backend} read by id"), &by_id, Some(hello_rps));
     let p = path.clone();
     let query = load(
@@ -397,7 +412,16 @@ async fn put_script(addr: &str, tenant: &str, kind: &str, name: &str, body: Valu
 /// The script scenarios: insert with a one-line `request.execute()` script, a 50-row read whose
 /// script adds a `query.where` predicate, and a custom API answering JSON.
 #[expect(clippy::too_many_arguments, reason = "the figures of the plain scenarios, for ratios")]
-async fn scripts(roost: &Server, backend: &str, tenant: &str, key: &str, o: &Options, hello_rps: f64, plain_insert: f64, plain_query: f64) -> anyhow::Result<()> {
+async fn scripts(
+    roost: &Server,
+    backend: &str,
+    tenant: &str,
+    key: &str,
+    o: &Options,
+    hello_rps: f64,
+    plain_insert: f64,
+    plain_query: f64,
+) -> anyhow::Result<()> {
     let headers = vec![("x-zumo-application".to_string(), key.to_string())];
     put_script(&roost.addr, tenant, "table", "inserts.insert", json!({"body": "function insert(item, user, request) { request.execute(); }"})).await?;
     let p = format!("/t/{tenant}/tables/inserts");
@@ -408,7 +432,14 @@ async fn scripts(roost: &Server, backend: &str, tenant: &str, key: &str, o: &Opt
     let read = "function read(query, user, request) { query.where(function (min) { return this.qty >= min; }, 10); request.execute(); }";
     put_script(&roost.addr, tenant, "table", "items.read", json!({"body": read})).await?;
     let p = format!("/t/{tenant}/tables/items");
-    let q = load(&roost.addr, o, headers.clone(), 200, Arc::new(move |n| ("GET".into(), format!("{p}?$filter=price%20ge%20{}&$orderby=price&$top=50", (n * 37) % 900), None))).await?;
+    let q = load(
+        &roost.addr,
+        o,
+        headers.clone(),
+        200,
+        Arc::new(move |n| ("GET".into(), format!("{p}?$filter=price%20ge%20{}&$orderby=price&$top=50", (n * 37) % 900), None)),
+    )
+    .await?;
     print(&format!("roost/{backend} query, where() script"), &q, Some(hello_rps));
     println!("{:<34} {:>9.1}% of the query without a script", "", 100.0 * q.rps / plain_query);
     let api = "exports.get = function (req, res) { res.send(200, { hello: 'world', n: Number(req.query.n), user: req.user.level }); };";
@@ -427,13 +458,13 @@ async fn put_packages(addr: &str, tenant: &str, manifest: Value) -> anyhow::Resu
 /// npm packages: the insert whose script requires `async` (against the same script without it),
 /// and the first request of a tenant whose packages are installed on this node but not loaded.
 /// Needs npm and the registry; skipped with a note otherwise.
-#[expect(clippy::too_many_arguments, reason = "the figures of the plain scenarios, for ratios")]
 async fn packages(roost: &Server, backend: &str, tenant: &str, key: &str, o: &Options, hello_rps: f64, plain_script: f64) -> anyhow::Result<()> {
     if let Err(e) = put_packages(&roost.addr, tenant, json!({"name": "bench", "dependencies": {"async": "^1.5.2"}})).await {
         println!("roost/{backend} packages: skipped ({e})");
         return Ok(());
     }
-    let body = "var async = require('async');\nfunction insert(item, user, request) { async.series([function (cb) { cb(); }], function () { request.execute(); }); }";
+    let body =
+        "var async = require('async');\nfunction insert(item, user, request) { async.series([function (cb) { cb(); }], function () { request.execute(); }); }";
     put_script(&roost.addr, tenant, "table", "inserts.insert", json!({"body": body})).await?;
     let headers = vec![("x-zumo-application".to_string(), key.to_string())];
     let p = format!("/t/{tenant}/tables/inserts");
@@ -485,7 +516,8 @@ async fn many_tenants(n: usize) -> anyhow::Result<()> {
         }
         let t: Value = serde_json::from_slice(&b)?;
         keys.push(t["application_key"].as_str().unwrap_or_default().to_string());
-        let (s, _) = c.send("POST", &format!("/manage/v1/tenants/{tenant}/tables"), &[("authorization", &auth)], Some(&json!({"name": "todo"}).to_string())).await?;
+        let (s, _) =
+            c.send("POST", &format!("/manage/v1/tenants/{tenant}/tables"), &[("authorization", &auth)], Some(&json!({"name": "todo"}).to_string())).await?;
         if s != 201 {
             bail!("creating a table of {tenant}: {s}");
         }
@@ -512,7 +544,12 @@ async fn many_tenants(n: usize) -> anyhow::Result<()> {
     let scripted = roost.rss_kib().unwrap_or(0);
     println!("roost/sqlite {n} tenants with a script each: RSS {:.1} MiB right after the last one", scripted_now as f64 / 1024.0);
     let mib = |k: u64| k as f64 / 1024.0;
-    println!("roost/sqlite {n} tenants: RSS {:.1} MiB idle, {:.1} MiB with a table and a row each ({:.0} KiB per tenant)", mib(idle), mib(plain), plain.saturating_sub(idle) as f64 / n as f64);
+    println!(
+        "roost/sqlite {n} tenants: RSS {:.1} MiB idle, {:.1} MiB with a table and a row each ({:.0} KiB per tenant)",
+        mib(idle),
+        mib(plain),
+        plain.saturating_sub(idle) as f64 / n as f64
+    );
     println!(
         "roost/sqlite {n} tenants with a script each: RSS {:.1} MiB 2 s later ({:.0} KiB per tenant for its script runtime; scripts saved and run in {:.1} s)",
         mib(scripted),
@@ -559,11 +596,13 @@ async fn pocketbase(bin: &Path, o: &Options, hello_rps: f64) -> anyhow::Result<(
         l.local_addr()?.port()
     };
     let data = dir.join("pb_data");
-    let status = Command::new(bin).args(["superuser", "upsert", "bench@example.com", "bench-password-123", "--dir"]).arg(&data).stdout(Stdio::null()).status()?;
+    let status =
+        Command::new(bin).args(["superuser", "upsert", "bench@example.com", "bench-password-123", "--dir"]).arg(&data).stdout(Stdio::null()).status()?;
     if !status.success() {
         bail!("pocketbase superuser upsert failed");
     }
-    let child = Command::new(bin).args(["serve", "--http", &format!("127.0.0.1:{port}"), "--dir"]).arg(&data).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let child =
+        Command::new(bin).args(["serve", "--http", &format!("127.0.0.1:{port}"), "--dir"]).arg(&data).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
     let server = Server { child, addr: format!("127.0.0.1:{port}"), _dir: TempDir(dir) };
     let mut c = loop {
         if let Ok(c) = Conn::open(&server.addr).await {
@@ -572,7 +611,9 @@ async fn pocketbase(bin: &Path, o: &Options, hello_rps: f64) -> anyhow::Result<(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (s, b) = c.send("POST", "/api/collections/_superusers/auth-with-password", &[], Some(r#"{"identity":"bench@example.com","password":"bench-password-123"}"#)).await?;
+    let (s, b) = c
+        .send("POST", "/api/collections/_superusers/auth-with-password", &[], Some(r#"{"identity":"bench@example.com","password":"bench-password-123"}"#))
+        .await?;
     if s != 200 {
         bail!("pocketbase auth: {s} {}", String::from_utf8_lossy(&b));
     }
@@ -610,7 +651,14 @@ async fn pocketbase(bin: &Path, o: &Options, hello_rps: f64) -> anyhow::Result<(
         page += 1;
     }
     let ids = Arc::new(ids);
-    let by_id = load(&server.addr, o, vec![], 200, Arc::new(move |n| ("GET".into(), format!("/api/collections/items/records/{}", ids[(n as usize * 7919) % ids.len()]), None))).await?;
+    let by_id = load(
+        &server.addr,
+        o,
+        vec![],
+        200,
+        Arc::new(move |n| ("GET".into(), format!("/api/collections/items/records/{}", ids[(n as usize * 7919) % ids.len()]), None)),
+    )
+    .await?;
     print("pocketbase read by id", &by_id, Some(hello_rps));
     let query = load(
         &server.addr,
@@ -662,7 +710,14 @@ async fn parse_server(bin: &Path, database_url: &str, o: &Options, hello_rps: f6
     let inserts = format!("Insert{}", std::process::id());
     for name in [&class, &inserts] {
         let schema = json!({"className": name, "fields": {"name": {"type": "String"}, "price": {"type": "Number"}, "category": {"type": "String"}, "qty": {"type": "Number"}}});
-        let (s, b) = c.send("POST", &format!("/parse/schemas/{name}"), &[("x-parse-application-id", "bench"), ("x-parse-master-key", "bench-master")], Some(&schema.to_string())).await?;
+        let (s, b) = c
+            .send(
+                "POST",
+                &format!("/parse/schemas/{name}"),
+                &[("x-parse-application-id", "bench"), ("x-parse-master-key", "bench-master")],
+                Some(&schema.to_string()),
+            )
+            .await?;
         if s != 200 {
             bail!("Parse Server schema: {s} {}", String::from_utf8_lossy(&b));
         }
@@ -672,7 +727,14 @@ async fn parse_server(bin: &Path, database_url: &str, o: &Options, hello_rps: f6
     let ins = load(&server.addr, o, headers.clone(), 201, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?;
     print("parse-server insert", &ins, Some(hello_rps));
     let p = format!("/parse/classes/{class}");
-    fill_rows(&server.addr, &Options { seconds: 0, connections: o.connections, rows: 0, tenants: 0 }, &headers, o.rows, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?;
+    fill_rows(
+        &server.addr,
+        &Options { seconds: 0, connections: o.connections, rows: 0, tenants: 0 },
+        &headers,
+        o.rows,
+        Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n)))),
+    )
+    .await?;
     // Node closes keep-alive connections idle for 5 s: use a fresh one after the load phases.
     c = Conn::open(&server.addr).await?;
     let mut ids = Vec::new();
@@ -687,7 +749,8 @@ async fn parse_server(bin: &Path, database_url: &str, o: &Options, hello_rps: f6
     }
     let ids = Arc::new(ids);
     let p = format!("/parse/classes/{class}");
-    let by_id = load(&server.addr, o, headers.clone(), 200, Arc::new(move |n| ("GET".into(), format!("{p}/{}", ids[(n as usize * 7919) % ids.len()]), None))).await?;
+    let by_id =
+        load(&server.addr, o, headers.clone(), 200, Arc::new(move |n| ("GET".into(), format!("{p}/{}", ids[(n as usize * 7919) % ids.len()]), None))).await?;
     print("parse-server read by id", &by_id, Some(hello_rps));
     let p = format!("/parse/classes/{class}");
     let query = load(
@@ -727,7 +790,12 @@ async fn context_cost() -> anyhow::Result<()> {
     use roost_scripts::{Entry, Invocation, ScriptEngine, ScriptLimits};
     let engine = ScriptEngine::new();
     let host: Arc<dyn roost_scripts::ScriptHost> = Arc::new(IdleHost);
-    let inv = Invocation { source: "/scheduler/j.js".into(), script: Arc::from("function j() { var x = { a: 1 }; x.b = x.a + 1; }"), entry: Entry::Job("j".into()), input: json!({}) };
+    let inv = Invocation {
+        source: "/scheduler/j.js".into(),
+        script: Arc::from("function j() { var x = { a: 1 }; x.b = x.a + 1; }"),
+        entry: Entry::Job("j".into()),
+        input: json!({}),
+    };
     for _ in 0..50 {
         engine.invoke("bench", ScriptLimits::default(), inv.clone(), host.clone()).done.await??;
     }
@@ -737,6 +805,9 @@ async fn context_cost() -> anyhow::Result<()> {
         engine.invoke("bench", ScriptLimits::default(), inv.clone(), host.clone()).done.await??;
     }
     let per = started.elapsed().as_secs_f64() * 1e6 / n as f64;
-    println!("script engine: fresh context + prelude + script + call: {per:.0} µs per invocation ({n} in a row); tenant runtime {:.1} MiB", engine.memory_used("bench") as f64 / 1048576.0);
+    println!(
+        "script engine: fresh context + prelude + script + call: {per:.0} µs per invocation ({n} in a row); tenant runtime {:.1} MiB",
+        engine.memory_used("bench") as f64 / 1048576.0
+    );
     Ok(())
 }

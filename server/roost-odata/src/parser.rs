@@ -1,7 +1,7 @@
 //! Recursive-descent parser for the grammar in the crate docs.
 
 use crate::lexer::{tokenize, Tok, Token};
-use crate::{is_valid_identifier, invalid_identifier_message, BinaryOp, Expr, Func, OrderBy, ParseError, UnaryOp};
+use crate::{invalid_identifier_message, is_valid_identifier, BinaryOp, Expr, Func, OrderBy, ParseError, UnaryOp};
 
 /// Deepest nesting accepted; deeper input is refused instead of overflowing the stack.
 pub const MAX_DEPTH: usize = 100;
@@ -22,10 +22,7 @@ fn err(message: impl Into<String>, index: usize) -> ParseError {
 }
 
 fn is_keyword(name: &str) -> bool {
-    matches!(
-        name,
-        "and" | "or" | "not" | "eq" | "ne" | "lt" | "le" | "gt" | "ge" | "add" | "sub" | "mul" | "div" | "mod"
-    )
+    matches!(name, "and" | "or" | "not" | "eq" | "ne" | "lt" | "le" | "gt" | "ge" | "add" | "sub" | "mul" | "div" | "mod")
 }
 
 impl Parser {
@@ -139,12 +136,10 @@ impl Parser {
             Tok::Num(n) => Ok(Expr::Number(n)),
             Tok::Str(s) => Ok(Expr::String(s)),
             Tok::Typed(ctor, s) => match ctor.as_str() {
-                "datetime" => crate::parse_strict_datetime(&s)
-                    .map(Expr::DateTime)
-                    .ok_or_else(|| err("Invalid 'datetime' type creation expression", t.at)),
-                "datetimeoffset" => crate::parse_loose_datetime(&s)
-                    .map(Expr::DateTime)
-                    .ok_or_else(|| err("Invalid 'datetimeoffset' type creation expression", t.at)),
+                "datetime" => crate::parse_strict_datetime(&s).map(Expr::DateTime).ok_or_else(|| err("Invalid 'datetime' type creation expression", t.at)),
+                "datetimeoffset" => {
+                    crate::parse_loose_datetime(&s).map(Expr::DateTime).ok_or_else(|| err("Invalid 'datetimeoffset' type creation expression", t.at))
+                }
                 _ => Ok(Expr::String(s)),
             },
             Tok::LParen => {
@@ -351,11 +346,7 @@ mod tests {
         let m = |s: &str| Box::new(Expr::Member(s.into()));
         let expected = Expr::Binary(
             Or,
-            Box::new(Expr::Binary(
-                Eq,
-                Box::new(Expr::Binary(Add, m("a"), Box::new(Expr::Binary(Mul, m("b"), m("c"))))),
-                Box::new(Expr::Number(7.0)),
-            )),
+            Box::new(Expr::Binary(Eq, Box::new(Expr::Binary(Add, m("a"), Box::new(Expr::Binary(Mul, m("b"), m("c"))))), Box::new(Expr::Number(7.0)))),
             Box::new(Expr::Binary(And, m("d"), m("e"))),
         );
         assert_eq!(e, expected);
@@ -368,7 +359,9 @@ mod tests {
         for (src, n) in [("123L", 123.0), ("1.5f", 1.5), ("1.5M", 1.5), ("2d", 2.0), ("1e+21", 1e21), ("-4", -4.0), ("2.5E-3", 0.0025)] {
             assert_eq!(f(&format!("x eq {src}")), Expr::Binary(BinaryOp::Eq, Box::new(Expr::Member("x".into())), Box::new(Expr::Number(n))), "{src}");
         }
-        assert!(matches!(f("x eq guid'0f8fad5b-d9cb-469f-a165-70867728950e'"), Expr::Binary(_, _, b) if *b == Expr::String("0f8fad5b-d9cb-469f-a165-70867728950e".into())));
+        assert!(
+            matches!(f("x eq guid'0f8fad5b-d9cb-469f-a165-70867728950e'"), Expr::Binary(_, _, b) if *b == Expr::String("0f8fad5b-d9cb-469f-a165-70867728950e".into()))
+        );
         assert!(matches!(f("x eq datetime'2013-01-01T00:00:00.000Z'"), Expr::Binary(_, _, b) if matches!(*b, Expr::DateTime(_))));
         assert!(matches!(f("x eq datetimeoffset'2013-01-01T00:00:00.1234567+02:00'"), Expr::Binary(_, _, b) if matches!(*b, Expr::DateTime(_))));
         assert!(matches!(f("x eq datetime'0001-01-01T00:00:00Z'"), Expr::Binary(_, _, b) if matches!(*b, Expr::DateTime(_))));
@@ -386,7 +379,10 @@ mod tests {
         assert_eq!(parse_filter("startswith(a)").unwrap_err().message, "Function 'startswith' requires 2 parameters.");
         assert_eq!(parse_filter("substring(a)").unwrap_err().message, "Function 'substring' requires 2 or 3 parameters.");
         assert_eq!(parse_filter("x eq datetime'2013-01-01'").unwrap_err().message, "Invalid 'datetime' type creation expression");
-        assert_eq!(parse_filter("replace(a, 'b', c) eq 'x'").unwrap_err().message, "The third parameter to 'replace' must be a string constant less than 100 in length.");
+        assert_eq!(
+            parse_filter("replace(a, 'b', c) eq 'x'").unwrap_err().message,
+            "The third parameter to 'replace' must be a string constant less than 100 in length."
+        );
         assert_eq!(parse_filter("replace(replace(a,'b','c'), 'b', 'c') eq 'x'").unwrap_err().message, "Calls to 'replace' cannot be nested.");
         assert!(parse_filter("a-b eq 1").unwrap_err().message.contains("is not a valid identifier"));
         assert!(parse_filter("x eq 'é' and ü eq 1").is_err());

@@ -301,12 +301,10 @@ impl Renderer<'_> {
                 b.param(Value::Bytes(bytes));
                 Ok(())
             }
-            (Expr::String(s), Ty::Date) => {
-                match crate::parse_loose_datetime(s) {
-                    Some(d) => self.expr(b, &Expr::DateTime(d)),
-                    None => self.expr(b, e),
-                }
-            }
+            (Expr::String(s), Ty::Date) => match crate::parse_loose_datetime(s) {
+                Some(d) => self.expr(b, &Expr::DateTime(d)),
+                None => self.expr(b, e),
+            },
             _ => self.expr(b, e),
         }
     }
@@ -836,7 +834,16 @@ mod tests {
     fn unknown_column_is_reported() {
         let s = schema();
         let f = parse_filter("nope eq 1").unwrap();
-        let sel = Select { table: TableRef { schema: None, name: "t" }, columns: &[], filter: Some(&f), extra: &[], orderby: &[], insertion_order: Some("__seq"), top: None, skip: 3 };
+        let sel = Select {
+            table: TableRef { schema: None, name: "t" },
+            columns: &[],
+            filter: Some(&f),
+            extra: &[],
+            orderby: &[],
+            insertion_order: Some("__seq"),
+            top: None,
+            skip: 3,
+        };
         assert_eq!(sel.render(&s, Dialect::Sqlite), Err(RenderError::UnknownColumn("nope".into())));
     }
 }

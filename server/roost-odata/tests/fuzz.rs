@@ -54,7 +54,16 @@ fn render(src: &str) {
     let schema = schema();
     if let Ok(e) = parse_filter(src) {
         for d in [Dialect::Sqlite, Dialect::Postgres] {
-            let select = Select { table: TableRef { schema: None, name: "t" }, columns: &schema, filter: Some(&e), extra: &[], orderby: &[], insertion_order: None, top: Some(50), skip: 0 };
+            let select = Select {
+                table: TableRef { schema: None, name: "t" },
+                columns: &schema,
+                filter: Some(&e),
+                extra: &[],
+                orderby: &[],
+                insertion_order: None,
+                top: Some(50),
+                skip: 0,
+            };
             if let Ok(sql) = select.render(&schema, d) {
                 // Constants are bound: no quote of the source's string constants reaches the SQL.
                 assert!(!sql.text.contains("'x'") && !sql.text.contains("'ab'"), "{src} -> {}", sql.text);
@@ -68,10 +77,12 @@ fn render(src: &str) {
 #[test]
 fn the_odata_parser_and_renderer_never_panic() {
     let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
-    let input = prop_oneof![mutated(), "[ -~]{0,80}", ".{0,40}", prop::collection::vec(any::<u8>(), 0..60).prop_map(|b| String::from_utf8_lossy(&b).into_owned())];
-    runner.run(&input, |s| {
-        render(&s);
-        Ok(())
-    })
-    .unwrap();
+    let input =
+        prop_oneof![mutated(), "[ -~]{0,80}", ".{0,40}", prop::collection::vec(any::<u8>(), 0..60).prop_map(|b| String::from_utf8_lossy(&b).into_owned())];
+    runner
+        .run(&input, |s| {
+            render(&s);
+            Ok(())
+        })
+        .unwrap();
 }

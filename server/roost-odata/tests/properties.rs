@@ -35,7 +35,12 @@ fn expr() -> impl Strategy<Value = String> {
                 .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
             inner.clone().prop_map(|a| format!("not {a}")),
             inner.clone().prop_map(|a| format!("-{a}")),
-            (prop::sample::select(vec!["length", "tolower", "toupper", "trim", "year", "month", "day", "hour", "minute", "second", "floor", "ceiling", "round"]), inner.clone())
+            (
+                prop::sample::select(vec![
+                    "length", "tolower", "toupper", "trim", "year", "month", "day", "hour", "minute", "second", "floor", "ceiling", "round"
+                ]),
+                inner.clone()
+            )
                 .prop_map(|(f, a)| format!("{f}({a})")),
             (prop::sample::select(vec!["substringof", "startswith", "endswith", "indexof", "concat", "substring"]), inner.clone(), inner.clone())
                 .prop_map(|(f, a, b)| format!("{f}({a}, {b})")),
@@ -50,7 +55,16 @@ fn render_all(filter: &str) {
     for dialect in [Dialect::Sqlite, Dialect::Postgres] {
         let cols = vec![s[1].clone()];
         let orderby = parse_orderby(filter).unwrap_or_default();
-        let sel = Select { table: TableRef { schema: Some("t"), name: "x" }, columns: &cols, filter: Some(&f), extra: &[], orderby: &orderby, insertion_order: Some("__seq"), top: Some(10), skip: 3 };
+        let sel = Select {
+            table: TableRef { schema: Some("t"), name: "x" },
+            columns: &cols,
+            filter: Some(&f),
+            extra: &[],
+            orderby: &orderby,
+            insertion_order: Some("__seq"),
+            top: Some(10),
+            skip: 3,
+        };
         if let Ok(sql) = sel.render(&s, dialect) {
             // Exactly one placeholder per bound value (NULL is written inline, never bound).
             let placeholders = match dialect {

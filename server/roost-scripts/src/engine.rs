@@ -199,7 +199,6 @@ impl TenantLanes {
         Self { limits, permits: Arc::new(Semaphore::new(limits.max_concurrent.max(1))), budget, lanes: Mutex::new(Vec::new()), last_used: AtomicU64::new(0) }
     }
 
-
     /// Drops poisoned lanes from service (each ends with the invocations still on it).
     fn drop_poisoned(lanes: &mut Vec<Arc<TenantRuntime>>) {
         lanes.retain(|l| !l.poisoned.load(Ordering::Acquire));
@@ -320,7 +319,8 @@ fn trim(runtimes: &Mutex<HashMap<String, Arc<TenantLanes>>>) {
     if rts.len() <= KEEP_IDLE_RUNTIMES {
         return;
     }
-    let mut idle: Vec<(u64, String)> = rts.iter().filter(|(_, r)| Arc::strong_count(r) == 1 && r.idle()).map(|(k, r)| (r.last_used.load(Ordering::Relaxed), k.clone())).collect();
+    let mut idle: Vec<(u64, String)> =
+        rts.iter().filter(|(_, r)| Arc::strong_count(r) == 1 && r.idle()).map(|(k, r)| (r.last_used.load(Ordering::Relaxed), k.clone())).collect();
     idle.sort();
     let excess = rts.len() - KEEP_IDLE_RUNTIMES;
     for (_, k) in idle.into_iter().take(excess) {
@@ -614,11 +614,13 @@ async fn run(
         }
         for (id, ms) in timers {
             live_timers.insert(id);
-            pending.push(async move {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                Event::Timer(id)
-            }
-            .boxed());
+            pending.push(
+                async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Event::Timer(id)
+                }
+                .boxed(),
+            );
         }
         // Wait for the next event that still matters (cleared timers are skipped).
         let mut events = Vec::new();
@@ -887,10 +889,7 @@ fn install_natives<'js>(ctx: &Ctx<'js>, state: &Arc<Mutex<InvState>>, source: &s
     )?;
     let resolver = host.clone();
     let permissions = host.clone();
-    n.set(
-        "apiAllowed",
-        Function::new(ctx.clone(), move |route: String, verb: String| -> bool { permissions.api_allowed(&route, &verb) })?,
-    )?;
+    n.set("apiAllowed", Function::new(ctx.clone(), move |route: String, verb: String| -> bool { permissions.api_allowed(&route, &verb) })?)?;
     n.set(
         "module",
         Function::new(ctx.clone(), move |name: String| -> Option<String> {

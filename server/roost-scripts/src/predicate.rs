@@ -144,7 +144,9 @@ impl Translator<'_> {
                 .elements
                 .iter()
                 .map(|el| match el {
-                    ArrayExpressionElement::SpreadElement(_) | ArrayExpressionElement::Elision(_) => Err("Spread and holes are not supported in a query predicate.".to_string()),
+                    ArrayExpressionElement::SpreadElement(_) | ArrayExpressionElement::Elision(_) => {
+                        Err("Spread and holes are not supported in a query predicate.".to_string())
+                    }
                     other => self.expr(other.to_expression()),
                 })
                 .collect::<Result<_, _>>()?,
@@ -238,10 +240,7 @@ mod tests {
 
     #[test]
     fn comparisons_logic_and_parameters() {
-        assert_eq!(
-            t("function (a, b) { return this.year >= a && this.year < b; }", json!([1990, 2000])),
-            "((year ge 1990) and (year lt 2000))"
-        );
+        assert_eq!(t("function (a, b) { return this.year >= a && this.year < b; }", json!([1990, 2000])), "((year ge 1990) and (year lt 2000))");
         assert_eq!(t("function (n) { return this.title === n || !this.done; }", json!(["it's"])), "((title eq 'it''s') or not done)");
         assert_eq!(t("function () { return -this.x != null; }", json!([])), "((0 sub x) ne null)");
     }
@@ -292,18 +291,20 @@ mod tests {
         ];
         let cases = std::env::var("ROOST_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
         let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
-        let mutated = (prop::sample::select(SEEDS), prop::collection::vec((any::<prop::sample::Index>(), any::<char>(), any::<bool>()), 1..5)).prop_map(|(seed, edits)| {
-            let mut chars: Vec<char> = seed.chars().collect();
-            for (at, c, insert) in edits {
-                let i = at.index(chars.len());
-                if insert {
-                    chars.insert(i, c);
-                } else {
-                    chars.remove(i);
+        let mutated = (prop::sample::select(SEEDS), prop::collection::vec((any::<prop::sample::Index>(), any::<char>(), any::<bool>()), 1..5)).prop_map(
+            |(seed, edits)| {
+                let mut chars: Vec<char> = seed.chars().collect();
+                for (at, c, insert) in edits {
+                    let i = at.index(chars.len());
+                    if insert {
+                        chars.insert(i, c);
+                    } else {
+                        chars.remove(i);
+                    }
                 }
-            }
-            chars.into_iter().collect::<String>()
-        });
+                chars.into_iter().collect::<String>()
+            },
+        );
         let input = prop_oneof![mutated, "[ -~]{0,60}"];
         let args = json!(["ab", ["a", "b"], {"$date": "2013-01-01T00:00:00.000Z"}, 1, 2]);
         let args = args.as_array().cloned().unwrap_or_default();
@@ -327,4 +328,3 @@ mod tests {
             .unwrap();
     }
 }
-

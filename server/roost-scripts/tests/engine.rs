@@ -22,7 +22,12 @@ impl Host {
         Arc::new(Self { logs: Default::default(), calls: Default::default(), modules: HashMap::new(), answer })
     }
     fn with_modules(answer: Answer, modules: &[(&str, &str)]) -> Arc<Self> {
-        Arc::new(Self { logs: Default::default(), calls: Default::default(), modules: modules.iter().map(|(k, v)| (k.to_string(), Arc::from(*v))).collect(), answer })
+        Arc::new(Self {
+            logs: Default::default(),
+            calls: Default::default(),
+            modules: modules.iter().map(|(k, v)| (k.to_string(), Arc::from(*v))).collect(),
+            answer,
+        })
     }
     fn messages(&self) -> Vec<String> {
         self.logs.lock().unwrap().iter().map(|(_, _, m)| m.clone()).collect()

@@ -121,10 +121,14 @@ impl Storage {
     /// Deletes an account with its tokens and ownerships; its sessions stop working at their next use.
     pub async fn delete_account(&self, id: &str) -> Result<()> {
         let (owners, tokens, accounts) = match self.dialect() {
-            Dialect::Sqlite => ("delete from tenant_owners where account_id = ?", "delete from api_tokens where account_id = ?", "delete from accounts where id = ?"),
-            Dialect::Postgres => {
-                ("delete from roost.tenant_owners where account_id = $1", "delete from roost.api_tokens where account_id = $1", "delete from roost.accounts where id = $1")
+            Dialect::Sqlite => {
+                ("delete from tenant_owners where account_id = ?", "delete from api_tokens where account_id = ?", "delete from accounts where id = ?")
             }
+            Dialect::Postgres => (
+                "delete from roost.tenant_owners where account_id = $1",
+                "delete from roost.api_tokens where account_id = $1",
+                "delete from roost.accounts where id = $1",
+            ),
         };
         self.catalog_exec(owners, &[id]).await?;
         self.catalog_exec(tokens, &[id]).await?;
@@ -199,7 +203,11 @@ impl Storage {
                 .await?
             }
             Dialect::Postgres => {
-                self.catalog_exec("insert into roost.api_tokens (id, account_id, name, token_hash) values ($1, $2, $3, $4)", &[id, account_id, name, token_hash]).await?
+                self.catalog_exec(
+                    "insert into roost.api_tokens (id, account_id, name, token_hash) values ($1, $2, $3, $4)",
+                    &[id, account_id, name, token_hash],
+                )
+                .await?
             }
         };
         self.api_tokens(account_id).await?.into_iter().find(|t| t.id == id).ok_or(StorageError::NotFound)
@@ -208,7 +216,10 @@ impl Storage {
     /// The tokens of an account, newest first.
     pub async fn api_tokens(&self, account_id: &str) -> Result<Vec<TokenRecord>> {
         let sql = match self.dialect() {
-            Dialect::Sqlite => "select id, account_id, name, created_at, coalesce(last_used_at, '') from api_tokens where account_id = ? order by created_at desc, id".to_string(),
+            Dialect::Sqlite => {
+                "select id, account_id, name, created_at, coalesce(last_used_at, '') from api_tokens where account_id = ? order by created_at desc, id"
+                    .to_string()
+            }
             Dialect::Postgres => format!(
                 "select id, account_id, name, {}, coalesce({}, '') from roost.api_tokens where account_id = $1 order by created_at desc, id",
                 time_text("created_at"),
@@ -233,7 +244,10 @@ impl Storage {
     pub async fn account_by_token(&self, token_hash: &str) -> Result<Option<AccountRecord>> {
         let (find, touch) = match self.dialect() {
             Dialect::Sqlite => ("select account_id from api_tokens where token_hash = ?", "update api_tokens set last_used_at = ? where token_hash = ?"),
-            Dialect::Postgres => ("select account_id from roost.api_tokens where token_hash = $1", "update roost.api_tokens set last_used_at = $1::timestamptz where token_hash = $2"),
+            Dialect::Postgres => (
+                "select account_id from roost.api_tokens where token_hash = $1",
+                "update roost.api_tokens set last_used_at = $1::timestamptz where token_hash = $2",
+            ),
         };
         let Some(row) = self.catalog_rows(find, &[token_hash]).await?.into_iter().next() else { return Ok(None) };
         self.catalog_exec(touch, &[&now_iso(), token_hash]).await?;

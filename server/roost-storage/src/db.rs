@@ -84,9 +84,7 @@ fn decode_pg(row: &PgRow, i: usize, ty: ColType) -> Result<Value> {
         ColType::Integer => row.try_get::<Option<i64>, _>(i)?.map_or(Value::Null, Value::Int),
         ColType::Boolean => row.try_get::<Option<bool>, _>(i)?.map_or(Value::Null, Value::Bool),
         ColType::Binary => row.try_get::<Option<Vec<u8>>, _>(i)?.map_or(Value::Null, Value::Bytes),
-        ColType::Date => row
-            .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>(i)?
-            .map_or(Value::Null, Value::Date),
+        ColType::Date => row.try_get::<Option<chrono::DateTime<chrono::Utc>>, _>(i)?.map_or(Value::Null, Value::Date),
     })
 }
 
@@ -135,15 +133,11 @@ impl Db {
         match self {
             Db::Sqlite(p) => {
                 let rows = sqlx::query_with(&sql.text, sqlite_args(&sql.params)?).fetch_all(p).await?;
-                rows.iter()
-                    .map(|r| types.iter().enumerate().map(|(i, t)| decode_sqlite(r, i, *t)).collect())
-                    .collect()
+                rows.iter().map(|r| types.iter().enumerate().map(|(i, t)| decode_sqlite(r, i, *t)).collect()).collect()
             }
             Db::Postgres(p) => {
                 let rows = sqlx::query_with(&sql.text, pg_args(&sql.params)?).fetch_all(p).await?;
-                rows.iter()
-                    .map(|r| types.iter().enumerate().map(|(i, t)| decode_pg(r, i, *t)).collect())
-                    .collect()
+                rows.iter().map(|r| types.iter().enumerate().map(|(i, t)| decode_pg(r, i, *t)).collect()).collect()
             }
             Db::SqliteEngine(e) => e.fetch(sql, types).await,
         }
@@ -186,7 +180,12 @@ impl Db {
                                 };
                                 n.map_or(Value::Null, |n| Value::Int(i64::from(n)))
                             }
-                            None => return Err(StorageError::BadInput(format!("The result column '{name}' has a type mssql on Roost cannot return ({}).", r.columns()[i].type_info().name()))),
+                            None => {
+                                return Err(StorageError::BadInput(format!(
+                                    "The result column '{name}' has a type mssql on Roost cannot return ({}).",
+                                    r.columns()[i].type_info().name()
+                                )))
+                            }
                         });
                     }
                     out.push(row);

@@ -63,7 +63,11 @@ pub async fn create_table(db: &Db, schema: Option<&str>, t: &TableRecord) -> Res
                 physical_type(d, ColType::Binary)
             );
             if t.soft_delete {
-                cols.push_str(&format!(", \"__deleted\" {} NOT NULL DEFAULT {}", physical_type(d, ColType::Boolean), if d == Dialect::Sqlite { "0" } else { "false" }));
+                cols.push_str(&format!(
+                    ", \"__deleted\" {} NOT NULL DEFAULT {}",
+                    physical_type(d, ColType::Boolean),
+                    if d == Dialect::Sqlite { "0" } else { "false" }
+                ));
             }
             format!("CREATE TABLE {name} ({cols})")
         }
@@ -169,7 +173,13 @@ pub async fn create_auto_index(db: &Db, schema: Option<&str>, table: &str, colum
         Dialect::Sqlite => format!("CREATE INDEX IF NOT EXISTS {} ON {} ({}, {})", quote(&name), qualified(schema, table), quote(column), quote(order)),
         // CONCURRENTLY: tenants keep writing while the index builds.
         // NULLS FIRST matches how Roost orders (as SQL Server does), so the index serves the ORDER BY.
-        Dialect::Postgres => format!("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({} ASC NULLS FIRST, {})", quote(&name), qualified(schema, table), quote(column), quote(order)),
+        Dialect::Postgres => format!(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({} ASC NULLS FIRST, {})",
+            quote(&name),
+            qualified(schema, table),
+            quote(column),
+            quote(order)
+        ),
     };
     let r = db.execute_raw(&sql).await;
     if r.is_err() && db.dialect() == Dialect::Postgres {
@@ -194,9 +204,14 @@ pub async fn read_auto_indexes(db: &Db, schema: Option<&str>, table: &str, colum
             params: vec![Value::Text(schema.unwrap_or("public").into()), Value::Text(table.into())],
         },
     };
-    let names: Vec<String> = db.fetch(&sql, &[ColType::String]).await?.into_iter().filter_map(|r| match r.into_iter().next() {
-        Some(Value::Text(t)) => Some(t),
-        _ => None,
-    }).collect();
+    let names: Vec<String> = db
+        .fetch(&sql, &[ColType::String])
+        .await?
+        .into_iter()
+        .filter_map(|r| match r.into_iter().next() {
+            Some(Value::Text(t)) => Some(t),
+            _ => None,
+        })
+        .collect();
     Ok(columns.iter().filter(|c| names.contains(&auto_index_name(table, &c.name))).map(|c| c.name.clone()).collect())
 }

@@ -10,14 +10,14 @@
 
 pub mod accounts;
 pub mod db;
-pub mod deadline;
 pub mod ddl;
+pub mod deadline;
 pub mod items;
 pub mod packages;
 pub mod pg_batch;
 pub mod scripts;
-pub mod tsql;
 pub mod sqlite_engine;
+pub mod tsql;
 
 use db::Db;
 use roost_api::{IdKind, TablePermissions, TenantSettings};
@@ -193,7 +193,7 @@ impl Tenant {
     /// All tables, sorted by name.
     pub fn tables(&self) -> Vec<Arc<Table>> {
         let mut v: Vec<_> = self.tables.values().cloned().collect();
-        v.sort_by(|a, b| a.record.name.to_ascii_lowercase().cmp(&b.record.name.to_ascii_lowercase()));
+        v.sort_by_key(|t| t.record.name.to_ascii_lowercase());
         v
     }
 
@@ -290,7 +290,9 @@ impl Storage {
                 // No ping before each acquire: it doubled the round trips of every statement. A broken
                 // connection fails its statement and is discarded by the pool.
                 let timeout = config.statement_timeout_ms.max(1000).to_string();
-                let options = url.parse::<sqlx::postgres::PgConnectOptions>()?.options([("statement_timeout", timeout.as_str()), ("client_connection_check_interval", "1000")]);
+                let options = url
+                    .parse::<sqlx::postgres::PgConnectOptions>()?
+                    .options([("statement_timeout", timeout.as_str()), ("client_connection_check_interval", "1000")]);
                 let pool = sqlx::postgres::PgPoolOptions::new()
                     .test_before_acquire(false)
                     .max_connections(config.pg_max_connections)
@@ -393,7 +395,11 @@ impl Storage {
         let generation = self.generation();
         let hit = {
             let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
-            if cache.0 == generation { cache.1.get(&key).cloned() } else { None }
+            if cache.0 == generation {
+                cache.1.get(&key).cloned()
+            } else {
+                None
+            }
         };
         if hit.is_some() {
             return Ok(hit);
@@ -458,7 +464,7 @@ impl Storage {
             Dialect::Sqlite => "select name, application_key, master_key, settings, created_at from tenants where name = ?",
             Dialect::Postgres => "select name, application_key, master_key, settings, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from roost.tenants where name = $1",
         };
-        Ok(self.catalog_rows(sql, &[name]).await?.into_iter().next().map(tenant_from_row).transpose()?)
+        self.catalog_rows(sql, &[name]).await?.into_iter().next().map(tenant_from_row).transpose()
     }
 
     /// Runs a catalog query whose columns are all text.
@@ -565,13 +571,7 @@ impl Storage {
             }
         }
         self.changed().await?;
-        Ok(TenantRecord {
-            name,
-            application_key: application_key.to_string(),
-            master_key: master_key.to_string(),
-            settings: settings.clone(),
-            created_at,
-        })
+        Ok(TenantRecord { name, application_key: application_key.to_string(), master_key: master_key.to_string(), settings: settings.clone(), created_at })
     }
 
     /// Deletes a tenant and all its data.
@@ -663,7 +663,9 @@ impl Storage {
             IdKind::Integer => "integer",
         };
         ddl::create_table(&t.db, t.schema.as_deref(), record).await.map_err(|e| match e {
-            StorageError::Sql(sqlx::Error::Database(d)) if d.message().contains("already exists") => StorageError::AlreadyExists(format!("Table '{}'", record.name)),
+            StorageError::Sql(sqlx::Error::Database(d)) if d.message().contains("already exists") => {
+                StorageError::AlreadyExists(format!("Table '{}'", record.name))
+            }
             other => other,
         })?;
         let r = match self.dialect() {
@@ -802,7 +804,11 @@ async fn notify_and_wait_for_servers(pool: &sqlx::PgPool) -> Result<()> {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => {
-                tracing::warn!(servers, acknowledged, "Not every server acknowledged a catalog change in time; the others apply it when the notification arrives");
+                tracing::warn!(
+                    servers,
+                    acknowledged,
+                    "Not every server acknowledged a catalog change in time; the others apply it when the notification arrives"
+                );
                 break;
             }
         }

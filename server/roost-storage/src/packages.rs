@@ -25,12 +25,12 @@ impl Storage {
             Dialect::Sqlite => "select manifest, lock, lock_hash, updated_at from tenant_packages where tenant = ?",
             Dialect::Postgres => "select manifest, lock, lock_hash, updated_at from roost.tenant_packages where tenant = $1",
         };
-        Ok(self
-            .catalog_rows(sql, &[&tenant.to_ascii_lowercase()])
-            .await?
-            .into_iter()
-            .next()
-            .map(|r| PackageRecord { manifest: r[0].clone(), lock: r[1].clone(), lock_hash: r[2].clone(), updated_at: r[3].clone() }))
+        Ok(self.catalog_rows(sql, &[&tenant.to_ascii_lowercase()]).await?.into_iter().next().map(|r| PackageRecord {
+            manifest: r[0].clone(),
+            lock: r[1].clone(),
+            lock_hash: r[2].clone(),
+            updated_at: r[3].clone(),
+        }))
     }
 
     /// Stores (or replaces) a tenant's packages; every node sees the change.

@@ -77,9 +77,12 @@ async fn run(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Job>) {
 }
 
 /// Splits jobs into statements: same table and columns, no id twice, at most `MAX_ROWS` rows.
+/// Rows bound for one statement, with the (lower-cased) ids among them.
+type Batch = (HashSet<String>, Vec<Job>);
+
 async fn run_jobs(pool: &PgPool, jobs: Vec<Job>) {
     // Per (table, columns): batches, each with the (lower-cased) ids it holds.
-    let mut groups: HashMap<(String, Vec<String>), Vec<(HashSet<String>, Vec<Job>)>> = HashMap::new();
+    let mut groups: HashMap<(String, Vec<String>), Vec<Batch>> = HashMap::new();
     for job in jobs {
         let key = (job.row.table.clone(), job.row.columns.clone());
         let id = match job.row.values.first() {

@@ -235,11 +235,18 @@ impl Storage {
             let (source, message) = (cut(source, MAX_LOG_SOURCE_CHARS), cut(message, MAX_LOG_MESSAGE_CHARS));
             match self.dialect() {
                 Dialect::Sqlite => {
-                    self.catalog_exec("insert into script_logs (tenant, time, level, source, message) values (?, ?, ?, ?, ?)", &[tenant, &now, level, source, message])
-                        .await?
+                    self.catalog_exec(
+                        "insert into script_logs (tenant, time, level, source, message) values (?, ?, ?, ?, ?)",
+                        &[tenant, &now, level, source, message],
+                    )
+                    .await?
                 }
                 Dialect::Postgres => {
-                    self.catalog_exec("insert into roost.script_logs (tenant, level, source, message) values ($1, $2, $3, $4)", &[tenant, level, source, message]).await?
+                    self.catalog_exec(
+                        "insert into roost.script_logs (tenant, level, source, message) values ($1, $2, $3, $4)",
+                        &[tenant, level, source, message],
+                    )
+                    .await?
                 }
             };
         }
@@ -281,7 +288,13 @@ impl Storage {
         let mut binds: Vec<String> = vec![tenant.to_ascii_lowercase()];
         let next = |binds: &mut Vec<String>, v: String, cast: &str| {
             binds.push(v);
-            if pg { format!("${}{}", binds.len(), cast) } else if cast == "::bigint" { "cast(? as integer)".to_string() } else { "?".to_string() }
+            if pg {
+                format!("${}{}", binds.len(), cast)
+            } else if cast == "::bigint" {
+                "cast(? as integer)".to_string()
+            } else {
+                "?".to_string()
+            }
         };
         let mut sql = if pg {
             // The text form gets its own name: `order by id` would otherwise sort that output column as text.
@@ -327,10 +340,15 @@ impl Storage {
         let job = job.to_ascii_lowercase();
         let n = match self.dialect() {
             Dialect::Sqlite => {
-                self.catalog_exec("insert into job_runs (tenant, job, due, started_at) values (?, ?, ?, ?) on conflict do nothing", &[tenant, &job, due, &now_iso()]).await?
+                self.catalog_exec(
+                    "insert into job_runs (tenant, job, due, started_at) values (?, ?, ?, ?) on conflict do nothing",
+                    &[tenant, &job, due, &now_iso()],
+                )
+                .await?
             }
             Dialect::Postgres => {
-                self.catalog_exec("insert into roost.job_runs (tenant, job, due) values ($1, $2, $3::timestamptz) on conflict do nothing", &[tenant, &job, due]).await?
+                self.catalog_exec("insert into roost.job_runs (tenant, job, due) values ($1, $2, $3::timestamptz) on conflict do nothing", &[tenant, &job, due])
+                    .await?
             }
         };
         Ok(n == 1)

@@ -59,7 +59,13 @@ enum Stop {
 
 /// Runs `f` on `conn` with a progress handler that interrupts it at `budget` (then `Stop::Budget`)
 /// or at `deadline` or when `cancelled` is set (then `Stop::Deadline`).
-fn interruptible<T>(conn: &Connection, budget: Option<std::time::Instant>, deadline: std::time::Instant, cancelled: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>, f: impl FnOnce(&Connection) -> Result<T>) -> std::result::Result<Result<T>, Stop> {
+fn interruptible<T>(
+    conn: &Connection,
+    budget: Option<std::time::Instant>,
+    deadline: std::time::Instant,
+    cancelled: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> std::result::Result<Result<T>, Stop> {
     use std::sync::atomic::{AtomicU8, Ordering};
     let why = std::sync::Arc::new(AtomicU8::new(0));
     let w = why.clone();
@@ -162,7 +168,10 @@ fn db_error(e: rusqlite::Error) -> StorageError {
             let message = msg.clone().unwrap_or_else(|| f.to_string());
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY {
                 StorageError::UniqueViolation(message)
-            } else if matches!(f.code, rusqlite::ErrorCode::ConstraintViolation | rusqlite::ErrorCode::TypeMismatch | rusqlite::ErrorCode::Unknown | rusqlite::ErrorCode::TooBig) {
+            } else if matches!(
+                f.code,
+                rusqlite::ErrorCode::ConstraintViolation | rusqlite::ErrorCode::TypeMismatch | rusqlite::ErrorCode::Unknown | rusqlite::ErrorCode::TooBig
+            ) {
                 // The statement or its values were refused: the client's doing (§4.2 "Bad request.").
                 StorageError::Database(message)
             } else {
@@ -429,7 +438,12 @@ impl SqliteEngine {
     }
 
     /// Runs `f` on a reader: inline first, then (with copies of its inputs) on a blocking thread.
-    async fn read<T: Send + 'static>(self: &std::sync::Arc<Self>, sql: &Sql, types: &[ColType], f: fn(&Connection, &Sql, &[ColType]) -> Result<T>) -> Result<T> {
+    async fn read<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        sql: &Sql,
+        types: &[ColType],
+        f: fn(&Connection, &Sql, &[ColType]) -> Result<T>,
+    ) -> Result<T> {
         let deadline = crate::deadline::current();
         let conn = self.reader()?;
         let budget = std::time::Instant::now() + INLINE_BUDGET;

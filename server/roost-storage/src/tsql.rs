@@ -90,12 +90,16 @@ impl Rewriter<'_> {
         }
         if parts.len() == 2 {
             let schema = parts[0].value.to_ascii_lowercase();
-            if schema != self.tenant.record.name.to_ascii_lowercase().replace('-', "_") && schema != self.tenant.record.name.to_ascii_lowercase() && schema != "dbo" {
+            if schema != self.tenant.record.name.to_ascii_lowercase().replace('-', "_")
+                && schema != self.tenant.record.name.to_ascii_lowercase()
+                && schema != "dbo"
+            {
                 return Err(StorageError::BadInput(format!("Invalid object name '{name}': scripts reach only their own service's tables.")));
             }
         }
         let table_name = &parts[parts.len() - 1].value;
-        let (table, _) = self.tables.get(&table_name.to_ascii_lowercase()).ok_or_else(|| StorageError::BadInput(format!("Invalid object name '{table_name}'.")))?;
+        let (table, _) =
+            self.tables.get(&table_name.to_ascii_lowercase()).ok_or_else(|| StorageError::BadInput(format!("Invalid object name '{table_name}'.")))?;
         let mut out = Vec::new();
         if let Some(schema) = &self.tenant.schema {
             out.push(ObjectNamePart::Identifier(ident(schema)));
@@ -147,7 +151,8 @@ impl VisitorMut for Rewriter<'_> {
                     SelectItem::Wildcard(_) => {
                         for rel in &select.from {
                             if let TableFactor::Table { name, .. } = &rel.relation {
-                                let key = name.0.last().and_then(|p| if let ObjectNamePart::Identifier(i) = p { Some(i.value.to_ascii_lowercase()) } else { None });
+                                let key =
+                                    name.0.last().and_then(|p| if let ObjectNamePart::Identifier(i) = p { Some(i.value.to_ascii_lowercase()) } else { None });
                                 if let Some((_, cols)) = key.and_then(|k| self.tables.get(&k)) {
                                     for c in cols.iter() {
                                         expanded.push(SelectItem::UnnamedExpr(Expr::Identifier(ident(&c.name))));
@@ -214,7 +219,10 @@ impl VisitorMut for Rewriter<'_> {
                     let is_text = matches!(self.params.get(self.placeholders - 1), Some(Value::Text(_)));
                     if is_text && self.dialect == Dialect::Postgres {
                         // Strings compare case-insensitively (R3), as citext columns do with citext.
-                        match Parser::new(&sqlparser::dialect::PostgreSqlDialect {}).try_with_sql(&format!("CAST({ph}::text AS citext)")).and_then(|mut p| p.parse_expr()) {
+                        match Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+                            .try_with_sql(&format!("CAST({ph}::text AS citext)"))
+                            .and_then(|mut p| p.parse_expr())
+                        {
                             Ok(e) => *expr = e,
                             Err(e) => return self.fail(StorageError::Internal(e.to_string())),
                         }
@@ -315,7 +323,9 @@ pub async fn run(tenant: &Tenant, text: &str, params: &[Value]) -> Result<Vec<Re
         match &mut stmt {
             Statement::Update(u) => {
                 let target = match &u.table.relation {
-                    TableFactor::Table { name, .. } => name.0.last().and_then(|p| if let ObjectNamePart::Identifier(i) = p { Some(i.value.to_ascii_lowercase()) } else { None }),
+                    TableFactor::Table { name, .. } => {
+                        name.0.last().and_then(|p| if let ObjectNamePart::Identifier(i) = p { Some(i.value.to_ascii_lowercase()) } else { None })
+                    }
                     _ => None,
                 };
                 for a in u.assignments.iter_mut() {
@@ -332,14 +342,24 @@ pub async fn run(tenant: &Tenant, text: &str, params: &[Value]) -> Result<Vec<Re
                 }
                 if let Some((t, _)) = target.and_then(|t| rw.tables.get(&t)) {
                     if t.record.id_kind == IdKind::String && !u.assignments.iter().any(|a| a.target.to_string().contains("__version")) {
-                        u.assignments.push(Assignment { target: AssignmentTarget::ColumnName(ObjectName(vec![ObjectNamePart::Identifier(ident("__version"))])), value: Expr::value(SqlValue::Placeholder("?v".into())) });
-                        u.assignments.push(Assignment { target: AssignmentTarget::ColumnName(ObjectName(vec![ObjectNamePart::Identifier(ident("__updatedAt"))])), value: Expr::value(SqlValue::Placeholder("?u".into())) });
+                        u.assignments.push(Assignment {
+                            target: AssignmentTarget::ColumnName(ObjectName(vec![ObjectNamePart::Identifier(ident("__version"))])),
+                            value: Expr::value(SqlValue::Placeholder("?v".into())),
+                        });
+                        u.assignments.push(Assignment {
+                            target: AssignmentTarget::ColumnName(ObjectName(vec![ObjectNamePart::Identifier(ident("__updatedAt"))])),
+                            value: Expr::value(SqlValue::Placeholder("?u".into())),
+                        });
                     }
                 }
             }
             Statement::Insert(ins) => {
                 let TableObject::TableName(name) = &ins.table else { return Err(unsupported("INSERT into a table function")) };
-                let key = name.0.last().and_then(|p| if let ObjectNamePart::Identifier(i) = p { Some(i.value.to_ascii_lowercase()) } else { None }).unwrap_or_default();
+                let key = name
+                    .0
+                    .last()
+                    .and_then(|p| if let ObjectNamePart::Identifier(i) = p { Some(i.value.to_ascii_lowercase()) } else { None })
+                    .unwrap_or_default();
                 let Some((table, _)) = rw.tables.get(&key).cloned() else { return Err(StorageError::BadInput(format!("Invalid object name '{name}'."))) };
                 let Some(source) = ins.source.as_mut() else { return Err(unsupported("INSERT without VALUES")) };
                 let SetExpr::Values(values) = source.body.as_mut() else { return Err(unsupported("INSERT … SELECT")) };
@@ -401,7 +421,11 @@ pub async fn run(tenant: &Tenant, text: &str, params: &[Value]) -> Result<Vec<Re
         let script_params = rw.placeholders - used_params - extra.len();
         let mut bound: Vec<Value> = params.iter().skip(used_params).take(script_params).cloned().collect();
         if bound.len() < script_params {
-            return Err(StorageError::BadInput(format!("The statement has {} parameters but {} values were given.", used_params + script_params, params.len())));
+            return Err(StorageError::BadInput(format!(
+                "The statement has {} parameters but {} values were given.",
+                used_params + script_params,
+                params.len()
+            )));
         }
         // Renumbering: the statement's own placeholders were numbered from `used_params + 1`; the
         // parameter list of this statement starts with them, then the system values.

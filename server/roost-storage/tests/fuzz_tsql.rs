@@ -25,7 +25,15 @@ const SEEDS: &[&str] = &[
 
 async fn open(url: Option<String>) -> (Storage, String, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("roost-fuzz-{}", uuid::Uuid::new_v4().simple()));
-    let storage = Storage::open(&StorageConfig { data_dir: dir.clone(), database_url: url, pg_max_connections: 4, listen_for_changes: false, statement_timeout_ms: 60_000 }).await.expect("open");
+    let storage = Storage::open(&StorageConfig {
+        data_dir: dir.clone(),
+        database_url: url,
+        pg_max_connections: 4,
+        listen_for_changes: false,
+        statement_timeout_ms: 60_000,
+    })
+    .await
+    .expect("open");
     let name = format!("fuzz-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     storage.create_tenant(&name, "app", "master", &TenantSettings::default()).await.expect("tenant");
     let rec = TableRecord { name: "items".into(), id_kind: IdKind::String, soft_delete: false, permissions: TablePermissions::default() };
@@ -42,18 +50,19 @@ async fn fuzz(url: Option<String>) {
     let (storage, name, dir) = open(url).await;
     let cases = std::env::var("ROOST_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
-    let mutated = (prop::sample::select(SEEDS), prop::collection::vec((any::<prop::sample::Index>(), prop::char::range(' ', '~'), any::<bool>()), 0..5)).prop_map(|(seed, edits)| {
-        let mut chars: Vec<char> = seed.chars().collect();
-        for (at, c, insert) in edits {
-            let i = at.index(chars.len());
-            if insert {
-                chars.insert(i, c);
-            } else {
-                chars.remove(i);
+    let mutated = (prop::sample::select(SEEDS), prop::collection::vec((any::<prop::sample::Index>(), prop::char::range(' ', '~'), any::<bool>()), 0..5))
+        .prop_map(|(seed, edits)| {
+            let mut chars: Vec<char> = seed.chars().collect();
+            for (at, c, insert) in edits {
+                let i = at.index(chars.len());
+                if insert {
+                    chars.insert(i, c);
+                } else {
+                    chars.remove(i);
+                }
             }
-        }
-        chars.into_iter().collect::<String>()
-    });
+            chars.into_iter().collect::<String>()
+        });
     let input = prop_oneof![4 => mutated, 1 => "[ -~]{0,60}"];
     let mut statements: Vec<String> = Vec::new();
     for _ in 0..cases {
@@ -64,7 +73,14 @@ async fn fuzz(url: Option<String>) {
         let t = storage.tenant(&name).await.expect("load").expect("tenant");
         match roost_storage::tsql::run(&t, &text, &[Value::Text("x1".into())]).await {
             Ok(_) => ok += 1,
-            Err(StorageError::BadInput(_) | StorageError::Database(_) | StorageError::UniqueViolation(_) | StorageError::UnknownColumn(_) | StorageError::Conversion | StorageError::NotFound) => refused += 1,
+            Err(
+                StorageError::BadInput(_)
+                | StorageError::Database(_)
+                | StorageError::UniqueViolation(_)
+                | StorageError::UnknownColumn(_)
+                | StorageError::Conversion
+                | StorageError::NotFound,
+            ) => refused += 1,
             Err(StorageError::Sql(sqlx::Error::Database(_))) => refused += 1,
             Err(other) => panic!("{text:?} failed as the server's fault: {other:?}"),
         }

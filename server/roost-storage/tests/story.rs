@@ -8,7 +8,10 @@ use roost_storage::{Storage, StorageConfig, StorageError, TableRecord};
 
 async fn story(database_url: Option<String>) {
     let dir = std::env::temp_dir().join(format!("roost-story-{}", uuid::Uuid::new_v4().simple()));
-    let storage = Storage::open(&StorageConfig { data_dir: dir.clone(), database_url, pg_max_connections: 4, listen_for_changes: false, statement_timeout_ms: 60_000 }).await.expect("open");
+    let storage =
+        Storage::open(&StorageConfig { data_dir: dir.clone(), database_url, pg_max_connections: 4, listen_for_changes: false, statement_timeout_ms: 60_000 })
+            .await
+            .expect("open");
     let name = format!("story-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
 
     // Create a tenant and a soft-delete table.
@@ -30,7 +33,8 @@ async fn story(database_url: Option<String>) {
     // Query with a filter and an order.
     let filter = roost_odata::parse_filter("stars ge 3 or TEXT eq 'HELLO'").expect("parse");
     let order = roost_odata::parse_orderby("stars desc").expect("parse");
-    let (rows, count) = tenant.query(&table, &Query { filter: Some(&filter), orderby: &order, top: Some(10), count: true, ..Default::default() }).await.expect("query");
+    let (rows, count) =
+        tenant.query(&table, &Query { filter: Some(&filter), orderby: &order, top: Some(10), count: true, ..Default::default() }).await.expect("query");
     assert_eq!(count, Some(2));
     assert_eq!(rows[0].iter().find(|(n, _)| n == "id").map(|(_, v)| v.clone()), Some(Value::Text("n2".into())));
 

@@ -113,11 +113,7 @@ pub fn validate_token(master_key: &str, token: &str) -> Result<TokenUser, &'stat
     if !secrets_equal(&expected, parts[2].trim_end_matches('=')) {
         return Err("The authentication token has an invalid signature.");
     }
-    let user_id = claims
-        .get("uid")
-        .or_else(|| claims.get("id"))
-        .and_then(|v| v.as_str())
-        .ok_or("The authentication token has no user id.")?;
+    let user_id = claims.get("uid").or_else(|| claims.get("id")).and_then(|v| v.as_str()).ok_or("The authentication token has no user id.")?;
     Ok(TokenUser { user_id: user_id.to_string() })
 }
 
@@ -173,6 +169,26 @@ impl Caller {
 /// Encodes a `__version` as the protocol shows it (standard base64 with padding).
 pub fn version_b64(v: &[u8]) -> String {
     STANDARD.encode(v)
+}
+
+/// The permission a custom API's route needs (§5.2), from the `permissions` member of its
+/// `api/<name>.json`: the route's entry (its key compared without slashes or case) or `*`, then a
+/// permission for all verbs or the verb's own (or `*`); admin where nothing says otherwise.
+pub fn api_permission(permissions: &serde_json::Value, route: &str, verb: &str) -> Permission {
+    let trim = |s: &str| s.trim_matches('/').to_lowercase();
+    let routes = permissions.get("routes").and_then(serde_json::Value::as_object);
+    let entry = routes.and_then(|r| r.iter().find(|(k, _)| k.as_str() != "*" && trim(k) == trim(route)).map(|(_, v)| v).or_else(|| r.get("*")));
+    let Some(entry) = entry else { return Permission::Admin };
+    let level = match entry.get("permission") {
+        Some(serde_json::Value::String(p)) => Some(p.as_str()),
+        _ => entry.get(verb).filter(|v| !v.is_null()).or_else(|| entry.get("*")).and_then(|v| v.get("permission")).and_then(serde_json::Value::as_str),
+    };
+    match level {
+        Some("public") => Permission::Public,
+        Some("application") => Permission::Application,
+        Some("user" | "authenticated") => Permission::User,
+        _ => Permission::Admin,
+    }
 }
 
 #[cfg(test)]
@@ -236,25 +252,5 @@ mod tests {
         }
         assert!(!app.allows(Public, true));
         assert!(master.allows(Admin, true));
-    }
-}
-
-/// The permission a custom API's route needs (§5.2), from the `permissions` member of its
-/// `api/<name>.json`: the route's entry (its key compared without slashes or case) or `*`, then a
-/// permission for all verbs or the verb's own (or `*`); admin where nothing says otherwise.
-pub fn api_permission(permissions: &serde_json::Value, route: &str, verb: &str) -> Permission {
-    let trim = |s: &str| s.trim_matches('/').to_lowercase();
-    let routes = permissions.get("routes").and_then(serde_json::Value::as_object);
-    let entry = routes.and_then(|r| r.iter().find(|(k, _)| k.as_str() != "*" && trim(k) == trim(route)).map(|(_, v)| v).or_else(|| r.get("*")));
-    let Some(entry) = entry else { return Permission::Admin };
-    let level = match entry.get("permission") {
-        Some(serde_json::Value::String(p)) => Some(p.as_str()),
-        _ => entry.get(verb).filter(|v| !v.is_null()).or_else(|| entry.get("*")).and_then(|v| v.get("permission")).and_then(serde_json::Value::as_str),
-    };
-    match level {
-        Some("public") => Permission::Public,
-        Some("application") => Permission::Application,
-        Some("user" | "authenticated") => Permission::User,
-        _ => Permission::Admin,
     }
 }

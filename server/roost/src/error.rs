@@ -18,8 +18,10 @@ pub mod msg {
     pub const SINGLE_OBJECT: &str = "A single (valid) JSON object is expected.";
     pub const ID_CASING: &str = "Item identifiers can only be specified via the 'id' property.";
     pub const ID_STRING: &str = "The value specified for property 'id' must be a string";
-    pub const ID_INVALID: &str = "The value specified for property 'id' is invalid. An id must not contain any control characters or the characters \",+,?,\\,`.";
-    pub const ID_TOO_LONG: &str = "Could not save item because it exceeds a maximum column size restriction. Note that indexed columns are restricted to 450 characters.";
+    pub const ID_INVALID: &str =
+        "The value specified for property 'id' is invalid. An id must not contain any control characters or the characters \",+,?,\\,`.";
+    pub const ID_TOO_LONG: &str =
+        "Could not save item because it exceeds a maximum column size restriction. Note that indexed columns are restricted to 450 characters.";
     pub const ID_NOT_ALLOWED: &str = "A value cannot be specified for property 'id'";
     pub const ID_NUMBER: &str = "The value specified for 'id' must be a number.";
     pub const ID_REQUIRED: &str = "An id value must be specified in the URL for an update operation.";
@@ -133,13 +135,12 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unauthorized(m) => json_error(StatusCode::UNAUTHORIZED, format!("Error: {m}")),
             ApiError::NotFound(m) => json_error(StatusCode::NOT_FOUND, format!("Error: {m}")),
-            ApiError::MethodNotAllowed(allow) => {
-                (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, HeaderValue::from_static(allow))]).into_response()
-            }
+            ApiError::MethodNotAllowed(allow) => (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, HeaderValue::from_static(allow))]).into_response(),
             ApiError::Duplicate => json_error(StatusCode::CONFLICT, format!("Error: {}", msg::DUPLICATE)),
             ApiError::PreconditionFailed(item) => {
                 let etag = crate::tables::wire::etag_of_item(&item);
-                let mut r = (StatusCode::PRECONDITION_FAILED, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], item.to_string()).into_response();
+                let mut r =
+                    (StatusCode::PRECONDITION_FAILED, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], item.to_string()).into_response();
                 if let Some(v) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
                     r.headers_mut().insert(header::ETAG, v);
                 }

@@ -12,11 +12,11 @@ pub mod manage;
 pub mod outbound;
 pub mod packages;
 pub mod scheduler;
-pub mod transfer;
 pub mod scripting;
 pub mod tables;
 pub mod tasks;
 pub mod telemetry;
+pub mod transfer;
 
 use std::future::IntoFuture as _;
 use std::sync::Arc;
@@ -90,7 +90,8 @@ fn lock_data_folder(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
     }
     std::fs::create_dir_all(&config.data)?;
     let path = config.data.join("server.lock");
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+    let file =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
@@ -197,7 +198,12 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl std::f
 
 /// Serves an already built state: tenants on `listener`, and the portal and `/manage/v1` on
 /// `manage` when given (the state must then have been built with `manage_listen` set).
-pub async fn serve_with(state: AppState, listener: TcpListener, manage: Option<TcpListener>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve_with(
+    state: AppState,
+    listener: TcpListener,
+    manage: Option<TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     if let Some(tick) = state.scheduler_tick {
         let app = Arc::downgrade(&state.0);
         state.tasks.spawn_loop("scheduler", move |stop| scheduler::run(app, tick, stop));
@@ -232,14 +238,20 @@ pub async fn serve_with(state: AppState, listener: TcpListener, manage: Option<T
         Some(l) => {
             tracing::info!(listen = %l.local_addr()?, "The portal and /manage/v1 are listening on their own origin");
             let router = http::manage_router(state.clone());
-            Some(tokio::spawn(axum::serve(l, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(until(stopped.clone())).into_future()))
+            Some(tokio::spawn(
+                axum::serve(l, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                    .with_graceful_shutdown(until(stopped.clone()))
+                    .into_future(),
+            ))
         }
         None => None,
     };
     let router = http::router(state.clone());
     tracing::info!(listen = %listener.local_addr()?, "Roost is listening");
     let grace = state.shutdown_grace;
-    let serving = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(until(stopped.clone())).into_future();
+    let serving = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(until(stopped.clone()))
+        .into_future();
     // After the signal, in-flight requests get the grace period; then the server stops without them.
     let drain_limit = async {
         until(stopped).await;

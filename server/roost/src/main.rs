@@ -305,7 +305,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("Portal: http://{}/portal/", listener.local_addr()?);
                 None
             } else {
-                let m = tokio::net::TcpListener::bind(&config.manage_listen).await.with_context(|| format!("binding manage_listen {}", config.manage_listen))?;
+                let m =
+                    tokio::net::TcpListener::bind(&config.manage_listen).await.with_context(|| format!("binding manage_listen {}", config.manage_listen))?;
                 println!("Portal: http://{}/portal/ (its own origin; /manage/v1 is there too)", m.local_addr()?);
                 Some(m)
             };
@@ -366,7 +367,10 @@ async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
             print_json(&r.tenant)?;
         } else {
             if r.created {
-                println!("Created tenant {}\n  endpoint:        {}\n  application key: {}\n  master key:      {}", r.tenant.name, r.tenant.url, r.tenant.application_key, r.tenant.master_key);
+                println!(
+                    "Created tenant {}\n  endpoint:        {}\n  application key: {}\n  master key:      {}",
+                    r.tenant.name, r.tenant.url, r.tenant.application_key, r.tenant.master_key
+                );
             }
             println!("Tables created: {}", if r.tables_created.is_empty() { "none".into() } else { r.tables_created.join(", ") });
             println!("Tables kept:    {}", if r.tables_kept.is_empty() { "none".into() } else { r.tables_kept.join(", ") });
@@ -397,7 +401,10 @@ async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
             if json {
                 print_json(&t)?;
             } else {
-                println!("Created tenant {}\n  endpoint:        {}\n  application key: {}\n  master key:      {}", t.name, t.url, t.application_key, t.master_key);
+                println!(
+                    "Created tenant {}\n  endpoint:        {}\n  application key: {}\n  master key:      {}",
+                    t.name, t.url, t.application_key, t.master_key
+                );
             }
         }
         TenantCmd::List { json } => {

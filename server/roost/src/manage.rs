@@ -3,9 +3,12 @@
 
 use crate::auth;
 use crate::config::TenantMaxima;
-use roost_api::{ColumnIn, ColumnOut, IdKind, JobRunOut, KeyOut, LogOut, ScriptIn, ScriptOut, TableIn, TableOut, TablePermissions, TenantOut, TenantSettings, TenantSettingsPatch};
-use roost_storage::scripts::{ScriptKind, ScriptRecord};
+use roost_api::{
+    ColumnIn, ColumnOut, IdKind, JobRunOut, KeyOut, LogOut, ScriptIn, ScriptOut, TableIn, TableOut, TablePermissions, TenantOut, TenantSettings,
+    TenantSettingsPatch,
+};
 use roost_odata::sql::ColType;
+use roost_storage::scripts::{ScriptKind, ScriptRecord};
 use roost_storage::{Storage, StorageError, TableRecord, TenantRecord};
 
 /// A failed management operation.
@@ -234,10 +237,12 @@ fn type_name(t: ColType) -> &'static str {
 
 /// Describes a table.
 pub async fn show_table(storage: &Storage, tenant: &str, table: &str) -> Result<TableOut> {
-    let t = storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
+    let t =
+        storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
     let tbl = t.table(table).ok_or_else(|| ManageError::NotFound(format!("Table '{table}'")))?;
     let cols = t.columns(&tbl, true).await.map_err(|e| ManageError::Internal(e.to_string()))?;
-    let indexes = roost_storage::ddl::read_auto_indexes(&t.db, t.schema.as_deref(), &tbl.record.name, &cols).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    let indexes =
+        roost_storage::ddl::read_auto_indexes(&t.db, t.schema.as_deref(), &tbl.record.name, &cols).await.map_err(|e| ManageError::Internal(e.to_string()))?;
     Ok(TableOut {
         indexes,
         name: tbl.record.name.clone(),
@@ -253,7 +258,8 @@ pub async fn show_table(storage: &Storage, tenant: &str, table: &str) -> Result<
 
 /// Lists a tenant's tables.
 pub async fn list_tables(storage: &Storage, tenant: &str) -> Result<Vec<TableOut>> {
-    let t = storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
+    let t =
+        storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
     let mut out = Vec::new();
     for tbl in t.tables() {
         out.push(show_table(storage, tenant, &tbl.record.name).await?);
@@ -300,10 +306,7 @@ pub async fn add_column(storage: &Storage, tenant: &str, table: &str, c: &Column
 
 /// Drops a column.
 pub async fn drop_column(storage: &Storage, tenant: &str, table: &str, column: &str) -> Result<TableOut> {
-    storage
-        .drop_column(tenant, table, column)
-        .await
-        .map_err(|e| ManageError::from_storage(e, || format!("Column '{column}' of table '{table}'")))?;
+    storage.drop_column(tenant, table, column).await.map_err(|e| ManageError::from_storage(e, || format!("Column '{column}' of table '{table}'")))?;
     show_table(storage, tenant, table).await
 }
 
@@ -319,11 +322,14 @@ fn is_script_name(name: &str) -> bool {
 
 /// Checks a script's name for its kind; returns the name to store and the kind to check its syntax as.
 async fn script_identity(storage: &Storage, tenant: &str, kind: ScriptKind, name: &str) -> Result<(String, roost_scripts::ScriptKind)> {
-    let t = storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
+    let t =
+        storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
     let name = name.strip_suffix(".js").unwrap_or(name);
     Ok(match kind {
         ScriptKind::Table => {
-            let (table, op) = name.rsplit_once('.').ok_or_else(|| ManageError::BadInput(format!("'{name}' is not a table script name: use <table>.<insert|read|update|delete>.")))?;
+            let (table, op) = name
+                .rsplit_once('.')
+                .ok_or_else(|| ManageError::BadInput(format!("'{name}' is not a table script name: use <table>.<insert|read|update|delete>.")))?;
             let op = op.to_ascii_lowercase();
             if !matches!(op.as_str(), "insert" | "read" | "update" | "delete") {
                 return Err(ManageError::BadInput(format!("'{op}' is not a table operation (insert, read, update, delete).")));
@@ -383,7 +389,8 @@ pub async fn put_script(storage: &Storage, tenant: &str, kind: &str, name: &str,
         }
         match &s.start {
             Some(start) => {
-                let d = roost_odata::parse_strict_datetime(start).ok_or_else(|| ManageError::BadInput(format!("'{start}' is not an ISO-8601 UTC time (2026-01-31T08:00:00.000Z).")))?;
+                let d = roost_odata::parse_strict_datetime(start)
+                    .ok_or_else(|| ManageError::BadInput(format!("'{start}' is not an ISO-8601 UTC time (2026-01-31T08:00:00.000Z).")))?;
                 s.start = Some(roost_odata::format_datetime(&d));
             }
             None => s.start = Some(roost_odata::format_datetime(&chrono::Utc::now())),
@@ -407,14 +414,16 @@ pub async fn put_script(storage: &Storage, tenant: &str, kind: &str, name: &str,
 /// One script.
 pub async fn get_script(storage: &Storage, tenant: &str, kind: &str, name: &str) -> Result<ScriptOut> {
     let kind = parse_script_kind(kind)?;
-    let t = storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
+    let t =
+        storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
     let name = name.strip_suffix(".js").unwrap_or(name);
     t.script(kind, name).map(|s| script_out(&s)).ok_or_else(|| ManageError::NotFound(format!("Script '{}/{name}'", kind.folder())))
 }
 
 /// All scripts of a tenant.
 pub async fn list_scripts(storage: &Storage, tenant: &str) -> Result<Vec<ScriptOut>> {
-    let t = storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
+    let t =
+        storage.tenant(tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
     Ok(t.scripts().iter().map(|s| script_out(s)).collect())
 }
 

@@ -63,7 +63,7 @@ fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<Vec<std::net::Ipv4Addr>> {
     if let Some(a) = v6.to_ipv4_mapped() {
         return Some(vec![a]);
     }
-    if s[..4] == [0, 0, 0, 0] && ((s[4] == 0xffff && s[5] == 0) || (s[4] == 0 && s[5] == 0)) {
+    if s[..4] == [0, 0, 0, 0] && s[5] == 0 && (s[4] == 0xffff || s[4] == 0) {
         return Some(vec![last]);
     }
     if s[0] == 0x0064 && s[1] == 0xff9b && (s[2..6] == [0, 0, 0, 0] || s[2] == 1) {
@@ -88,13 +88,14 @@ pub async fn request(tenant: &Tenant, args: HttpRequest) -> Result<Json, HostErr
     let host = url.host_str().ok_or_else(|| fail(format!("Invalid URI \"{url_text}\"")))?.trim_matches(|c| c == '[' || c == ']').to_string();
     let port = url.port_or_known_default().unwrap_or(80);
     let allowed = tenant.record.settings.outbound_allow.iter().any(|a| a.eq_ignore_ascii_case(&host) || a.eq_ignore_ascii_case(&format!("{host}:{port}")));
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| fail(format!("getaddrinfo ENOTFOUND {host}: {e}")))?.collect();
+    let addrs: Vec<SocketAddr> =
+        tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| fail(format!("getaddrinfo ENOTFOUND {host}: {e}")))?.collect();
     let addr = match addrs.iter().find(|a| allowed || !is_private(a.ip())) {
         Some(a) => *a,
         None => {
             return Err(fail(format!(
-                "connect EACCES {host}: the address is loopback or private, which scripts may not reach unless the service's outbound_allow setting names '{host}'"
-            )))
+            "connect EACCES {host}: the address is loopback or private, which scripts may not reach unless the service's outbound_allow setting names '{host}'"
+        )))
         }
     };
     let timeout = args.timeout_ms.unwrap_or(30_000).clamp(1, 120_000);
@@ -116,7 +117,8 @@ pub async fn request(tenant: &Tenant, args: HttpRequest) -> Result<Json, HostErr
     }
     let resp = req.send().await.map_err(|e| fail(e.to_string()))?;
     let status = resp.status().as_u16();
-    let headers: serde_json::Map<String, Json> = resp.headers().iter().filter_map(|(k, v)| Some((k.as_str().to_string(), Json::String(v.to_str().ok()?.to_string())))).collect();
+    let headers: serde_json::Map<String, Json> =
+        resp.headers().iter().filter_map(|(k, v)| Some((k.as_str().to_string(), Json::String(v.to_str().ok()?.to_string())))).collect();
     // Bodies are capped while they arrive, so a script cannot pull unbounded data into the host.
     let mut resp = resp;
     let mut bytes = Vec::new();
@@ -143,9 +145,27 @@ mod tests {
     fn embedded_ipv4_forms_are_judged_by_their_ipv4_address() {
         let private = |s: &str| is_private(s.parse().unwrap_or_else(|e| panic!("{s}: {e}")));
         for p in [
-            "127.0.0.1", "10.1.2.3", "169.254.169.254", "100.64.0.1", "::1", "::", "::127.0.0.1", "::ffff:127.0.0.1", "::ffff:0:7f00:1",
-            "64:ff9b::7f00:1", "64:ff9b::a00:1", "64:ff9b:1::a9fe:a9fe", "2002:7f00:1::", "2002:a00:1::1", "2001:0:4136:e378:8000:63bf:80ff:fffe",
-            "2001:0:7f00:1::1", "fc00::1", "fe80::1", "fec0::1", "2001:db8::1", "ff02::1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "::",
+            "::127.0.0.1",
+            "::ffff:127.0.0.1",
+            "::ffff:0:7f00:1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::a9fe:a9fe",
+            "2002:7f00:1::",
+            "2002:a00:1::1",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "2001:0:7f00:1::1",
+            "fc00::1",
+            "fe80::1",
+            "fec0::1",
+            "2001:db8::1",
+            "ff02::1",
         ] {
             assert!(private(p), "{p} must be refused");
         }

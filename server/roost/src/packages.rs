@@ -118,10 +118,7 @@ pub fn registry_spec(spec: &str) -> bool {
 /// A semver range, version or dist-tag: none of them contains `/`, `:`, `\\`, `#` or `@`, starts
 /// with `.`, or names a home folder (`~/`).
 fn registry_range(r: &str) -> bool {
-    r.len() <= 256
-        && !r.starts_with('.')
-        && !r.contains("~/")
-        && r.chars().all(|c| c.is_ascii_alphanumeric() || " .-+~^<>=|*_".contains(c))
+    r.len() <= 256 && !r.starts_with('.') && !r.contains("~/") && r.chars().all(|c| c.is_ascii_alphanumeric() || " .-+~^<>=|*_".contains(c))
 }
 
 fn valid_name(name: &str) -> bool {
@@ -131,7 +128,10 @@ fn valid_name(name: &str) -> bool {
 
 /// The dependencies of a manifest.
 pub fn dependencies(m: &Map<String, Json>) -> BTreeMap<String, String> {
-    m.get("dependencies").and_then(Json::as_object).map(|d| d.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("*").to_string())).collect()).unwrap_or_default()
+    m.get("dependencies")
+        .and_then(Json::as_object)
+        .map(|d| d.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("*").to_string())).collect())
+        .unwrap_or_default()
 }
 
 /// Adds the bundled packages `scripts` require and `m` does not declare; returns what it added.
@@ -244,7 +244,21 @@ fn registry() -> String {
 
 /// Environment variables npm inherits: where programs are, the locale, and the operator's network
 /// settings (CA bundles, proxies). Nothing else: no `NPM_TOKEN`, no `npm_config_*`, no `NODE_OPTIONS`.
-const NPM_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "TZ", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy"];
+const NPM_ENV: &[&str] = &[
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "NODE_EXTRA_CA_CERTS",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "no_proxy",
+];
 
 /// npm's home and configuration, Roost's own: `<root>/.npm/home` (its cache is there too), an
 /// npmrc naming the configured registry as the user config and an empty global config.
@@ -379,7 +393,8 @@ pub async fn install(root: &Path, manifest: &str, limits: Limits) -> Result<(Str
     let result = async {
         std::fs::write(stage.join("package.json"), npm_manifest(&m)).map_err(|e| ManageError::Internal(e.to_string()))?;
         npm(&stage, &["install", "--package-lock=true"], limits, &deps).await?;
-        let lock = std::fs::read_to_string(stage.join("package-lock.json")).map_err(|e| ManageError::Internal(format!("npm wrote no package-lock.json: {e}")))?;
+        let lock =
+            std::fs::read_to_string(stage.join("package-lock.json")).map_err(|e| ManageError::Internal(format!("npm wrote no package-lock.json: {e}")))?;
         check_lock(&lock)?;
         Ok::<_, ManageError>(lock)
     }
@@ -614,7 +629,9 @@ impl Resolver {
 
     fn load(&self, path: &str, package: &str) -> Resolved {
         if path.ends_with(".node") {
-            return Resolved::Refused(format!("Package '{package}' needs a native addon ({path}), which Roost cannot load; use a pure-JavaScript package instead."));
+            return Resolved::Refused(format!(
+                "Package '{package}' needs a native addon ({path}), which Roost cannot load; use a pure-JavaScript package instead."
+            ));
         }
         // A symlink (npm makes them for file: and link: dependencies) never leads out of the install.
         if !self.inside(&self.disk(path)) {
@@ -723,17 +740,52 @@ mod tests {
 
     #[test]
     fn only_registry_dependencies_are_accepted() {
-        for ok in ["^1.2.0", "1.2.3", "~1.2", "latest", "next", "*", "", ">=1.0.0 <2", "1.x || 2.x", "npm:underscore@^1.13.0", "npm:@types/node@20", "npm:left-pad", "1.0.0-beta.1+build"] {
+        for ok in [
+            "^1.2.0",
+            "1.2.3",
+            "~1.2",
+            "latest",
+            "next",
+            "*",
+            "",
+            ">=1.0.0 <2",
+            "1.x || 2.x",
+            "npm:underscore@^1.13.0",
+            "npm:@types/node@20",
+            "npm:left-pad",
+            "1.0.0-beta.1+build",
+        ] {
             assert!(registry_spec(ok), "{ok}");
         }
-        for bad in ["file:/etc", "file:../..", "link:../x", "git+https://github.com/a/b.git", "git://x/y", "github:a/b", "a/b", "http://127.0.0.1:9/x.tgz", "https://x/y.tgz", "workspace:*", "../x", "./x", "/etc", "~/x", ".", "npm:x@file:/etc", "npm:../x", "1.0.0#sha", "x@1"] {
+        for bad in [
+            "file:/etc",
+            "file:../..",
+            "link:../x",
+            "git+https://github.com/a/b.git",
+            "git://x/y",
+            "github:a/b",
+            "a/b",
+            "http://127.0.0.1:9/x.tgz",
+            "https://x/y.tgz",
+            "workspace:*",
+            "../x",
+            "./x",
+            "/etc",
+            "~/x",
+            ".",
+            "npm:x@file:/etc",
+            "npm:../x",
+            "1.0.0#sha",
+            "x@1",
+        ] {
             assert!(!registry_spec(bad), "{bad}");
             let m = format!(r#"{{"dependencies":{{"x":{}}}}}"#, Json::String(bad.into()));
             let e = parse_manifest(&m).unwrap_err().to_string();
             assert!(e.contains("'x'") && e.contains("not from the npm registry"), "{e}");
         }
         // npm reads only the dependencies.
-        let m = parse_manifest(r#"{"dependencies":{"a":"^1"},"devDependencies":{"d":"file:/etc"},"workspaces":["../.."],"overrides":{"a":"file:/x"}}"#).unwrap();
+        let m =
+            parse_manifest(r#"{"dependencies":{"a":"^1"},"devDependencies":{"d":"file:/etc"},"workspaces":["../.."],"overrides":{"a":"file:/x"}}"#).unwrap();
         let given: Json = serde_json::from_str(&npm_manifest(&m)).unwrap();
         assert_eq!(given, serde_json::json!({"name": "roost-tenant-packages", "version": "0.0.0", "private": true, "dependencies": {"a": "^1"}}));
     }

@@ -124,7 +124,8 @@ pub async fn run_startup(app: &AppState, tenant: &Arc<Tenant>) -> bool {
     }
     let started = std::time::Instant::now();
     let invocation = roost_scripts::Invocation { source: script.source(), script: script.body.clone(), entry: roost_scripts::Entry::Startup, input: json!({}) };
-    let handle = app.scripts.invoke(&tenant.record.name, limits(tenant, &app.maxima), invocation, Arc::new(Host::new(app.clone(), tenant.clone(), Purpose::Background)));
+    let handle =
+        app.scripts.invoke(&tenant.record.name, limits(tenant, &app.maxima), invocation, Arc::new(Host::new(app.clone(), tenant.clone(), Purpose::Background)));
     // A script that ended without calling `done` can no longer call it: like the original, wait out
     // the 5 s and say so.
     let waited = tokio::time::timeout(STARTUP_WAIT, async {
@@ -284,7 +285,12 @@ impl HostInner {
             HostCall::TableLookup(a) => {
                 let table = self.table(&a.table)?;
                 let id = item::script_id(&table, &a.id)?;
-                let q = ReadQuery { system: item::script_system_properties(a.system_properties.iter().map(String::as_str)), top: Some(2), id: Some(id), ..ReadQuery::default() };
+                let q = ReadQuery {
+                    system: item::script_system_properties(a.system_properties.iter().map(String::as_str)),
+                    top: Some(2),
+                    id: Some(id),
+                    ..ReadQuery::default()
+                };
                 Ok(wire::row_for_script(TableService::new(&self.tenant, &table).lookup(&q).await?))
             }
             HostCall::TableInsert(a) => {

@@ -123,7 +123,11 @@ fn parse_folder(dir: &Path) -> anyhow::Result<Folder> {
         if let Some(t) = lower.strip_suffix(".json").map(|_| &name[..name.len() - 5]) {
             let v: Json = serde_json::from_str(&read(&path)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             let perms = table_permissions(&v, &path)?;
-            let id_kind = if v.pointer("/roost/idKind").and_then(Json::as_str).is_some_and(|k| k.eq_ignore_ascii_case("integer")) { IdKind::Integer } else { IdKind::String };
+            let id_kind = if v.pointer("/roost/idKind").and_then(Json::as_str).is_some_and(|k| k.eq_ignore_ascii_case("integer")) {
+                IdKind::Integer
+            } else {
+                IdKind::String
+            };
             let soft = v.pointer("/roost/softDelete").and_then(Json::as_bool).unwrap_or(false);
             f.tables.insert(t.to_string(), (Some(perms), id_kind, soft));
         } else if let Some(stem) = lower.strip_suffix(".js").map(|_| &name[..name.len() - 3]) {
@@ -194,7 +198,11 @@ pub struct ImportReport {
 /// The folder's `package.json` (matched case-insensitively), if any.
 fn folder_manifest(dir: &Path) -> anyhow::Result<Option<String>> {
     let path = sub(dir, "package.json");
-    if path.is_file() { Ok(Some(read(&path)?)) } else { Ok(None) }
+    if path.is_file() {
+        Ok(Some(read(&path)?))
+    } else {
+        Ok(None)
+    }
 }
 
 /// Imports a folder into a tenant (created if missing). Existing tables keep their id kind, columns

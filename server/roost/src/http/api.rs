@@ -12,8 +12,8 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::Response;
 use roost_storage::scripts::{ScriptKind, ScriptRecord};
-use std::sync::Arc;
 use serde_json::{json, Map, Value as Json};
+use std::sync::Arc;
 
 /// The body as a custom API sees it (§1.6): JSON parsed, forms as objects, other types as text,
 /// no body as `''`, and `undefined` (null here) for GET/DELETE with a Content-Type.
@@ -54,7 +54,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiScript {
 }
 
 /// `/api/{name}[/{*rest}]`, any method: the module routes it (§6.10).
-pub async fn call_api(State(state): State<AppState>, ApiScript(script): ApiScript, caller: Caller, r: TenantCall, Path(params): Path<Vec<(String, String)>>) -> Result<Response> {
+pub async fn call_api(
+    State(state): State<AppState>,
+    ApiScript(script): ApiScript,
+    caller: Caller,
+    r: TenantCall,
+    Path(params): Path<Vec<(String, String)>>,
+) -> Result<Response> {
     let rest = params.iter().find(|(k, _)| k == "rest").map(|(_, v)| v.as_str()).unwrap_or("");
     let sub = format!("/{rest}");
     let mut query = Map::new();
@@ -87,4 +93,3 @@ pub async fn call_api(State(state): State<AppState>, ApiScript(script): ApiScrip
     let resp = crate::scripting::respond(&state, &r.tenant, invocation, host).await?;
     Ok(crate::scripting::into_http(resp))
 }
-

@@ -30,11 +30,7 @@ fn origin_host(origin: &str) -> Option<&str> {
         return None;
     }
     // Strip the port (IPv6 literals keep their brackets).
-    let host = if authority.starts_with('[') {
-        authority.split(']').next().map(|h| &authority[..h.len() + 1])?
-    } else {
-        authority.split(':').next()?
-    };
+    let host = if authority.starts_with('[') { authority.split(']').next().map(|h| &authority[..h.len() + 1])? } else { authority.split(':').next()? };
     Some(host)
 }
 

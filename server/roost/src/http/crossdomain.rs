@@ -3,8 +3,8 @@
 //! CORS whitelist; it is embedded as a JSON string with `<` escaped, so it can never close the script.
 
 use super::extract::TenantCall;
-use axum::extract::Path;
 use crate::error::{ApiError, Result};
+use axum::extract::Path;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -82,7 +82,10 @@ pub async fn serve_page(r: TenantCall, Path(page): Path<String>) -> Result<Respo
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
             // Roost's page, with nothing of the tenant's in it: its inline script runs, nothing else.
-            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'")),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'"),
+            ),
         ],
         page,
     )

@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use roost_api::{
-    AccountIn, AccountOut, ApiTokenIn, ApiTokenOut, ColumnIn, ErrorOut, LogQuery, OwnerIn, PasswordIn, Role, SessionOut, SignInIn, TableIn, TablePermissions, TenantIn,
-    TenantSettingsPatch,
+    AccountIn, AccountOut, ApiTokenIn, ApiTokenOut, ColumnIn, ErrorOut, LogQuery, OwnerIn, PasswordIn, Role, SessionOut, SignInIn, TableIn, TablePermissions,
+    TenantIn, TenantSettingsPatch,
 };
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -240,7 +240,13 @@ impl SessionStore for CatalogSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let data = serde_json::to_string(&record.data).map_err(store_error)?;
         // A colliding id (never seen in practice: 128 random bits) gets a fresh one.
-        while !self.0.storage.create_session(&accounts::secret_hash(&record.id.to_string()), &data, record.expiry_date.unix_timestamp()).await.map_err(store_error)? {
+        while !self
+            .0
+            .storage
+            .create_session(&accounts::secret_hash(&record.id.to_string()), &data, record.expiry_date.unix_timestamp())
+            .await
+            .map_err(store_error)?
+        {
             record.id = Id::default();
         }
         Ok(())
@@ -269,7 +275,12 @@ fn client_address(addr: Option<&Extension<ConnectInfo<SocketAddr>>>) -> String {
 }
 
 /// `POST /session`: signs in (rate limited per e-mail and per client address).
-async fn sign_in(State(s): State<AppState>, session: Session, addr: Option<Extension<ConnectInfo<SocketAddr>>>, AppJson(body): AppJson<SignInIn>) -> R<Json<SessionOut>> {
+async fn sign_in(
+    State(s): State<AppState>,
+    session: Session,
+    addr: Option<Extension<ConnectInfo<SocketAddr>>>,
+    AppJson(body): AppJson<SignInIn>,
+) -> R<Json<SessionOut>> {
     let address = client_address(addr.as_ref());
     if let Some(wait) = s.signins.blocked(&body.email, &address) {
         tracing::warn!(account.email = %body.email, client.address = %address, "Sign-in refused: too many failures");
@@ -293,7 +304,8 @@ async fn sign_in(State(s): State<AppState>, session: Session, addr: Option<Exten
 /// `GET /session`: who is calling (and, for a session, its CSRF token).
 async fn session_info(Extension(who): Extension<Principal>, session: Session) -> R<Json<SessionOut>> {
     let csrf = if who.via_session { session.get::<String>(CSRF_KEY).await.map_err(|e| ManageError::Internal(e.to_string()))? } else { None };
-    let account = who.account.unwrap_or_else(|| AccountOut { id: String::new(), email: "platform admin token".into(), role: Role::Admin, created_at: String::new() });
+    let account =
+        who.account.unwrap_or_else(|| AccountOut { id: String::new(), email: "platform admin token".into(), role: Role::Admin, created_at: String::new() });
     Ok(Json(SessionOut { account, csrf_token: csrf }))
 }
 
@@ -426,7 +438,12 @@ async fn delete_tenant(State(s): State<AppState>, Path(tenant): Path<String>) ->
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn update_settings(State(s): State<AppState>, Extension(who): Extension<Principal>, Path(tenant): Path<String>, AppJson(p): AppJson<TenantSettingsPatch>) -> R<impl IntoResponse> {
+async fn update_settings(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(tenant): Path<String>,
+    AppJson(p): AppJson<TenantSettingsPatch>,
+) -> R<impl IntoResponse> {
     Ok(Json(manage::update_settings(&s.storage, &s.maxima, settings_by(&who), &tenant, &p).await?))
 }
 
@@ -472,7 +489,11 @@ async fn drop_table(State(s): State<AppState>, Path((tenant, table)): Path<(Stri
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn set_permissions(State(s): State<AppState>, Path((tenant, table)): Path<(String, String)>, AppJson(p): AppJson<TablePermissions>) -> R<impl IntoResponse> {
+async fn set_permissions(
+    State(s): State<AppState>,
+    Path((tenant, table)): Path<(String, String)>,
+    AppJson(p): AppJson<TablePermissions>,
+) -> R<impl IntoResponse> {
     Ok(Json(manage::set_permissions(&s.storage, &tenant, &table, &p).await?))
 }
 
@@ -492,7 +513,11 @@ async fn get_script(State(s): State<AppState>, Path((tenant, kind, name)): Path<
     Ok(Json(manage::get_script(&s.storage, &tenant, &kind, &name).await?))
 }
 
-async fn put_script(State(s): State<AppState>, Path((tenant, kind, name)): Path<(String, String, String)>, AppJson(body): AppJson<roost_api::ScriptIn>) -> R<Json<roost_api::ScriptOut>> {
+async fn put_script(
+    State(s): State<AppState>,
+    Path((tenant, kind, name)): Path<(String, String, String)>,
+    AppJson(body): AppJson<roost_api::ScriptIn>,
+) -> R<Json<roost_api::ScriptOut>> {
     Ok(Json(manage::put_script(&s.storage, &tenant, &kind, &name, &body).await?))
 }
 
@@ -506,7 +531,11 @@ async fn get_logs(State(s): State<AppState>, Path(tenant): Path<String>, q: Resu
     Ok(Json(manage::logs(&s.storage, &tenant, &q).await?))
 }
 
-async fn get_job_runs(State(s): State<AppState>, Path((tenant, job)): Path<(String, String)>, q: Result<Query<LogQuery>, QueryRejection>) -> R<Json<Vec<roost_api::JobRunOut>>> {
+async fn get_job_runs(
+    State(s): State<AppState>,
+    Path((tenant, job)): Path<(String, String)>,
+    q: Result<Query<LogQuery>, QueryRejection>,
+) -> R<Json<Vec<roost_api::JobRunOut>>> {
     let Query(q) = q.map_err(|e| ManageError::BadInput(e.body_text()))?;
     Ok(Json(manage::job_runs(&s.storage, &tenant, &job, q.limit.unwrap_or(100)).await?))
 }
@@ -514,7 +543,12 @@ async fn get_job_runs(State(s): State<AppState>, Path((tenant, job)): Path<(Stri
 /// `POST /tenants/{t}/jobs/{job}/run`: runs a job now (as `POST /t/{t}/jobs/{job}` with the master
 /// key); answers 202 at once, the outcome goes to the job's runs and the tenant's logs.
 async fn run_job_now(State(s): State<AppState>, Path((tenant, job)): Path<(String, String)>) -> R<StatusCode> {
-    let t = s.storage.tenant(&tenant).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
+    let t = s
+        .storage
+        .tenant(&tenant)
+        .await
+        .map_err(|e| ManageError::Internal(e.to_string()))?
+        .ok_or_else(|| ManageError::NotFound(format!("Tenant '{tenant}'")))?;
     let script = t.script(roost_storage::scripts::ScriptKind::Job, &job).ok_or_else(|| ManageError::NotFound(format!("Job '{job}'")))?;
     let due = crate::scheduler::run_now(&s, &t, &script).await.map_err(|e| ManageError::Internal(e.to_string()))?;
     crate::scheduler::spawn_run(&s, t, script, due);

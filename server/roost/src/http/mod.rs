@@ -4,19 +4,18 @@
 //! (the protocol's resource segment is case-insensitive and a trailing slash is tolerated) and applies
 //! the method overrides, so the router sees the request the protocol means.
 
+pub mod api;
 pub mod cors;
 pub mod crossdomain;
 pub mod diagnostics;
 pub mod extract;
+pub mod jobs;
 pub mod manage;
 pub mod portal;
 pub mod tables;
-pub mod api;
-pub mod jobs;
 
 use crate::auth;
 use crate::error::ApiError;
-pub use extract::{authenticate, TenantCall, TenantRequest};
 use crate::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -24,6 +23,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, MethodRouter};
 use axum::Router;
+pub use extract::{authenticate, TenantCall, TenantRequest};
 use percent_encoding::percent_decode_str;
 use roost_storage::Tenant;
 use std::sync::Arc;
@@ -57,7 +57,11 @@ pub fn tenant_routes(state: AppState) -> Router {
     Router::new()
         .route(
             "/tables/{table}",
-            get(tables::read_items).post(tables::insert_item).patch(tables::update_without_id).head(tables::collection_method_not_allowed).fallback(tables::collection_method_not_allowed),
+            get(tables::read_items)
+                .post(tables::insert_item)
+                .patch(tables::update_without_id)
+                .head(tables::collection_method_not_allowed)
+                .fallback(tables::collection_method_not_allowed),
         )
         .route(
             "/tables/{table}/{id}",
@@ -211,7 +215,14 @@ pub fn strip_platform_credentials(headers: &mut HeaderMap, admin_token: &str) {
     headers.remove("x-csrf-token");
 }
 
-async fn handle(state: AppState, surface: Router, tenant: Arc<Tenant>, rest: String, mut parts: axum::http::request::Parts, body: Body) -> Result<Response, ApiError> {
+async fn handle(
+    state: AppState,
+    surface: Router,
+    tenant: Arc<Tenant>,
+    rest: String,
+    mut parts: axum::http::request::Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
     use tower::ServiceExt as _;
     strip_platform_credentials(&mut parts.headers, &state.admin_token);
     let mut segments: Vec<String> = rest.split('/').skip(1).map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned()).collect();
@@ -252,7 +263,7 @@ async fn handle(state: AppState, surface: Router, tenant: Arc<Tenant>, rest: Str
     let has_type = parts.headers.contains_key(header::CONTENT_TYPE);
     let mut body = if (parts.method == Method::GET || parts.method == Method::DELETE) && has_type { None } else { Some(bytes) };
     // §1.1 step 5: a `_method` member of a JSON object body also overrides the method, and is removed.
-    if let Some((m, rest)) = body.as_ref().and_then(|b| method_member(b)) {
+    if let Some((m, rest)) = body.as_ref().and_then(method_member) {
         method = m;
         body = Some(rest);
     }

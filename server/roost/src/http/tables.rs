@@ -198,7 +198,8 @@ fn if_match(r: &TenantRequest) -> Result<Option<Vec<u8>>> {
 }
 
 /// Characters JavaScript's `encodeURI` escapes.
-const ENCODE_URI: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%').add(b'<').add(b'>').add(b'[').add(b'\\').add(b']').add(b'^').add(b'`').add(b'{').add(b'|').add(b'}');
+const ENCODE_URI: &AsciiSet =
+    &CONTROLS.add(b' ').add(b'"').add(b'%').add(b'<').add(b'>').add(b'[').add(b'\\').add(b']').add(b'^').add(b'`').add(b'{').add(b'|').add(b'}');
 
 fn location(r: &TenantRequest, id: &Value) -> Option<HeaderValue> {
     let host = r.headers.get(header::HOST).and_then(|h| h.to_str().ok())?;

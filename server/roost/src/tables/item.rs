@@ -22,9 +22,7 @@ pub struct Converted {
 
 /// True if `id` passes the string-id rule of §2.2 step 4.
 pub fn is_valid_string_id(id: &str) -> bool {
-    id != "."
-        && id != ".."
-        && !id.chars().any(|c| (c as u32) <= 0x1F || (0x7F..=0x9F).contains(&(c as u32)) || matches!(c, '"' | '+' | '?' | '\\' | '/' | '`'))
+    id != "." && id != ".." && !id.chars().any(|c| (c as u32) <= 0x1F || (0x7F..=0x9F).contains(&(c as u32)) || matches!(c, '"' | '+' | '?' | '\\' | '/' | '`'))
 }
 
 /// An id from a URL, for the table's id kind.
@@ -122,9 +120,7 @@ pub fn convert(body: Option<Json>, table: &Table, url_id: Option<&Value>, for_sc
     }
     if string_id {
         if let Some(k) = obj.keys().find(|k| k.starts_with("__")) {
-            return Err(ApiError::BadInput(format!(
-                "The property '{k}' can not be set. Properties that begin with a '__' are considered system properties."
-            )));
+            return Err(ApiError::BadInput(format!("The property '{k}' can not be set. Properties that begin with a '__' are considered system properties.")));
         }
     } else if url_id.is_none() && obj.get("id").is_some_and(is_truthy) {
         return Err(ApiError::BadInput(msg::ID_NOT_ALLOWED.into()));
@@ -145,7 +141,8 @@ pub fn convert(body: Option<Json>, table: &Table, url_id: Option<&Value>, for_sc
         if !roost_odata::is_valid_identifier(&k) {
             return Err(ApiError::BadInput(roost_odata::invalid_identifier_message(&k)));
         }
-        let value = convert_value(&v).ok_or_else(|| ApiError::BadInput(format!("The value of property '{k}' is of type 'object' which is not a supported type.")))?;
+        let value =
+            convert_value(&v).ok_or_else(|| ApiError::BadInput(format!("The value of property '{k}' is of type 'object' which is not a supported type.")))?;
         let (echo, script) = match &value {
             Value::Date(d) => {
                 let s = roost_odata::format_datetime(d);

@@ -336,7 +336,8 @@ async fn personal_tokens_and_password_change(app: TestApp) {
     assert_eq!(app.as_session(&s, Method::DELETE, &format!("/account/tokens/{id}"), None, true).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.with_bearer(&token, Method::GET, "/session", None).await.status, StatusCode::UNAUTHORIZED);
     // Password change: the current one is checked, the new one must be long enough.
-    let r = app.as_session(&s, Method::PUT, "/account/password", Some(json!({"current_password": "nope", "new_password": "another long password"})), true).await;
+    let r =
+        app.as_session(&s, Method::PUT, "/account/password", Some(json!({"current_password": "nope", "new_password": "another long password"})), true).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     let r = app.as_session(&s, Method::PUT, "/account/password", Some(json!({"current_password": pw, "new_password": "short"})), true).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
@@ -356,7 +357,8 @@ async fn owners_see_and_share_only_their_tenants(app: TestApp) {
     let (o1, o2) = (app.sign_in(&e1, &p1).await, app.sign_in(&e2, &p2).await);
     let name = random_name("mine");
     assert_eq!(app.as_session(&o1, Method::POST, "/tenants", Some(json!({"name": name})), true).await.status, StatusCode::CREATED);
-    let names = |r: Resp| r.json().as_array().cloned().unwrap_or_default().iter().map(|t| t["name"].as_str().unwrap_or_default().to_string()).collect::<Vec<_>>();
+    let names =
+        |r: Resp| r.json().as_array().cloned().unwrap_or_default().iter().map(|t| t["name"].as_str().unwrap_or_default().to_string()).collect::<Vec<_>>();
     assert_eq!(names(app.as_session(&o1, Method::GET, "/tenants", None, false).await), vec![name.clone()]);
     assert!(names(app.as_session(&o2, Method::GET, "/tenants", None, false).await).is_empty());
     // The list carries no keys (support sees it too).
@@ -369,7 +371,15 @@ async fn owners_see_and_share_only_their_tenants(app: TestApp) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json().as_array().map(Vec::len), Some(2));
     assert_eq!(names(app.as_session(&o2, Method::GET, "/tenants", None, false).await), vec![name.clone()]);
-    let o1_id = r.json().as_array().cloned().unwrap_or_default().iter().find(|a| a["email"] == e1.as_str()).map(|a| a["id"].as_str().unwrap_or_default().to_string()).unwrap_or_default();
+    let o1_id = r
+        .json()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .find(|a| a["email"] == e1.as_str())
+        .map(|a| a["id"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default();
     // The second owner removes the first, who then loses access.
     let r = app.as_session(&o2, Method::DELETE, &format!("/tenants/{name}/owners/{o1_id}"), None, true).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
@@ -383,7 +393,14 @@ async fn owners_see_and_share_only_their_tenants(app: TestApp) {
 async fn rows_logs_and_monitor_for_the_portal(app: TestApp) {
     let t = app.tenant.clone();
     furnish(&app, &t).await;
-    let r = app.put_script("table", "items.insert", "function insert(item, user, request) { item.scripted = true; console.warn('insert %d', item.n); request.execute(); }", json!({})).await;
+    let r = app
+        .put_script(
+            "table",
+            "items.insert",
+            "function insert(item, user, request) { item.scripted = true; console.warn('insert %d', item.n); request.execute(); }",
+            json!({}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // Rows through the tenant pipeline with the master key and no script.
     let r = app.manage(Method::POST, &format!("/tenants/{t}/tables/items/rows"), Some(json!({"n": 1, "label": "direct"}))).await;

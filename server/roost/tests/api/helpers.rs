@@ -61,9 +61,8 @@ pub fn random_name(prefix: &str) -> String {
 }
 
 fn postgres_url() -> String {
-    std::env::var("ROOST_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!("ROOST_TEST_DATABASE_URL is not set: the PostgreSQL half of the suite needs a server (scripts/test starts one)")
-    })
+    std::env::var("ROOST_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| panic!("ROOST_TEST_DATABASE_URL is not set: the PostgreSQL half of the suite needs a server (scripts/test starts one)"))
 }
 
 impl TestApp {

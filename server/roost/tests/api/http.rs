@@ -157,11 +157,9 @@ async fn status_and_unknown_routes(app: TestApp) {
 
 async fn methods_not_allowed_answer_405_with_allow(app: TestApp) {
     app.create_table("todo", json!({})).await;
-    for (method, path, allow) in [
-        (Method::PUT, "/tables/todo", "GET, POST"),
-        (Method::DELETE, "/tables/todo", "GET, POST"),
-        (Method::PUT, "/tables/todo/1", "GET, POST, PATCH, DELETE"),
-    ] {
+    for (method, path, allow) in
+        [(Method::PUT, "/tables/todo", "GET, POST"), (Method::DELETE, "/tables/todo", "GET, POST"), (Method::PUT, "/tables/todo/1", "GET, POST, PATCH, DELETE")]
+    {
         let r = app.request(method.clone(), path, &[("X-ZUMO-APPLICATION", &app.app_key)], None).await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         assert_eq!(r.header("allow").unwrap(), allow);
@@ -182,7 +180,12 @@ async fn every_response_carries_the_zumo_headers(app: TestApp) {
 async fn cors_follows_the_tenant_whitelist(app: TestApp) {
     app.create_table("todo", json!({})).await;
     let pre = app
-        .request(Method::OPTIONS, "/tables/todo/anything", &[("Origin", "http://localhost:4000"), ("Access-Control-Request-Headers", "x-zumo-application, content-type")], None)
+        .request(
+            Method::OPTIONS,
+            "/tables/todo/anything",
+            &[("Origin", "http://localhost:4000"), ("Access-Control-Request-Headers", "x-zumo-application, content-type")],
+            None,
+        )
         .await;
     assert_eq!(pre.status, StatusCode::NO_CONTENT);
     assert_eq!(pre.header("access-control-allow-origin").unwrap(), "http://localhost:4000");
@@ -246,19 +249,40 @@ async fn method_override_and_content_type_rules(app: TestApp) {
     app.create_table("todo", json!({})).await;
     app.insert("todo", json!({"id":"o","n":1})).await;
     let r = app
-        .request(Method::POST, "/tables/todo/o", &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json"), ("X-HTTP-Method-Override", "PATCH")], Some(r#"{"n":2}"#))
+        .request(
+            Method::POST,
+            "/tables/todo/o",
+            &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json"), ("X-HTTP-Method-Override", "PATCH")],
+            Some(r#"{"n":2}"#),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(app.get("/tables/todo/o").await.json()["n"], 2);
     // A `_method` member overrides too, and is not stored.
-    let r = app.request(Method::POST, "/tables/todo/o", &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json")], Some(r#"{"_method":"patch","n":4}"#)).await;
+    let r = app
+        .request(
+            Method::POST,
+            "/tables/todo/o",
+            &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json")],
+            Some(r#"{"_method":"patch","n":4}"#),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(app.get("/tables/todo/o").await.json(), json!({"id":"o","n":4}));
     // A form body is an object of strings.
-    let r = app.request(Method::POST, "/tables/todo", &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/x-www-form-urlencoded")], Some("id=f&text=hello+world")).await;
+    let r = app
+        .request(
+            Method::POST,
+            "/tables/todo",
+            &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/x-www-form-urlencoded")],
+            Some("id=f&text=hello+world"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(app.get("/tables/todo/f?$select=text").await.json(), json!({"text":"hello world"}));
-    let r = app.request(Method::POST, "/tables/todo", &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/x-www-form-urlencoded")], Some("a=1&a=2")).await;
+    let r = app
+        .request(Method::POST, "/tables/todo", &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/x-www-form-urlencoded")], Some("a=1&a=2"))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // No Content-Type but a body: JSON is assumed.
     let r = app.request(Method::POST, "/tables/todo", &[("X-ZUMO-APPLICATION", &app.app_key)], Some(r#"{"n":3}"#)).await;

@@ -70,7 +70,13 @@ async fn tenant_responses_are_sandboxed_and_cannot_set_the_session_cookie(app: T
 
     // With `manage_listen` the portal and /manage/v1 have an origin of their own.
     let dir = std::env::temp_dir().join(random_name("roost-apart-"));
-    let mut config = roost::Config { data: dir.clone(), admin_token: "apart-admin".into(), manage_listen: "127.0.0.1:0".into(), log: "warn".into(), ..roost::Config::defaults() };
+    let mut config = roost::Config {
+        data: dir.clone(),
+        admin_token: "apart-admin".into(),
+        manage_listen: "127.0.0.1:0".into(),
+        log: "warn".into(),
+        ..roost::Config::defaults()
+    };
     if app.backend == Backend::Postgres {
         config.database_url = app.database_url.clone();
         config.pg_max_connections = 4;
@@ -93,12 +99,7 @@ async fn tenant_responses_are_sandboxed_and_cannot_set_the_session_cookie(app: T
 }
 
 async fn scripts_never_see_platform_credentials(app: TestApp) {
-    public_api(
-        &app,
-        "echo",
-        r#"exports.get = function (req, res) { console.log('headers %j', req.headers); res.send(200, req.headers); };"#,
-    )
-    .await;
+    public_api(&app, "echo", r#"exports.get = function (req, res) { console.log('headers %j', req.headers); res.send(200, req.headers); };"#).await;
     let (email, pw) = app.account("admin").await;
     let s = app.sign_in(&email, &pw).await;
     let r = app.as_session(&s, Method::POST, "/account/tokens", Some(json!({"name": "cli"})), true).await;
@@ -174,14 +175,22 @@ async fn owners_cannot_raise_limits_or_open_outbound_access(app: TestApp) {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let t = r.json()["name"].as_str().unwrap().to_string();
     let settings = format!("/tenants/{t}/settings");
-    for (key, value) in [("script_cpu_ms", 600_000), ("script_memory_mb", 4096), ("request_timeout_ms", 600_000), ("script_max_concurrent", 10_000), ("max_body_kb", 102_400), ("packages_max_mb", 10_240)] {
+    for (key, value) in [
+        ("script_cpu_ms", 600_000),
+        ("script_memory_mb", 4096),
+        ("request_timeout_ms", 600_000),
+        ("script_max_concurrent", 10_000),
+        ("max_body_kb", 102_400),
+        ("packages_max_mb", 10_240),
+    ] {
         let r = app.as_session(&owner, Method::PATCH, &settings, Some(json!({ key: value })), true).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{key}: {}", r.text);
         assert!(r.error().contains(key) && r.error().contains("maximum"), "{}", r.text);
     }
     let r = app.as_session(&owner, Method::PATCH, &settings, Some(json!({"outbound_allow": ["127.0.0.1"]})), true).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
-    let r = app.as_session(&owner, Method::POST, "/tenants", Some(json!({"name": random_name("own"), "settings": {"outbound_allow": ["10.0.0.1"]}})), true).await;
+    let r =
+        app.as_session(&owner, Method::POST, "/tenants", Some(json!({"name": random_name("own"), "settings": {"outbound_allow": ["10.0.0.1"]}})), true).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     // Lowering is the owner's right; raising back up to the ceiling too.
     let r = app.as_session(&owner, Method::PATCH, &settings, Some(json!({"script_cpu_ms": 200, "request_timeout_ms": 5000})), true).await;
@@ -210,7 +219,8 @@ async fn owners_cannot_raise_limits_or_open_outbound_access(app: TestApp) {
 async fn heavy_queries_never_stall_other_tenants(app: TestApp) {
     let heavy = app.new_tenant().await;
     let h = heavy["name"].as_str().unwrap().to_string();
-    let r = app.manage(Method::POST, &format!("/tenants/{h}/tables"), Some(json!({"name": "big", "permissions": {"read": "public", "insert": "public"}}))).await;
+    let r =
+        app.manage(Method::POST, &format!("/tenants/{h}/tables"), Some(json!({"name": "big", "permissions": {"read": "public", "insert": "public"}}))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(app.manage(Method::PATCH, &format!("/tenants/{h}/settings"), Some(json!({"request_timeout_ms": 1500}))).await.status, StatusCode::OK);
     let text = "y".repeat(200 * 1024);
@@ -256,7 +266,11 @@ async fn heavy_queries_never_stall_other_tenants(app: TestApp) {
     }
     waits.sort();
     assert!(waits[waits.len() / 2] < Duration::from_millis(100), "another tenant and /manage/v1 waited {waits:?}");
-    assert!(attacks.iter().all(|a| !a.is_finished()) || started.elapsed() < Duration::from_millis(1500), "the reads ran while the attacks did: slept until {slept:?}, reads took {:?} {waits:?}", reads.elapsed());
+    assert!(
+        attacks.iter().all(|a| !a.is_finished()) || started.elapsed() < Duration::from_millis(1500),
+        "the reads ran while the attacks did: slept until {slept:?}, reads took {:?} {waits:?}",
+        reads.elapsed()
+    );
     for a in attacks {
         let (status, took) = a.await.unwrap();
         // Each attack ends at its tenant's deadline (1.5 s) with the timeout answer, not minutes later.
@@ -268,7 +282,11 @@ async fn heavy_queries_never_stall_other_tenants(app: TestApp) {
 /// A public custom API on another tenant.
 async fn public_api_on(app: &TestApp, tenant: &str, name: &str, body: &str) {
     let r = app
-        .manage(Method::PUT, &format!("/tenants/{tenant}/scripts/api/{name}"), Some(json!({"body": body, "permissions": {"routes": {"*": {"permission": "public"}}}})))
+        .manage(
+            Method::PUT,
+            &format!("/tenants/{tenant}/scripts/api/{name}"),
+            Some(json!({"body": body, "permissions": {"routes": {"*": {"permission": "public"}}}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
@@ -300,7 +318,12 @@ async fn natives_are_out_of_reach_and_log_caps_hold_in_rust(app: TestApp) {
     assert!(n <= 10_000, "{n}");
     // Logs and monitor stay bounded in bytes however much was logged.
     app.manage(Method::PATCH, &format!("/tenants/{}/settings", app.tenant), Some(json!({"script_cpu_ms": 5000}))).await;
-    public_api(&app, "flood", "exports.get = function (req, res) { var y = 'y'.repeat(12000); for (var i = 0; i < 1100; i++) console.log(y); res.send(200, {}); };").await;
+    public_api(
+        &app,
+        "flood",
+        "exports.get = function (req, res) { var y = 'y'.repeat(12000); for (var i = 0; i < 1100; i++) console.log(y); res.send(200, {}); };",
+    )
+    .await;
     assert_eq!(app.request(Method::GET, "/api/flood", &[], None).await.status, StatusCode::OK);
     for _ in 0..100 {
         if app.logs().await.len() >= 100 {
@@ -335,7 +358,12 @@ async fn host_side_memory_counts_against_the_limit(app: TestApp) {
         };"#,
     )
     .await;
-    public_api(&app, "timers", "exports.get = function (req, res) { for (var i = 0; i < 2000000; i++) setTimeout(function () {}, 60000); res.send(200, {}); };").await;
+    public_api(
+        &app,
+        "timers",
+        "exports.get = function (req, res) { for (var i = 0; i < 2000000; i++) setTimeout(function () {}, 60000); res.send(200, {}); };",
+    )
+    .await;
     let before = rss_mb();
     for path in ["/api/calls", "/api/timers"] {
         let r = app.request(Method::GET, path, &[], None).await;
@@ -382,9 +410,16 @@ async fn failing_scripts_never_wedge_or_crash_the_server(app: TestApp) {
 
 async fn a_client_filter_cannot_widen_a_composed_script_filter(app: TestApp) {
     app.create_table("notes", json!({"permissions": {"read": "user", "insert": "user"}})).await;
-    app.script("table", "notes.read", "function read(query, user, request) { query.where({ owner: user.userId }); query.setComponents(query.getComponents()); request.execute(); }").await;
+    app.script(
+        "table",
+        "notes.read",
+        "function read(query, user, request) { query.where({ owner: user.userId }); query.setComponents(query.getComponents()); request.execute(); }",
+    )
+    .await;
     for (id, owner) in [("mine", "Custom:me"), ("theirs", "Custom:other")] {
-        let r = app.request(Method::POST, "/tables/notes?noScript=true", &[("x-zumo-master", &app.master_key)], Some(&json!({"id": id, "owner": owner}).to_string())).await;
+        let r = app
+            .request(Method::POST, "/tables/notes?noScript=true", &[("x-zumo-master", &app.master_key)], Some(&json!({"id": id, "owner": owner}).to_string()))
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     }
     let (ok, token, err) = app.cli(&["tenant", "token", &app.tenant, "--user-id", "Custom:me"]);
@@ -398,7 +433,9 @@ async fn a_client_filter_cannot_widen_a_composed_script_filter(app: TestApp) {
 
 async fn padded_e_mails_share_the_sign_in_limit(app: TestApp) {
     let (email, pw) = app.account("owner").await;
-    for variant in [format!(" {email}"), format!("{email} "), format!("\t{}", email.to_uppercase()), format!("  {email}  "), format!("{}\n", email.to_uppercase())] {
+    for variant in
+        [format!(" {email}"), format!("{email} "), format!("\t{}", email.to_uppercase()), format!("  {email}  "), format!("{}\n", email.to_uppercase())]
+    {
         let r = app.sign_in_raw(&variant, "wrong password!").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{variant:?}: {}", r.text);
     }
@@ -449,7 +486,18 @@ async fn outbound_requests_to_embedded_ipv4_loopback_are_refused(app: TestApp) {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, axum::Router::new().fallback(|| async { "reached" })).await });
     public_api(&app, "out", "exports.get = function (req, res) { require('request')(req.query.url, function (err, r, body) { res.send(200, { err: err ? err.message : null, body: body }); }); };").await;
-    for host in ["[::127.0.0.1]", "[::ffff:127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::]", "[2001:0:4136:e378:8000:63bf:80ff:fffe]", "[::ffff:0:7f00:1]", "[fec0::1]", "127.1", "0x7f000001", "localhost"] {
+    for host in [
+        "[::127.0.0.1]",
+        "[::ffff:127.0.0.1]",
+        "[64:ff9b::7f00:1]",
+        "[2002:7f00:1::]",
+        "[2001:0:4136:e378:8000:63bf:80ff:fffe]",
+        "[::ffff:0:7f00:1]",
+        "[fec0::1]",
+        "127.1",
+        "0x7f000001",
+        "localhost",
+    ] {
         let u = percent_encoding::utf8_percent_encode(&format!("http://{host}:{port}/"), percent_encoding::NON_ALPHANUMERIC).to_string();
         let r = app.request(Method::GET, &format!("/api/out?url={u}"), &[], None).await;
         let j = r.json();

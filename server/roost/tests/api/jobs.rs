@@ -31,7 +31,8 @@ async fn wait_for_finished_runs(app: &TestApp, job: &str, n: usize) -> Vec<Value
 
 async fn a_job_runs_now_with_the_master_key_and_its_outcome_is_recorded(app: TestApp) {
     app.create_table("pings", json!({})).await;
-    app.script("job", "ping", "function ping() { tables.getTable('pings').insert({ at: new Date() }, { success: function () { console.log('pinged'); } }); }").await;
+    app.script("job", "ping", "function ping() { tables.getTable('pings').insert({ at: new Date() }, { success: function () { console.log('pinged'); } }); }")
+        .await;
     assert_eq!(app.call(Method::POST, "/jobs/ping", None).await.status, StatusCode::UNAUTHORIZED);
     let r = app.request(Method::POST, "/jobs/ping", &[("X-ZUMO-MASTER", &app.master_key)], None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -130,7 +131,8 @@ async fn importing_a_service_folder_gives_a_working_service_and_export_gives_it_
     let audit = call(Method::GET, "/tables/audit", vec![("X-ZUMO-MASTER", master.clone())], None).await.json();
     assert_eq!(audit, json!([{"id": 1, "action": "insert", "itemId": "a"}]));
     // Update (tidied), read with labels, and hidden rows only for admins.
-    let r = call(Method::PATCH, "/tables/todoitem/a", vec![("X-ZUMO-APPLICATION", key.clone())], Some(json!({"text": " milk  and eggs", "complete": true}))).await;
+    let r =
+        call(Method::PATCH, "/tables/todoitem/a", vec![("X-ZUMO-APPLICATION", key.clone())], Some(json!({"text": " milk  and eggs", "complete": true}))).await;
     assert_eq!((r.status, r.json()["text"].clone()), (StatusCode::OK, json!("milk and eggs")));
     call(Method::POST, "/tables/todoitem", vec![("X-ZUMO-APPLICATION", key.clone())], Some(json!({"id": "h", "text": "secret", "hidden": true}))).await;
     let public = call(Method::GET, "/tables/todoitem?$orderby=id", vec![], None).await.json();

@@ -50,9 +50,12 @@ async fn tenant_lifecycle_through_the_api(app: TestApp) {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let t = r.json();
     assert_eq!(t["name"], name.to_lowercase());
-    assert_eq!(t["settings"], json!({"dynamic_schema":true,"cors_origins":["localhost"],"max_body_kb":1024,"request_timeout_ms":30000,"require_https":false,
+    assert_eq!(
+        t["settings"],
+        json!({"dynamic_schema":true,"cors_origins":["localhost"],"max_body_kb":1024,"request_timeout_ms":30000,"require_https":false,
         "script_cpu_ms":1000,"script_memory_mb":64,"script_max_concurrent":32,"app_settings":{},"outbound_allow":[],
-        "packages_install_seconds":300,"packages_max_mb":200}));
+        "packages_install_seconds":300,"packages_max_mb":200})
+    );
     assert_ne!(t["application_key"], t["master_key"]);
     assert_eq!(app.manage(Method::POST, "/tenants", Some(json!({"name": name.to_uppercase()}))).await.status, StatusCode::CONFLICT);
     for bad in ["", "1abc", "has space", "under_score", "x".repeat(49).as_str(), "a'b"] {
@@ -122,7 +125,8 @@ async fn table_management_through_the_api(app: TestApp) {
 }
 
 async fn cli_changes_apply_to_the_running_server_at_once(app: TestApp) {
-    let (ok, out, err) = app.cli(&["table", "create", &app.tenant, "notes", "--soft-delete", "--permissions", "insert=public,read=public,update=user,delete=admin"]);
+    let (ok, out, err) =
+        app.cli(&["table", "create", &app.tenant, "notes", "--soft-delete", "--permissions", "insert=public,read=public,update=user,delete=admin"]);
     assert!(ok, "{err}");
     assert!(out.contains("notes"));
     let r = app.request(Method::POST, "/tables/notes", &[("content-type", "application/json")], Some(r#"{"id":"n1","text":"hi"}"#)).await;
@@ -185,7 +189,14 @@ async fn scripts_logs_and_job_runs_through_the_api_and_the_cli(app: TestApp) {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     app.script("table", "todo.insert", "function insert(item, user, request) { console.log('one'); console.log('two'); request.execute(); }").await;
     app.script("shared", "util", "exports.x = 1;").await;
-    let r = app.put_script("api", "hello", "exports.get = function (req, res) { res.send(200, 'hi'); };", json!({"permissions": {"routes": {"*": {"permission": "public"}}}})).await;
+    let r = app
+        .put_script(
+            "api",
+            "hello",
+            "exports.get = function (req, res) { res.send(200, 'hi'); };",
+            json!({"permissions": {"routes": {"*": {"permission": "public"}}}}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json()["path"], "/api/hello.js");
     assert_eq!(r.json()["permissions"]["routes"]["*"]["permission"], "public");
@@ -198,7 +209,8 @@ async fn scripts_logs_and_job_runs_through_the_api_and_the_cli(app: TestApp) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     // List and get (case-insensitive names, stored casing kept).
     let list = app.manage(Method::GET, &format!("/tenants/{t}/scripts"), None).await.json();
-    let names: Vec<(String, String)> = list.as_array().unwrap().iter().map(|s| (s["kind"].as_str().unwrap().to_string(), s["name"].as_str().unwrap().to_string())).collect();
+    let names: Vec<(String, String)> =
+        list.as_array().unwrap().iter().map(|s| (s["kind"].as_str().unwrap().to_string(), s["name"].as_str().unwrap().to_string())).collect();
     assert_eq!(names, vec![("table".into(), "todo.insert".into()), ("api".into(), "hello".into()), ("shared".into(), "util".into())]);
     let r = app.manage(Method::GET, &format!("/tenants/{t}/scripts/table/TODO.insert"), None).await;
     assert!(r.json()["body"].as_str().unwrap().contains("console.log('one')"));

@@ -6,7 +6,13 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use reqwest::StatusCode;
 use serde_json::json;
 
-crate::on_both_backends!(every_function_and_operator_filters_as_specified, literal_forms_parse, orderby_accepts_expressions_and_is_case_insensitive, parse_errors_are_400_with_index, real_client_queries_parse);
+crate::on_both_backends!(
+    every_function_and_operator_filters_as_specified,
+    literal_forms_parse,
+    orderby_accepts_expressions_and_is_case_insensitive,
+    parse_errors_are_400_with_index,
+    real_client_queries_parse
+);
 
 async fn movies(app: &TestApp) {
     app.create_table("movies", json!({})).await;

@@ -42,12 +42,19 @@ async fn importing_a_service_with_packages_gives_working_scripts_and_export_give
     let ids: Vec<String> = rows.json().as_array().cloned().unwrap_or_default().iter().map(|r| r["id"].as_str().unwrap_or_default().to_string()).collect();
     assert_eq!(ids, vec!["seed-first", "seed-second", "seed-third"]);
     // The table script uses underscore's _.pick.
-    let r = send(app.client().post(format!("{base}/tables/orders")).header("X-ZUMO-APPLICATION", &key).json(&json!({"title": "x", "qty": 2, "junk": true}))).await;
+    let r =
+        send(app.client().post(format!("{base}/tables/orders")).header("X-ZUMO-APPLICATION", &key).json(&json!({"title": "x", "qty": 2, "junk": true}))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.json()["fields"], "qty,title");
     assert!(r.json().get("junk").is_none(), "{}", r.text);
     // The API requires xml2js, which package.json did not declare: Roost added it.
-    let r = send(app.client().post(format!("{base}/api/feed")).header("X-ZUMO-APPLICATION", &key).json(&json!({"xml": "<order><title>book</title><qty>3</qty></order>"}))).await;
+    let r = send(
+        app.client()
+            .post(format!("{base}/api/feed"))
+            .header("X-ZUMO-APPLICATION", &key)
+            .json(&json!({"xml": "<order><title>book</title><qty>3</qty></order>"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json()["parsed"], json!({"order": {"title": ["book"], "qty": ["3"]}}), "xml2js 0.2 defaults: {}", r.text);
     // The tenant's log says what was added; the packages are listed.
@@ -70,7 +77,14 @@ async fn importing_a_service_with_packages_gives_working_scripts_and_export_give
     // first loads the tenant, and serves the scripts.
     if app.backend == Backend::Postgres {
         let other = TestApp::spawn(Backend::Postgres).await;
-        let r = send(other.client().post(format!("{}/t/{}/api/feed", other.base, t["name"].as_str().unwrap_or_default())).header("X-ZUMO-APPLICATION", &key).json(&json!({"xml": "<a>1</a>"}))).await;
+        let r = send(
+            other
+                .client()
+                .post(format!("{}/t/{}/api/feed", other.base, t["name"].as_str().unwrap_or_default()))
+                .header("X-ZUMO-APPLICATION", &key)
+                .json(&json!({"xml": "<a>1</a>"})),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json()["parsed"], json!({"a": "1"}));
         let hash = p["lock_hash"].as_str().unwrap_or_default();
@@ -147,6 +161,8 @@ async fn install_limits_and_a_missing_npm_are_clear_errors(app: TestApp) {
         assert_eq!(app.manage(Method::PATCH, &format!("/tenants/{t}/settings"), Some(bad)).await.status, StatusCode::BAD_REQUEST);
     }
     // A staging folder never stays behind.
-    let left: Vec<_> = std::fs::read_dir(app.data.join("packages")).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("staging-")).collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(app.data.join("packages"))
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("staging-")).collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }

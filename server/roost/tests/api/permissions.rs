@@ -5,7 +5,12 @@ use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-crate::on_both_backends!(permission_matrix_for_every_operation, invalid_tokens_get_their_messages, no_script_requires_the_master_key, regenerated_application_key_replaces_the_old_one);
+crate::on_both_backends!(
+    permission_matrix_for_every_operation,
+    invalid_tokens_get_their_messages,
+    no_script_requires_the_master_key,
+    regenerated_application_key_replaces_the_old_one
+);
 
 async fn permission_matrix_for_every_operation(app: TestApp) {
     let token = app.cli(&["tenant", "token", &app.tenant, "--user-id", "Custom:42"]);
@@ -97,7 +102,11 @@ async fn invalid_tokens_get_their_messages(app: TestApp) {
     assert_eq!(r.error(), "Error: The authentication token has expired.");
     // A token of another tenant (other master key) is refused.
     let other = app.new_tenant().await;
-    let foreign = app.manage(Method::POST, &format!("/tenants/{}/token", other["name"].as_str().unwrap()), Some(json!({"user_id":"Custom:1"}))).await.json()["token"].as_str().unwrap().to_string();
+    let foreign = app.manage(Method::POST, &format!("/tenants/{}/token", other["name"].as_str().unwrap()), Some(json!({"user_id":"Custom:1"}))).await.json()
+        ["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let r = app.request(Method::GET, "/tables/pub", &[("X-ZUMO-AUTH", &foreign)], None).await;
     assert_eq!(r.error(), "Error: The authentication token has an invalid signature.");
 }

@@ -9,7 +9,14 @@ use proptest::test_runner::{Config, TestRunner};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-crate::on_both_backends!(injection_attempts_are_inert, odd_bodies_never_cause_a_500, random_bodies_never_cause_a_500, random_filters_never_cause_a_500, tenants_are_isolated, a_broken_database_gives_the_generic_500);
+crate::on_both_backends!(
+    injection_attempts_are_inert,
+    odd_bodies_never_cause_a_500,
+    random_bodies_never_cause_a_500,
+    random_filters_never_cause_a_500,
+    tenants_are_isolated,
+    a_broken_database_gives_the_generic_500
+);
 
 /// A failure that is the server's, not the client's: 500 with the generic body (never the cause),
 /// and the other tenants keep working.
@@ -147,10 +154,31 @@ async fn odd_bodies_never_cause_a_500(app: TestApp) {
     app.create_table("todo", json!({})).await;
     app.insert("todo", json!({"id":"z","n":1,"s":"x","d":"2014-01-01T00:00:00Z","b":true})).await;
     let bodies = [
-        "", "{", "}", "null", "true", "[]", "[{}]", "{\"a\":", "{\"n\":1e400}", "{\"n\":-1e400}", "{\"n\":123456789012345678901234567890}",
-        "{\"n\":\"1e999\"}", "{\"d\":\"0000-01-01T00:00:00Z\"}", "{\"d\":\"2014-13-45T99:99:99Z\"}", "{\"d\":\"/Date(99999999999999999)/\"}",
-        "{\"d\":\"/Date(-62135596800000)/\"}", "{\"b\":\"yes\"}", "{\"s\":{\"nested\":true}}", "{\"\":1}", "{\"id\":\"\\u0000\"}",
-        "{\"id\":\"\\ud800\"}", "\u{feff}{}", "{\"a\":1,\"a\":2}", "{\"é\":1}", "{\"x\":\"\\u0000 nul inside\"}",
+        "",
+        "{",
+        "}",
+        "null",
+        "true",
+        "[]",
+        "[{}]",
+        "{\"a\":",
+        "{\"n\":1e400}",
+        "{\"n\":-1e400}",
+        "{\"n\":123456789012345678901234567890}",
+        "{\"n\":\"1e999\"}",
+        "{\"d\":\"0000-01-01T00:00:00Z\"}",
+        "{\"d\":\"2014-13-45T99:99:99Z\"}",
+        "{\"d\":\"/Date(99999999999999999)/\"}",
+        "{\"d\":\"/Date(-62135596800000)/\"}",
+        "{\"b\":\"yes\"}",
+        "{\"s\":{\"nested\":true}}",
+        "{\"\":1}",
+        "{\"id\":\"\\u0000\"}",
+        "{\"id\":\"\\ud800\"}",
+        "\u{feff}{}",
+        "{\"a\":1,\"a\":2}",
+        "{\"é\":1}",
+        "{\"x\":\"\\u0000 nul inside\"}",
     ];
     for body in bodies {
         for (method, path) in [(Method::POST, "/tables/todo"), (Method::PATCH, "/tables/todo/z")] {
@@ -164,11 +192,20 @@ async fn odd_bodies_never_cause_a_500(app: TestApp) {
     }
     for id in ["%27", "%22", "%E2%9C%93", "%F0%9F%98%80", "a%00b", "%2E%2E", "%25", "x".repeat(300).as_str()] {
         for method in [Method::GET, Method::PATCH, Method::DELETE, Method::POST] {
-            let r = app.request(method.clone(), &format!("/tables/todo/{id}"), &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json")], Some("{\"n\":2}")).await;
+            let r = app
+                .request(
+                    method.clone(),
+                    &format!("/tables/todo/{id}"),
+                    &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json")],
+                    Some("{\"n\":2}"),
+                )
+                .await;
             assert!(r.status.as_u16() < 500, "{method} {id}: {} {}", r.status, r.text);
         }
     }
-    for q in ["$top=99999999999999999999999", "$skip=99999999999999999999", "$top=", "$filter=", "$orderby=", "$select=", "$filter=%FF%FE", "__systemproperties=%00"] {
+    for q in
+        ["$top=99999999999999999999999", "$skip=99999999999999999999", "$top=", "$filter=", "$orderby=", "$select=", "$filter=%FF%FE", "__systemproperties=%00"]
+    {
         let r = app.get(&format!("/tables/todo?{q}")).await;
         assert!(r.status.as_u16() < 500, "{q}: {} {}", r.status, r.text);
     }
@@ -190,9 +227,24 @@ async fn random_bodies_never_cause_a_500(app: TestApp) {
         any::<i64>().prop_map(|i| json!(i)),
         any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
         ".{0,12}".prop_map(|s: String| json!(s)),
-        prop::sample::select(vec!["2014-01-01T00:00:00Z", "2014-01-01T00:00:00.123Z", "9999-12-31T23:59:59.999Z", "0001-01-01T00:00:00Z", "/Date(0)/", "/Date(-62135596800000)/", "/Date(253402300800000+0100)/", "x".repeat(300).leak()]).prop_map(|s| json!(s)),
+        prop::sample::select(vec![
+            "2014-01-01T00:00:00Z",
+            "2014-01-01T00:00:00.123Z",
+            "9999-12-31T23:59:59.999Z",
+            "0001-01-01T00:00:00Z",
+            "/Date(0)/",
+            "/Date(-62135596800000)/",
+            "/Date(253402300800000+0100)/",
+            "x".repeat(300).leak()
+        ])
+        .prop_map(|s| json!(s)),
     ];
-    let value = leaf.prop_recursive(2, 8, 3, |inner| prop_oneof![prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array), prop::collection::btree_map("[a-z]{1,3}", inner, 0..3).prop_map(|m| Value::Object(m.into_iter().collect()))]);
+    let value = leaf.prop_recursive(2, 8, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z]{1,3}", inner, 0..3).prop_map(|m| Value::Object(m.into_iter().collect()))
+        ]
+    });
     let body = prop::collection::btree_map(key, value, 0..6).prop_map(|m| Value::Object(m.into_iter().collect()));
     let cases = std::env::var("ROOST_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
@@ -209,7 +261,8 @@ async fn random_bodies_never_cause_a_500(app: TestApp) {
 /// must never produce a 500.
 async fn random_filters_never_cause_a_500(app: TestApp) {
     app.create_table("todo", json!({})).await;
-    app.seed("todo", &[json!({"s":"abc","n":1.5,"b":true,"d":"2014-01-01T00:00:00Z"}), json!({"s":"O'Neil","n":-3,"b":false,"d":"1999-12-31T23:59:59.999Z"})]).await;
+    app.seed("todo", &[json!({"s":"abc","n":1.5,"b":true,"d":"2014-01-01T00:00:00Z"}), json!({"s":"O'Neil","n":-3,"b":false,"d":"1999-12-31T23:59:59.999Z"})])
+        .await;
     let atom = prop_oneof![
         Just("s".to_string()),
         Just("n".to_string()),
@@ -231,7 +284,12 @@ async fn random_filters_never_cause_a_500(app: TestApp) {
             (inner.clone(), prop::sample::select(vec!["eq", "ne", "lt", "le", "gt", "ge", "and", "or", "add", "sub", "mul", "div", "mod"]), inner.clone())
                 .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
             inner.clone().prop_map(|a| format!("not {a}")),
-            (prop::sample::select(vec!["length", "tolower", "toupper", "trim", "year", "month", "day", "hour", "minute", "second", "floor", "ceiling", "round"]), inner.clone())
+            (
+                prop::sample::select(vec![
+                    "length", "tolower", "toupper", "trim", "year", "month", "day", "hour", "minute", "second", "floor", "ceiling", "round"
+                ]),
+                inner.clone()
+            )
                 .prop_map(|(f, a)| format!("{f}({a})")),
             (prop::sample::select(vec!["substringof", "startswith", "endswith", "indexof", "concat", "substring"]), inner.clone(), inner.clone())
                 .prop_map(|(f, a, b)| format!("{f}({a},{b})")),

@@ -158,11 +158,21 @@ async fn read_script_query_where_forms_restrict_results(app: TestApp) {
     app.script("table", "movies.read", "function read(query, user, request) { query.where({ rating: 'R' }); request.execute(); }").await;
     assert_eq!(ids(&app.rows("/tables/movies?$filter=year%20gt%201980").await), vec!["b"]);
     // Script ordering comes after the request's; paging applies to the result.
-    app.script("table", "movies.read", "function read(query, user, request) { query.where({ rating: 'R' }).orderByDescending('year').take(1); request.execute(); }").await;
+    app.script(
+        "table",
+        "movies.read",
+        "function read(query, user, request) { query.where({ rating: 'R' }).orderByDescending('year').take(1); request.execute(); }",
+    )
+    .await;
     assert_eq!(ids(&app.rows("/tables/movies").await), vec!["b"]);
     assert_eq!(ids(&app.rows("/tables/movies?$orderby=title").await), vec!["a"]);
     // A predicate with a free variable fails the request (and says why in the log).
-    app.script("table", "movies.read", "function read(query, user, request) { var y = 1; query.where(function () { return this.year > y; }); request.execute(); }").await;
+    app.script(
+        "table",
+        "movies.read",
+        "function read(query, user, request) { var y = 1; query.where(function () { return this.year > y; }); request.execute(); }",
+    )
+    .await;
     assert_eq!(app.get("/tables/movies").await.status, StatusCode::INTERNAL_SERVER_ERROR);
     app.wait_for_log("The variable 'y' is not defined in the predicate").await;
     // getComponents and select with names.
@@ -233,7 +243,14 @@ async fn update_conflict_callback_lets_the_client_win(app: TestApp) {
     assert_eq!(app.get("/tables/todo/x").await.json()["text"], "three");
     // Without a conflict callback the 412 with the server item goes out.
     app.script("table", "todo.update", "function update(item, user, request) { request.execute(); }").await;
-    let r = app.request(Method::PATCH, "/tables/todo/x", &[("X-ZUMO-APPLICATION", &app.app_key), ("If-Match", "\"AAAAAAAAAAA=\""), ("Content-Type", "application/json")], Some(r#"{"text":"four"}"#)).await;
+    let r = app
+        .request(
+            Method::PATCH,
+            "/tables/todo/x",
+            &[("X-ZUMO-APPLICATION", &app.app_key), ("If-Match", "\"AAAAAAAAAAA=\""), ("Content-Type", "application/json")],
+            Some(r#"{"text":"four"}"#),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{}", r.text);
     assert_eq!(r.json()["text"], "three");
 }
@@ -270,13 +287,23 @@ async fn no_script_with_the_master_key_skips_the_script(app: TestApp) {
     app.create_table("todo", json!({})).await;
     app.script("table", "todo.insert", "function insert(item, user, request) { request.respond(403, { blocked: true }); }").await;
     assert_eq!(app.insert("todo", json!({"a": 1})).await.status, StatusCode::FORBIDDEN);
-    let r = app.request(Method::POST, "/tables/todo?noScript=true", &[("X-ZUMO-APPLICATION", &app.app_key), ("Content-Type", "application/json")], Some(r#"{"a":1}"#)).await;
+    let r = app
+        .request(Method::POST, "/tables/todo?noScript=true", &[("X-ZUMO-APPLICATION", &app.app_key), ("Content-Type", "application/json")], Some(r#"{"a":1}"#))
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = app.request(Method::POST, "/tables/todo?noScript=true", &[("X-ZUMO-MASTER", &app.master_key), ("Content-Type", "application/json")], Some(r#"{"a":1}"#)).await;
+    let r = app
+        .request(Method::POST, "/tables/todo?noScript=true", &[("X-ZUMO-MASTER", &app.master_key), ("Content-Type", "application/json")], Some(r#"{"a":1}"#))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     // Scripts see custom parameters and the user level.
-    app.script("table", "todo.insert", "function insert(item, user, request) { request.respond(200, { p: request.parameters, op: request.operation, level: user.level }); }").await;
-    let r = app.request(Method::POST, "/tables/todo?mode=fast&x=1", &[("X-ZUMO-MASTER", &app.master_key), ("Content-Type", "application/json")], Some("{}")).await;
+    app.script(
+        "table",
+        "todo.insert",
+        "function insert(item, user, request) { request.respond(200, { p: request.parameters, op: request.operation, level: user.level }); }",
+    )
+    .await;
+    let r =
+        app.request(Method::POST, "/tables/todo?mode=fast&x=1", &[("X-ZUMO-MASTER", &app.master_key), ("Content-Type", "application/json")], Some("{}")).await;
     assert_eq!(r.json(), json!({"p": {"mode": "fast", "x": "1"}, "op": "insert", "level": "admin"}));
 }
 
@@ -386,8 +413,18 @@ async fn shared_modules_app_settings_and_config(app: TestApp) {
     app.create_table("todo", json!({})).await;
     let (ok, _, err) = app.cli(&["tenant", "set", &app.tenant, "--app-setting", "GREETING=hello", "--app-setting", "N=3"]);
     assert!(ok, "{err}");
-    app.script("shared", "util", "var cfg = require('mobileservice-config'); exports.greet = function (n) { return process.env.GREETING + ' ' + n + ' ' + cfg.appSettings.N; };").await;
-    app.script("table", "todo.insert", "var util = require('../shared/util'); function insert(item, user, request) { item.greeting = util.greet(item.name); request.execute(); }").await;
+    app.script(
+        "shared",
+        "util",
+        "var cfg = require('mobileservice-config'); exports.greet = function (n) { return process.env.GREETING + ' ' + n + ' ' + cfg.appSettings.N; };",
+    )
+    .await;
+    app.script(
+        "table",
+        "todo.insert",
+        "var util = require('../shared/util'); function insert(item, user, request) { item.greeting = util.greet(item.name); request.execute(); }",
+    )
+    .await;
     let r = app.insert("todo", json!({"name": "ann"})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.json()["greeting"], "hello ann 3");
@@ -533,7 +570,12 @@ async fn request_flags_query_components_and_late_responses(app: TestApp) {
     app.create_table("notes", json!({"soft_delete": true})).await;
     app.seed("notes", &[json!({"id": "1", "n": 1}), json!({"id": "2", "n": 2}), json!({"id": "3", "n": 3})]).await;
     // Undelete runs the update script with request.undelete.
-    app.script("table", "notes.update", "function update(item, user, request) { console.log('undelete=%s op=%s', request.undelete, request.operation); request.execute(); }").await;
+    app.script(
+        "table",
+        "notes.update",
+        "function update(item, user, request) { console.log('undelete=%s op=%s', request.undelete, request.operation); request.execute(); }",
+    )
+    .await;
     assert_eq!(app.call(Method::DELETE, "/tables/notes/3", None).await.status, StatusCode::NO_CONTENT);
     let r = app.call(Method::POST, "/tables/notes/3", None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -564,7 +606,12 @@ async fn request_flags_query_components_and_late_responses(app: TestApp) {
     assert_eq!(r.status, StatusCode::CREATED);
     app.wait_for_log("Respond cannot be called more than once.").await;
     // The late respond waits well past the insert (a PostgreSQL insert on a busy machine can take tens of ms).
-    app.script("table", "notes.insert", "function insert(item, user, request) { request.execute(); setTimeout(function () { request.respond(200, {}); }, 400); }").await;
+    app.script(
+        "table",
+        "notes.insert",
+        "function insert(item, user, request) { request.execute(); setTimeout(function () { request.respond(200, {}); }, 400); }",
+    )
+    .await;
     assert_eq!(app.insert("notes", json!({"n": 10})).await.status, StatusCode::CREATED);
     let w = app.wait_for_log("Unable to write to the response - it has already been written.").await;
     assert_eq!(w["level"], "warning");
@@ -600,12 +647,22 @@ async fn invocations_beyond_the_concurrency_cap_wait_for_a_slot(app: TestApp) {
 
 async fn log_lines_are_capped_per_invocation_and_pruned_per_tenant(app: TestApp) {
     app.create_table("todo", json!({})).await;
-    app.script("table", "todo.insert", "function insert(item, user, request) { for (var i = 0; i < 1500; i++) { console.log('line %d', i); } request.execute(); }").await;
+    app.script(
+        "table",
+        "todo.insert",
+        "function insert(item, user, request) { for (var i = 0; i < 1500; i++) { console.log('line %d', i); } request.execute(); }",
+    )
+    .await;
     assert_eq!(app.insert("todo", json!({})).await.status, StatusCode::CREATED);
     app.wait_for_log("further lines are dropped").await;
     let logs = app.logs().await;
     assert_eq!(logs.len(), roost_scripts::MAX_LOG_LINES, "{}", logs.len());
-    assert_eq!(logs[0]["message"], "line 0", "{:?}", logs.iter().take(3).chain(logs.iter().skip(260).take(3)).map(|l| (l["id"].clone(), l["message"].clone())).collect::<Vec<_>>());
+    assert_eq!(
+        logs[0]["message"],
+        "line 0",
+        "{:?}",
+        logs.iter().take(3).chain(logs.iter().skip(260).take(3)).map(|l| (l["id"].clone(), l["message"].clone())).collect::<Vec<_>>()
+    );
     assert_eq!(logs[998]["message"], "line 998");
     // Retention keeps the newest lines.
     app.state.storage.prune_logs(&app.tenant, 5).await.unwrap();

@@ -47,7 +47,7 @@ impl Node {
     /// Starts `roost serve` on a free port and waits until it answers.
     async fn serve(&self, tenant: &str) -> (std::process::Child, String) {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let child = self.command().arg("serve").env("ROOST_LISTEN", format!("127.0.0.1:{port}")).spawn().expect("spawn roost serve");
+        let mut child = self.command().arg("serve").env("ROOST_LISTEN", format!("127.0.0.1:{port}")).spawn().expect("spawn roost serve");
         let base = format!("http://127.0.0.1:{port}/t/{tenant}");
         let client = reqwest::Client::new();
         for _ in 0..200 {
@@ -56,6 +56,8 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("roost serve did not start");
     }
 }
