@@ -117,7 +117,7 @@ pub fn Logs(tenant: String) -> impl IntoView {
                 <table class="grid logs" id="logs">
                     <thead><tr><th>"Time"</th><th>"Level"</th><th>"Source"</th><th>"Message"</th></tr></thead>
                     <tbody>{v.into_iter().map(|l| { let class = format!("level-{}", l.level); view! {
-                        <tr class=class><td class="time">{l.time}</td><td>{l.level}</td><td>{l.source}</td><td class="message">{l.message}</td></tr>
+                        <tr class=class><td class="time">{l.time}</td><td>{l.level.as_str()}</td><td>{l.source}</td><td class="message">{l.message}</td></tr>
                     } }).collect_view()}</tbody>
                 </table>
             }.into_any(),
@@ -156,7 +156,7 @@ pub fn Monitor(tenant: String) -> impl IntoView {
                         <td>{j.name}</td>
                         <td>{if j.enabled { "yes" } else { "no" }}</td>
                         <td>{j.last_run.as_ref().map(|r| r.started_at.clone()).unwrap_or_default()}</td>
-                        <td>{j.last_run.and_then(|r| r.outcome).unwrap_or_default()}</td>
+                        <td>{j.last_run.and_then(|r| r.outcome).map(|o| o.to_string()).unwrap_or_default()}</td>
                     </tr>
                 }).collect_view()}</tbody>
             </table>

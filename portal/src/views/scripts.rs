@@ -208,7 +208,7 @@ pub fn ScriptPane(tenant: String, kind: &'static str, name: String) -> impl Into
                 <table class="grid" id="job-runs">
                     <thead><tr><th>"Due"</th><th>"Started"</th><th>"Outcome"</th><th>"ms"</th></tr></thead>
                     <tbody>{runs.get().into_iter().map(|r| view! {
-                        <tr><td>{r.due}</td><td>{r.started_at}</td><td>{r.outcome.unwrap_or_else(|| "running".into())}</td><td>{r.duration_ms.map(|d| d.to_string()).unwrap_or_default()}</td></tr>
+                        <tr><td>{r.due}</td><td>{r.started_at}</td><td>{r.outcome.map(|o| o.to_string()).unwrap_or_else(|| "running".into())}</td><td>{r.duration_ms.map(|d| d.to_string()).unwrap_or_default()}</td></tr>
                     }).collect_view()}</tbody>
                 </table>
             })}

@@ -189,11 +189,40 @@ pub struct TenantOut {
     pub url: String,
 }
 
+/// A tenant's key (§5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    /// `X-ZUMO-APPLICATION`.
+    Application,
+    /// `X-ZUMO-MASTER`.
+    Master,
+}
+
+impl KeyKind {
+    /// The name in paths and answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Application => "application",
+            KeyKind::Master => "master",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "application" => Some(KeyKind::Application),
+            "master" => Some(KeyKind::Master),
+            _ => None,
+        }
+    }
+}
+
 /// `POST /manage/v1/tenants/{t}/keys/{kind}/regenerate` answers with the new key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyOut {
-    /// `application` or `master`.
-    pub kind: String,
+    /// Which key.
+    pub kind: KeyKind,
     /// The new key.
     pub key: String,
 }
@@ -371,6 +400,50 @@ pub struct ScriptOut {
     pub schedule: Option<JobSchedule>,
 }
 
+/// A script log line's level (§6.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// `console.log`, `console.info`.
+    Information,
+    /// `console.warn`.
+    Warning,
+    /// `console.error` and script failures.
+    Error,
+}
+
+impl LogLevel {
+    /// Every level, in order.
+    pub const ALL: [LogLevel; 3] = [LogLevel::Information, LogLevel::Warning, LogLevel::Error];
+
+    /// The protocol's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Information => "information",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+        }
+    }
+
+    /// Parses a protocol name.
+    pub fn parse(s: &str) -> Option<Self> {
+        LogLevel::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+impl TryFrom<String> for LogLevel {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        LogLevel::parse(&s).ok_or_else(|| format!("unknown log level '{s}'"))
+    }
+}
+
+impl std::fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A script log line (§6.8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogOut {
@@ -378,12 +451,54 @@ pub struct LogOut {
     pub id: i64,
     /// `timeCreated` (ISO-8601).
     pub time: String,
-    /// `information`, `warning` or `error`.
-    pub level: String,
+    /// The level.
+    pub level: LogLevel,
     /// The script path.
     pub source: String,
     /// The message.
     pub message: String,
+}
+
+/// How a job run ended; its wire and stored form is `succeeded` or `failed: <reason>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum JobOutcome {
+    /// `done()` was called (or the job returned) without an error.
+    Succeeded,
+    /// It threw, called `done(error)`, timed out or was interrupted; the reason as shown.
+    Failed(String),
+}
+
+impl JobOutcome {
+    /// A failure with its reason.
+    pub fn failed(reason: impl std::fmt::Display) -> Self {
+        JobOutcome::Failed(reason.to_string())
+    }
+}
+
+impl std::fmt::Display for JobOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobOutcome::Succeeded => f.write_str("succeeded"),
+            JobOutcome::Failed(reason) => write!(f, "failed: {reason}"),
+        }
+    }
+}
+
+impl From<JobOutcome> for String {
+    fn from(o: JobOutcome) -> String {
+        o.to_string()
+    }
+}
+
+impl From<String> for JobOutcome {
+    fn from(s: String) -> Self {
+        if s == "succeeded" {
+            JobOutcome::Succeeded
+        } else {
+            JobOutcome::Failed(s.strip_prefix("failed: ").map(str::to_string).unwrap_or(s))
+        }
+    }
 }
 
 /// A job run.
@@ -396,7 +511,7 @@ pub struct JobRunOut {
     /// Start time.
     pub started_at: String,
     /// `succeeded` or `failed: …`; absent while running.
-    pub outcome: Option<String>,
+    pub outcome: Option<JobOutcome>,
     /// Duration in milliseconds.
     pub duration_ms: Option<i64>,
 }
@@ -431,6 +546,19 @@ impl Role {
             "support" => Role::Support,
             _ => return None,
         })
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Role::parse(&s).ok_or_else(|| format!("unknown role '{s}'"))
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

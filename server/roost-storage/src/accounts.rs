@@ -3,10 +3,11 @@
 //! passwords, SHA-256 hex for tokens and session ids); hashing and policy live in the server.
 
 use crate::{now_iso, Result, Storage, StorageError};
+use roost_api::Role;
 use roost_odata::sql::Dialect;
 
 /// A stored account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AccountRecord {
     /// Random id.
     pub id: String,
@@ -14,14 +15,15 @@ pub struct AccountRecord {
     pub email: String,
     /// argon2id PHC string.
     pub password_hash: String,
-    /// `admin`, `owner` or `support`.
-    pub role: String,
+    /// Its role.
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     /// ISO-8601.
     pub created_at: String,
 }
 
 /// A stored personal API token (without its secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TokenRecord {
     /// Random id.
     pub id: String,
@@ -39,20 +41,17 @@ fn time_text(column: &str) -> String {
     format!("to_char({column} at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
 }
 
-fn account(r: &[String]) -> AccountRecord {
-    AccountRecord { id: r[0].clone(), email: r[1].clone(), password_hash: r[2].clone(), role: r[3].clone(), created_at: r[4].clone() }
-}
-
 impl Storage {
     fn account_select(&self) -> String {
         match self.dialect() {
             Dialect::Sqlite => "select id, email, password_hash, role, created_at from accounts".into(),
-            Dialect::Postgres => format!("select id, email, password_hash, role, {} from roost.accounts", time_text("created_at")),
+            Dialect::Postgres => format!("select id, email, password_hash, role, {} as created_at from roost.accounts", time_text("created_at")),
         }
     }
 
     /// Creates an account; `AlreadyExists` if the e-mail is taken.
-    pub async fn create_account(&self, id: &str, email: &str, password_hash: &str, role: &str) -> Result<AccountRecord> {
+    pub async fn create_account(&self, id: &str, email: &str, password_hash: &str, role: Role) -> Result<AccountRecord> {
+        let role = role.as_str();
         if self.account_by_email(email).await?.is_some() {
             return Err(StorageError::AlreadyExists(format!("An account with e-mail '{email}'")));
         }
@@ -84,7 +83,7 @@ impl Storage {
             Dialect::Sqlite => format!("{} where id = ?", self.account_select()),
             Dialect::Postgres => format!("{} where id = $1", self.account_select()),
         };
-        Ok(self.catalog_rows(&sql, &[id]).await?.first().map(|r| account(r)))
+        Ok(self.catalog_query(&sql, &[id]).await?.into_iter().next())
     }
 
     /// The account with this e-mail (case-insensitive).
@@ -97,13 +96,13 @@ impl Storage {
             Dialect::Sqlite => email.to_string(),
             Dialect::Postgres => email.to_lowercase(),
         };
-        Ok(self.catalog_rows(&sql, &[&email]).await?.first().map(|r| account(r)))
+        Ok(self.catalog_query(&sql, &[&email]).await?.into_iter().next())
     }
 
     /// Every account, by e-mail.
     pub async fn accounts(&self) -> Result<Vec<AccountRecord>> {
         let sql = format!("{} order by email", self.account_select());
-        Ok(self.catalog_rows(&sql, &[]).await?.iter().map(|r| account(r)).collect())
+        self.catalog_query(&sql, &[]).await
     }
 
     /// Replaces an account's password hash.
@@ -167,11 +166,11 @@ impl Storage {
                 "select a.id, a.email, a.password_hash, a.role, a.created_at from accounts a join tenant_owners o on o.account_id = a.id where o.tenant = ? order by a.email".to_string()
             }
             Dialect::Postgres => format!(
-                "select a.id, a.email, a.password_hash, a.role, {} from roost.accounts a join roost.tenant_owners o on o.account_id = a.id where o.tenant = $1 order by a.email",
+                "select a.id, a.email, a.password_hash, a.role, {} as created_at from roost.accounts a join roost.tenant_owners o on o.account_id = a.id where o.tenant = $1 order by a.email",
                 time_text("a.created_at")
             ),
         };
-        Ok(self.catalog_rows(&sql, &[&tenant.to_ascii_lowercase()]).await?.iter().map(|r| account(r)).collect())
+        self.catalog_query(&sql, &[&tenant.to_ascii_lowercase()]).await
     }
 
     /// The tenants `account_id` owns (lower-case names).
@@ -180,7 +179,7 @@ impl Storage {
             Dialect::Sqlite => "select tenant from tenant_owners where account_id = ? order by tenant",
             Dialect::Postgres => "select tenant from roost.tenant_owners where account_id = $1 order by tenant",
         };
-        Ok(self.catalog_rows(sql, &[account_id]).await?.into_iter().map(|mut r| r.swap_remove(0)).collect())
+        self.catalog_strings(sql, &[account_id]).await
     }
 
     /// Whether `account_id` owns `tenant`.
@@ -189,7 +188,7 @@ impl Storage {
             Dialect::Sqlite => "select tenant from tenant_owners where account_id = ? and tenant = ?",
             Dialect::Postgres => "select tenant from roost.tenant_owners where account_id = $1 and tenant = $2",
         };
-        Ok(!self.catalog_rows(sql, &[account_id, &tenant.to_ascii_lowercase()]).await?.is_empty())
+        Ok(!self.catalog_strings(sql, &[account_id, &tenant.to_ascii_lowercase()]).await?.is_empty())
     }
 
     /// Stores a personal API token by the SHA-256 hex of its secret.
@@ -217,27 +216,15 @@ impl Storage {
     pub async fn api_tokens(&self, account_id: &str) -> Result<Vec<TokenRecord>> {
         let sql = match self.dialect() {
             Dialect::Sqlite => {
-                "select id, account_id, name, created_at, coalesce(last_used_at, '') from api_tokens where account_id = ? order by created_at desc, id"
-                    .to_string()
+                "select id, account_id, name, created_at, last_used_at from api_tokens where account_id = ? order by created_at desc, id".to_string()
             }
             Dialect::Postgres => format!(
-                "select id, account_id, name, {}, coalesce({}, '') from roost.api_tokens where account_id = $1 order by created_at desc, id",
+                "select id, account_id, name, {} as created_at, {} as last_used_at from roost.api_tokens where account_id = $1 order by created_at desc, id",
                 time_text("created_at"),
                 time_text("last_used_at")
             ),
         };
-        Ok(self
-            .catalog_rows(&sql, &[account_id])
-            .await?
-            .into_iter()
-            .map(|r| TokenRecord {
-                id: r[0].clone(),
-                account_id: r[1].clone(),
-                name: r[2].clone(),
-                created_at: r[3].clone(),
-                last_used_at: Some(r[4].clone()).filter(|s| !s.is_empty()),
-            })
-            .collect())
+        self.catalog_query(&sql, &[account_id]).await
     }
 
     /// The account holding the token whose secret hashes to `token_hash`; marks the token used.
@@ -249,9 +236,9 @@ impl Storage {
                 "update roost.api_tokens set last_used_at = $1::timestamptz where token_hash = $2",
             ),
         };
-        let Some(row) = self.catalog_rows(find, &[token_hash]).await?.into_iter().next() else { return Ok(None) };
+        let Some(account_id) = self.catalog_strings(find, &[token_hash]).await?.into_iter().next() else { return Ok(None) };
         self.catalog_exec(touch, &[&now_iso(), token_hash]).await?;
-        self.account(&row[0]).await
+        self.account(&account_id).await
     }
 
     /// Revokes a token of an account.
@@ -291,7 +278,7 @@ impl Storage {
             Dialect::Sqlite => "select data from portal_sessions where id_hash = ? and expires_at > cast(? as integer)",
             Dialect::Postgres => "select data from roost.portal_sessions where id_hash = $1 and expires_at > $2::bigint",
         };
-        Ok(self.catalog_rows(sql, &[id_hash, &now.to_string()]).await?.into_iter().next().map(|mut r| r.swap_remove(0)))
+        Ok(self.catalog_strings(sql, &[id_hash, &now.to_string()]).await?.into_iter().next())
     }
 
     /// Deletes a session record.

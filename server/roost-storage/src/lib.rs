@@ -462,33 +462,39 @@ impl Storage {
     async fn tenant_record(&self, name: &str) -> Result<Option<TenantRecord>> {
         let sql = match self.dialect() {
             Dialect::Sqlite => "select name, application_key, master_key, settings, created_at from tenants where name = ?",
-            Dialect::Postgres => "select name, application_key, master_key, settings, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from roost.tenants where name = $1",
+            Dialect::Postgres => "select name, application_key, master_key, settings, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as created_at from roost.tenants where name = $1",
         };
-        self.catalog_rows(sql, &[name]).await?.into_iter().next().map(tenant_from_row).transpose()
+        self.catalog_query::<TenantRow>(sql, &[name]).await?.into_iter().next().map(TenantRecord::try_from).transpose()
     }
 
-    /// Runs a catalog query whose columns are all text.
-    async fn catalog_rows(&self, sql: &str, binds: &[&str]) -> Result<Vec<Vec<String>>> {
-        use sqlx::Row;
+    /// Runs a catalog query into typed rows (`#[derive(FromRow)]`, columns by name; binds are text,
+    /// cast in the SQL where a column is not).
+    pub(crate) async fn catalog_query<T>(&self, sql: &str, binds: &[&str]) -> Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
         match &self.catalog {
             Db::Sqlite(p) => {
-                let mut q = sqlx::query(sql);
+                let mut q = sqlx::query_as::<_, T>(sql);
                 for b in binds {
                     q = q.bind(*b);
                 }
-                let rows = q.fetch_all(p).await?;
-                rows.iter().map(|r| (0..r.len()).map(|i| r.try_get_unchecked::<String, _>(i).map_err(Into::into)).collect()).collect()
+                Ok(q.fetch_all(p).await?)
             }
             Db::Postgres(p) => {
-                let mut q = sqlx::query(sql);
+                let mut q = sqlx::query_as::<_, T>(sql);
                 for b in binds {
                     q = q.bind(*b);
                 }
-                let rows = q.fetch_all(p).await?;
-                rows.iter().map(|r| (0..r.len()).map(|i| r.try_get::<String, _>(i).map_err(Into::into)).collect()).collect()
+                Ok(q.fetch_all(p).await?)
             }
             Db::SqliteEngine(_) => Err(StorageError::Internal("the catalog is never a tenant engine".into())),
         }
+    }
+
+    /// Runs a catalog query of one text column.
+    pub(crate) async fn catalog_strings(&self, sql: &str, binds: &[&str]) -> Result<Vec<String>> {
+        Ok(self.catalog_query::<(String,)>(sql, binds).await?.into_iter().map(|(s,)| s).collect())
     }
 
     async fn catalog_exec(&self, sql: &str, binds: &[&str]) -> Result<u64> {
@@ -515,9 +521,9 @@ impl Storage {
     pub async fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
         let sql = match self.dialect() {
             Dialect::Sqlite => "select name, application_key, master_key, settings, created_at from tenants order by name",
-            Dialect::Postgres => "select name, application_key, master_key, settings, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from roost.tenants order by name",
+            Dialect::Postgres => "select name, application_key, master_key, settings, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as created_at from roost.tenants order by name",
         };
-        self.catalog_rows(sql, &[]).await?.into_iter().map(tenant_from_row).collect()
+        self.catalog_query::<TenantRow>(sql, &[]).await?.into_iter().map(TenantRecord::try_from).collect()
     }
 
     /// Creates a tenant and its isolated storage.
@@ -625,18 +631,18 @@ impl Storage {
 
     async fn table_records(&self, tenant: &str) -> Result<Vec<TableRecord>> {
         let sql = match self.dialect() {
-            Dialect::Sqlite => "select name, id_kind, cast(soft_delete as text), permissions from tenant_tables where tenant = ? order by name",
-            Dialect::Postgres => "select name, id_kind, soft_delete::text, permissions from roost.tenant_tables where tenant = $1 order by name_lower",
+            Dialect::Sqlite => "select name, id_kind, soft_delete, permissions from tenant_tables where tenant = ? order by name",
+            Dialect::Postgres => "select name, id_kind, soft_delete, permissions from roost.tenant_tables where tenant = $1 order by name_lower",
         };
-        self.catalog_rows(sql, &[tenant])
+        self.catalog_query::<TableRow>(sql, &[tenant])
             .await?
             .into_iter()
             .map(|r| {
                 Ok(TableRecord {
-                    name: r[0].clone(),
-                    id_kind: if r[1] == "integer" { IdKind::Integer } else { IdKind::String },
-                    soft_delete: matches!(r[2].as_str(), "1" | "true"),
-                    permissions: serde_json::from_str(&r[3]).map_err(|e| StorageError::Internal(format!("permissions of {}: {e}", r[0])))?,
+                    id_kind: if r.id_kind == "integer" { IdKind::Integer } else { IdKind::String },
+                    soft_delete: r.soft_delete,
+                    permissions: serde_json::from_str(&r.permissions).map_err(|e| StorageError::Internal(format!("permissions of {}: {e}", r.name)))?,
+                    name: r.name,
                 })
             })
             .collect()
@@ -759,9 +765,31 @@ impl Storage {
     }
 }
 
-fn tenant_from_row(r: Vec<String>) -> Result<TenantRecord> {
-    let settings = serde_json::from_str(&r[3]).map_err(|e| StorageError::Internal(format!("settings of tenant {}: {e}", r[0])))?;
-    Ok(TenantRecord { name: r[0].clone(), application_key: r[1].clone(), master_key: r[2].clone(), settings, created_at: r[4].clone() })
+/// A `tenants` row.
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    name: String,
+    application_key: String,
+    master_key: String,
+    settings: String,
+    created_at: String,
+}
+
+impl TryFrom<TenantRow> for TenantRecord {
+    type Error = StorageError;
+    fn try_from(r: TenantRow) -> Result<Self> {
+        let settings = serde_json::from_str(&r.settings).map_err(|e| StorageError::Internal(format!("settings of tenant {}: {e}", r.name)))?;
+        Ok(TenantRecord { name: r.name, application_key: r.application_key, master_key: r.master_key, settings, created_at: r.created_at })
+    }
+}
+
+/// A `tenant_tables` row.
+#[derive(sqlx::FromRow)]
+struct TableRow {
+    name: String,
+    id_kind: String,
+    soft_delete: bool,
+    permissions: String,
 }
 
 fn remove_sqlite_files(path: &Path) {

@@ -6,7 +6,7 @@ use crate::{now_iso, Result, Storage};
 use roost_odata::sql::Dialect;
 
 /// What a tenant depends on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PackageRecord {
     /// The `package.json` text (dependencies only).
     pub manifest: String,
@@ -25,12 +25,7 @@ impl Storage {
             Dialect::Sqlite => "select manifest, lock, lock_hash, updated_at from tenant_packages where tenant = ?",
             Dialect::Postgres => "select manifest, lock, lock_hash, updated_at from roost.tenant_packages where tenant = $1",
         };
-        Ok(self.catalog_rows(sql, &[&tenant.to_ascii_lowercase()]).await?.into_iter().next().map(|r| PackageRecord {
-            manifest: r[0].clone(),
-            lock: r[1].clone(),
-            lock_hash: r[2].clone(),
-            updated_at: r[3].clone(),
-        }))
+        Ok(self.catalog_query(sql, &[&tenant.to_ascii_lowercase()]).await?.into_iter().next())
     }
 
     /// Stores (or replaces) a tenant's packages; every node sees the change.
@@ -57,7 +52,7 @@ impl Storage {
             Dialect::Sqlite => "select distinct lock_hash from tenant_packages where lock_hash <> ''",
             Dialect::Postgres => "select distinct lock_hash from roost.tenant_packages where lock_hash <> ''",
         };
-        Ok(self.catalog_rows(sql, &[]).await?.into_iter().map(|mut r| r.swap_remove(0)).collect())
+        self.catalog_strings(sql, &[]).await
     }
 
     /// Removes a tenant's packages.

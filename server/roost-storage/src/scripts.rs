@@ -57,6 +57,36 @@ impl ScriptKind {
     }
 }
 
+/// A `tenant_scripts` row.
+#[derive(sqlx::FromRow)]
+struct ScriptRow {
+    kind: String,
+    name: String,
+    body: String,
+    meta: String,
+    updated_at: String,
+}
+
+/// A job script's row, with its tenant.
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    tenant: String,
+    #[sqlx(flatten)]
+    script: ScriptRow,
+}
+
+impl ScriptRow {
+    fn into_record(self) -> Result<ScriptRecord> {
+        Ok(ScriptRecord {
+            kind: ScriptKind::parse(&self.kind).ok_or_else(|| StorageError::Internal(format!("unknown script kind {}", self.kind)))?,
+            meta: serde_json::from_str(&self.meta).map_err(|e| StorageError::Internal(format!("meta of script {}: {e}", self.name)))?,
+            body: Arc::from(self.body),
+            name: self.name,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
 /// A stored script.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScriptRecord {
@@ -80,14 +110,15 @@ impl ScriptRecord {
 }
 
 /// One script log line (§6.8).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct LogLine {
     /// Sequence number (increasing).
     pub id: i64,
     /// ISO-8601 time.
     pub time: String,
-    /// `information`, `warning` or `error`.
-    pub level: String,
+    /// The level.
+    #[sqlx(try_from = "String")]
+    pub level: roost_api::LogLevel,
     /// The script path.
     pub source: String,
     /// The message.
@@ -102,7 +133,7 @@ pub struct LogFilter {
     /// Only lines with a smaller id.
     pub before: Option<i64>,
     /// Only this level.
-    pub level: Option<String>,
+    pub level: Option<roost_api::LogLevel>,
     /// Only sources containing this text.
     pub source: Option<String>,
     /// Only messages containing this text (case-insensitive).
@@ -139,48 +170,45 @@ pub struct JobRun {
     pub due: String,
     /// Start time.
     pub started_at: String,
-    /// `succeeded`, or `failed: <reason>`; `None` while running.
-    pub outcome: Option<String>,
+    /// How it ended; `None` while running.
+    pub outcome: Option<roost_api::JobOutcome>,
     /// Duration in milliseconds, once finished.
     pub duration_ms: Option<i64>,
+}
+
+/// A `job_runs` row.
+#[derive(sqlx::FromRow)]
+struct JobRunRow {
+    job: String,
+    due: String,
+    started_at: String,
+    outcome: Option<String>,
+    duration_ms: Option<i64>,
+}
+
+impl From<JobRunRow> for JobRun {
+    fn from(r: JobRunRow) -> Self {
+        JobRun { job: r.job, due: r.due, started_at: r.started_at, outcome: r.outcome.map(roost_api::JobOutcome::from), duration_ms: r.duration_ms }
+    }
 }
 
 impl Storage {
     pub(crate) async fn script_records(&self, tenant: &str) -> Result<Vec<ScriptRecord>> {
         let sql = match self.dialect() {
             Dialect::Sqlite => "select kind, name, body, meta, updated_at from tenant_scripts where tenant = ? order by kind, name",
-            Dialect::Postgres => "select kind, name, body, meta, to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from roost.tenant_scripts where tenant = $1 order by kind, name_lower",
+            Dialect::Postgres => "select kind, name, body, meta, to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as updated_at from roost.tenant_scripts where tenant = $1 order by kind, name_lower",
         };
-        self.catalog_rows(sql, &[tenant])
-            .await?
-            .into_iter()
-            .map(|r| {
-                Ok(ScriptRecord {
-                    kind: ScriptKind::parse(&r[0]).ok_or_else(|| StorageError::Internal(format!("unknown script kind {}", r[0])))?,
-                    name: r[1].clone(),
-                    body: Arc::from(r[2].as_str()),
-                    meta: serde_json::from_str(&r[3]).map_err(|e| StorageError::Internal(format!("meta of script {}: {e}", r[1])))?,
-                    updated_at: r[4].clone(),
-                })
-            })
-            .collect()
+        self.catalog_query::<ScriptRow>(sql, &[tenant]).await?.into_iter().map(ScriptRow::into_record).collect()
     }
 
     /// Every job script of every tenant, with its tenant: the scheduler reads these without loading
     /// tenants that have no jobs.
     pub async fn job_scripts(&self) -> Result<Vec<(String, ScriptRecord)>> {
         let sql = match self.dialect() {
-            Dialect::Sqlite => "select tenant, name, body, meta, updated_at from tenant_scripts where kind = 'job' order by tenant, name",
-            Dialect::Postgres => "select tenant, name, body, meta, to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from roost.tenant_scripts where kind = 'job' order by tenant, name_lower",
+            Dialect::Sqlite => "select tenant, kind, name, body, meta, updated_at from tenant_scripts where kind = 'job' order by tenant, name",
+            Dialect::Postgres => "select tenant, kind, name, body, meta, to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as updated_at from roost.tenant_scripts where kind = 'job' order by tenant, name_lower",
         };
-        self.catalog_rows(sql, &[])
-            .await?
-            .into_iter()
-            .map(|r| {
-                let meta = serde_json::from_str(&r[3]).map_err(|e| StorageError::Internal(format!("meta of job {}: {e}", r[1])))?;
-                Ok((r[0].clone(), ScriptRecord { kind: ScriptKind::Job, name: r[1].clone(), body: Arc::from(r[2].as_str()), meta, updated_at: r[4].clone() }))
-            })
-            .collect()
+        self.catalog_query::<JobRow>(sql, &[]).await?.into_iter().map(|r| Ok((r.tenant, r.script.into_record()?))).collect()
     }
 
     /// Creates or replaces a script (the caller has checked its syntax). Saving the same text and
@@ -254,13 +282,17 @@ impl Storage {
     }
 
     /// How many of a tenant's newest `newest` log lines have each level.
-    pub async fn log_level_counts(&self, tenant: &str, newest: i64) -> Result<Vec<(String, u64)>> {
+    pub async fn log_level_counts(&self, tenant: &str, newest: i64) -> Result<Vec<(roost_api::LogLevel, u64)>> {
         let sql = match self.dialect() {
-            Dialect::Sqlite => "select level, cast(count(*) as text) from (select level from script_logs where tenant = ? order by id desc limit cast(? as integer)) group by level",
-            Dialect::Postgres => "select level, count(*)::text from (select level from roost.script_logs where tenant = $1 order by id desc limit $2::bigint) l group by level",
+            Dialect::Sqlite => {
+                "select level, count(*) from (select level from script_logs where tenant = ? order by id desc limit cast(? as integer)) group by level"
+            }
+            Dialect::Postgres => {
+                "select level, count(*) from (select level from roost.script_logs where tenant = $1 order by id desc limit $2::bigint) l group by level"
+            }
         };
-        let rows = self.catalog_rows(sql, &[&tenant.to_ascii_lowercase(), &newest.to_string()]).await?;
-        Ok(rows.into_iter().map(|r| (r[0].clone(), r[1].parse().unwrap_or(0))).collect())
+        let rows: Vec<(String, i64)> = self.catalog_query(sql, &[&tenant.to_ascii_lowercase(), &newest.to_string()]).await?;
+        Ok(rows.into_iter().filter_map(|(l, n)| Some((roost_api::LogLevel::parse(&l)?, n.max(0) as u64))).collect())
     }
 
     /// Keeps a tenant's newest `keep` log lines and deletes the older ones.
@@ -298,10 +330,10 @@ impl Storage {
         };
         let mut sql = if pg {
             // The text form gets its own name: `order by id` would otherwise sort that output column as text.
-            format!("select id::text as id_text, to_char(time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), level, substr(source, 1, {MAX_LOG_SOURCE_CHARS}), substr(message, 1, {MAX_LOG_MESSAGE_CHARS}) from roost.script_logs where tenant = $1")
+            format!("select id, to_char(time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as time, level, substr(source, 1, {MAX_LOG_SOURCE_CHARS}) as source, substr(message, 1, {MAX_LOG_MESSAGE_CHARS}) as message from roost.script_logs where tenant = $1")
         } else {
             // Lines stored before messages were capped are cut when read (the answer stays bounded).
-            format!("select cast(id as text), time, level, substr(source, 1, {MAX_LOG_SOURCE_CHARS}), substr(message, 1, {MAX_LOG_MESSAGE_CHARS}) from script_logs where tenant = ?")
+            format!("select id, time, level, substr(source, 1, {MAX_LOG_SOURCE_CHARS}) as source, substr(message, 1, {MAX_LOG_MESSAGE_CHARS}) as message from script_logs where tenant = ?")
         };
         if filter.after > 0 {
             sql += &format!(" and id > {}", next(&mut binds, filter.after.to_string(), "::bigint"));
@@ -310,7 +342,7 @@ impl Storage {
             sql += &format!(" and id < {}", next(&mut binds, before.to_string(), "::bigint"));
         }
         if let Some(level) = &filter.level {
-            sql += &format!(" and level = {}", next(&mut binds, level.clone(), ""));
+            sql += &format!(" and level = {}", next(&mut binds, level.as_str().to_string(), ""));
         }
         let like = if pg { "ilike" } else { "like" };
         if let Some(source) = &filter.source {
@@ -328,11 +360,7 @@ impl Storage {
         sql += if filter.newest_first { " order by id desc" } else { " order by id" };
         sql += &format!(" limit {}", next(&mut binds, filter.limit.to_string(), "::bigint"));
         let refs: Vec<&str> = binds.iter().map(String::as_str).collect();
-        let rows = self.catalog_rows(&sql, &refs).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| LogLine { id: r[0].parse().unwrap_or(0), time: r[1].clone(), level: r[2].clone(), source: r[3].clone(), message: r[4].clone() })
-            .collect())
+        self.catalog_query(&sql, &refs).await
     }
 
     /// Claims a job run for `due` (ISO-8601); `false` if another node (or an earlier tick) has it.
@@ -355,13 +383,13 @@ impl Storage {
     }
 
     /// Records the outcome of a claimed run.
-    pub async fn finish_job_run(&self, tenant: &str, job: &str, due: &str, outcome: &str, duration_ms: i64) -> Result<()> {
+    pub async fn finish_job_run(&self, tenant: &str, job: &str, due: &str, outcome: &roost_api::JobOutcome, duration_ms: i64) -> Result<()> {
         let job = job.to_ascii_lowercase();
         let sql = match self.dialect() {
             Dialect::Sqlite => "update job_runs set finished_at = ?, outcome = ?, duration_ms = cast(? as integer) where tenant = ? and job = ? and due = ?",
             Dialect::Postgres => "update roost.job_runs set finished_at = $1::timestamptz, outcome = $2, duration_ms = $3::bigint where tenant = $4 and job = $5 and due = $6::timestamptz",
         };
-        self.catalog_exec(sql, &[&now_iso(), outcome, &duration_ms.to_string(), tenant, &job, due]).await?;
+        self.catalog_exec(sql, &[&now_iso(), &outcome.to_string(), &duration_ms.to_string(), tenant, &job, due]).await?;
         Ok(())
     }
 
@@ -369,24 +397,15 @@ impl Storage {
     pub async fn job_runs(&self, tenant: &str, job: &str, limit: i64) -> Result<Vec<JobRun>> {
         let fmt = |c: &str| format!("to_char({c} at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')");
         let sql = match self.dialect() {
-            Dialect::Sqlite => "select job, due, started_at, coalesce(outcome, ''), coalesce(cast(duration_ms as text), '') from job_runs where tenant = ? and job = ? order by id desc limit cast(? as integer)".to_string(),
+            Dialect::Sqlite => "select job, due, started_at, outcome, duration_ms from job_runs where tenant = ? and job = ? order by id desc limit cast(? as integer)".to_string(),
             Dialect::Postgres => format!(
-                "select job, {}, {}, coalesce(outcome, ''), coalesce(duration_ms::text, '') from roost.job_runs where tenant = $1 and job = $2 order by id desc limit $3::bigint",
+                "select job, {} as due, {} as started_at, outcome, duration_ms from roost.job_runs where tenant = $1 and job = $2 order by id desc limit $3::bigint",
                 fmt("due"),
                 fmt("started_at")
             ),
         };
-        let rows = self.catalog_rows(&sql, &[&tenant.to_ascii_lowercase(), &job.to_ascii_lowercase(), &limit.to_string()]).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| JobRun {
-                job: r[0].clone(),
-                due: r[1].clone(),
-                started_at: r[2].clone(),
-                outcome: Some(r[3].clone()).filter(|s| !s.is_empty()),
-                duration_ms: r[4].parse().ok(),
-            })
-            .collect())
+        let rows: Vec<JobRunRow> = self.catalog_query(&sql, &[&tenant.to_ascii_lowercase(), &job.to_ascii_lowercase(), &limit.to_string()]).await?;
+        Ok(rows.into_iter().map(JobRun::from).collect())
     }
 }
 

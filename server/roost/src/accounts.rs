@@ -66,7 +66,7 @@ fn internal(e: StorageError) -> ManageError {
 
 /// The wire form of an account.
 pub fn account_out(r: &AccountRecord) -> AccountOut {
-    AccountOut { id: r.id.clone(), email: r.email.clone(), role: Role::parse(&r.role).unwrap_or(Role::Support), created_at: r.created_at.clone() }
+    AccountOut { id: r.id.clone(), email: r.email.clone(), role: r.role, created_at: r.created_at.clone() }
 }
 
 fn token_out(r: TokenRecord, token: Option<String>) -> ApiTokenOut {
@@ -112,7 +112,7 @@ pub async fn create_account(storage: &Storage, email: &str, password: &str, role
     check_password(password)?;
     let hash = hash_password(password.to_string()).await?;
     let id = uuid::Uuid::new_v4().simple().to_string();
-    match storage.create_account(&id, email, &hash, role.as_str()).await {
+    match storage.create_account(&id, email, &hash, role).await {
         Ok(r) => {
             tracing::info!(account.email = %email, account.role = role.as_str(), "Created account");
             Ok(account_out(&r))

@@ -278,7 +278,7 @@ pub async fn stop_background(state: &AppState, deadline: tokio::time::Instant) {
     let interrupted = state.tasks.stop(deadline).await;
     for (tenant, job, due) in interrupted {
         tracing::warn!(tenant.name = %tenant, job.name = %job, "Job `{job}` was still running at shutdown; recorded as failed");
-        if let Err(e) = state.storage.finish_job_run(&tenant, &job, &due, tasks::INTERRUPTED, 0).await {
+        if let Err(e) = state.storage.finish_job_run(&tenant, &job, &due, &tasks::interrupted(), 0).await {
             tracing::warn!(tenant.name = %tenant, job.name = %job, error.cause = %e, "Could not record an interrupted job run");
         }
     }

@@ -2,7 +2,7 @@
 //! parses arguments, loads configuration and calls the library.
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use roost::manage::{self, ManageError};
 use roost::Config;
 use roost_api::{ColumnIn, IdKind, TableIn, TablePermissions, TenantSettingsPatch};
@@ -80,9 +80,9 @@ enum AdminCmd {
     Create {
         #[arg(long)]
         email: String,
-        /// admin, owner or support.
-        #[arg(long, default_value = "admin")]
-        role: String,
+        /// The account's role.
+        #[arg(long, value_enum, default_value_t = RoleArg::Admin)]
+        role: RoleArg,
     },
     /// List accounts.
     List,
@@ -175,8 +175,9 @@ enum TenantCmd {
     /// Regenerate the application or master key.
     RegenerateKey {
         name: String,
-        /// `application` or `master`.
-        kind: String,
+        /// Which key.
+        #[arg(value_enum)]
+        kind: KeyArg,
     },
     /// Change settings.
     Set {
@@ -330,7 +331,7 @@ async fn admin(config: &Config, cmd: AdminCmd) -> anyhow::Result<()> {
     let s = open(config).await?;
     match cmd {
         AdminCmd::Create { email, role } => {
-            let role = roost_api::Role::parse(&role).ok_or_else(|| anyhow::anyhow!("--role must be admin, owner or support, not '{role}'"))?;
+            let role = role.into();
             let password = match std::env::var("ROOST_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
@@ -441,7 +442,7 @@ async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
             println!("Deleted tenant {name}");
         }
         TenantCmd::Token { name, user_id, ttl } => println!("{}", manage::mint_token(&s, &name, &user_id, ttl).await?),
-        TenantCmd::RegenerateKey { name, kind } => println!("{}", manage::regenerate_key(&s, &name, &kind).await?.key),
+        TenantCmd::RegenerateKey { name, kind } => println!("{}", manage::regenerate_key(&s, &name, kind.into()).await?.key),
         TenantCmd::Set {
             name,
             dynamic_schema,
@@ -596,4 +597,43 @@ async fn script(config: &Config, cmd: ScriptCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A platform account's role, on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    /// Everything.
+    Admin,
+    /// The tenants they created or were given.
+    Owner,
+    /// Tenant list, monitoring and logs; never data, scripts, keys or settings.
+    Support,
+}
+
+impl From<RoleArg> for roost_api::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Admin => roost_api::Role::Admin,
+            RoleArg::Owner => roost_api::Role::Owner,
+            RoleArg::Support => roost_api::Role::Support,
+        }
+    }
+}
+
+/// A tenant key, on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KeyArg {
+    /// The application key.
+    Application,
+    /// The master key.
+    Master,
+}
+
+impl From<KeyArg> for roost_api::KeyKind {
+    fn from(k: KeyArg) -> Self {
+        match k {
+            KeyArg::Application => roost_api::KeyKind::Application,
+            KeyArg::Master => roost_api::KeyKind::Master,
+        }
+    }
 }

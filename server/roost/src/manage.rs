@@ -4,7 +4,7 @@
 use crate::auth;
 use crate::config::TenantMaxima;
 use roost_api::{
-    ColumnIn, ColumnOut, IdKind, JobRunOut, KeyOut, LogOut, ScriptIn, ScriptOut, TableIn, TableOut, TablePermissions, TenantOut, TenantSettings,
+    ColumnIn, ColumnOut, IdKind, JobRunOut, KeyKind, KeyOut, LogOut, ScriptIn, ScriptOut, TableIn, TableOut, TablePermissions, TenantOut, TenantSettings,
     TenantSettingsPatch,
 };
 use roost_odata::sql::ColType;
@@ -199,17 +199,16 @@ pub async fn update_settings(storage: &Storage, max: &TenantMaxima, by: Settings
 }
 
 /// Regenerates the `application` or `master` key.
-pub async fn regenerate_key(storage: &Storage, name: &str, kind: &str) -> Result<KeyOut> {
+pub async fn regenerate_key(storage: &Storage, name: &str, kind: KeyKind) -> Result<KeyOut> {
     let mut r = record(storage, name).await?;
     let key = auth::generate_key();
     match kind {
-        "application" => r.application_key = key.clone(),
-        "master" => r.master_key = key.clone(),
-        other => return Err(ManageError::BadInput(format!("'{other}' is not a key kind (application, master)."))),
+        KeyKind::Application => r.application_key = key.clone(),
+        KeyKind::Master => r.master_key = key.clone(),
     }
     storage.update_tenant(&r).await.map_err(|e| ManageError::from_storage(e, || format!("Tenant '{name}'")))?;
-    tracing::info!(tenant.name = %r.name, key.kind = kind, "Regenerated the {kind} key of `{}`", r.name);
-    Ok(KeyOut { kind: kind.to_string(), key })
+    tracing::info!(tenant.name = %r.name, key.kind = kind.as_str(), "Regenerated the {} key of `{}`", kind.as_str(), r.name);
+    Ok(KeyOut { kind, key })
 }
 
 /// Mints a user token for a tenant (`uid` = `user_id`).
@@ -443,11 +442,12 @@ pub async fn logs(storage: &Storage, tenant: &str, q: &roost_api::LogQuery) -> R
         Some("desc") => true,
         Some(other) => return Err(ManageError::BadInput(format!("order must be 'asc' or 'desc', not '{other}'."))),
     };
-    if let Some(level) = &q.level {
-        if !matches!(level.as_str(), "information" | "warning" | "error") {
-            return Err(ManageError::BadInput(format!("level must be 'information', 'warning' or 'error', not '{level}'.")));
+    let level = match &q.level {
+        Some(l) => {
+            Some(roost_api::LogLevel::parse(l).ok_or_else(|| ManageError::BadInput(format!("level must be 'information', 'warning' or 'error', not '{l}'.")))?)
         }
-    }
+        None => None,
+    };
     for t in [&q.since, &q.until].into_iter().flatten() {
         if chrono::DateTime::parse_from_rfc3339(t).is_err() {
             return Err(ManageError::BadInput(format!("'{t}' is not an ISO-8601 time with a zone (e.g. 2026-01-31T12:00:00Z).")));
@@ -461,7 +461,7 @@ pub async fn logs(storage: &Storage, tenant: &str, q: &roost_api::LogQuery) -> R
     let filter = roost_storage::scripts::LogFilter {
         after: q.after,
         before: q.before,
-        level: q.level.clone(),
+        level,
         source: q.source.clone().filter(|s| !s.is_empty()),
         text: q.q.clone().filter(|s| !s.is_empty()),
         since: utc(&q.since),
@@ -499,9 +499,9 @@ pub async fn monitor(storage: &Storage, tenant: &str) -> Result<roost_api::Monit
     }
     // Counted in the database: the answer never holds the lines themselves.
     let counts = storage.log_level_counts(&r.name, 1000).await.map_err(|e| ManageError::Internal(e.to_string()))?;
-    let mut levels: Vec<(String, u64)> = ["information", "warning", "error"].iter().map(|l| (l.to_string(), 0)).collect();
+    let mut levels: Vec<(String, u64)> = roost_api::LogLevel::ALL.iter().map(|l| (l.to_string(), 0)).collect();
     for (level, n) in counts {
-        if let Some(e) = levels.iter_mut().find(|(l, _)| *l == level) {
+        if let Some(e) = levels.iter_mut().find(|(l, _)| l == level.as_str()) {
             e.1 += n;
         }
     }

@@ -6,7 +6,7 @@
 use crate::scripting::{limits, Host};
 use crate::AppState;
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, TimeZone, Utc};
-use roost_api::{JobSchedule, ScheduleUnit};
+use roost_api::{JobOutcome, JobSchedule, ScheduleUnit};
 use roost_scripts::{Entry, Invocation};
 use roost_storage::scripts::{ScriptKind, ScriptRecord};
 use roost_storage::Tenant;
@@ -67,7 +67,7 @@ fn add_months(start: DateTime<Utc>, months: i64) -> Option<DateTime<Utc>> {
 }
 
 /// Starts a claimed run as managed work: shutdown waits for it, or records it as interrupted.
-pub fn spawn_run(app: &AppState, tenant: Arc<Tenant>, script: Arc<ScriptRecord>, due: String) -> tokio::task::JoinHandle<String> {
+pub fn spawn_run(app: &AppState, tenant: Arc<Tenant>, script: Arc<ScriptRecord>, due: String) -> tokio::task::JoinHandle<JobOutcome> {
     let claim = (tenant.record.name.clone(), script.name.to_ascii_lowercase(), due.clone());
     app.tasks.claim(claim.clone());
     let state = app.clone();
@@ -78,17 +78,17 @@ pub fn spawn_run(app: &AppState, tenant: Arc<Tenant>, script: Arc<ScriptRecord>,
     })
 }
 
-/// Runs one job now and records its outcome under `due`; returns the outcome text.
-pub async fn run_job(app: &AppState, tenant: &Arc<Tenant>, script: &ScriptRecord, due: &str) -> String {
+/// Runs one job now and records its outcome under `due`; returns the outcome.
+pub async fn run_job(app: &AppState, tenant: &Arc<Tenant>, script: &ScriptRecord, due: &str) -> JobOutcome {
     crate::scripting::ensure_packages(app, tenant).await;
     let started = Instant::now();
     let invocation = Invocation { source: script.source(), script: script.body.clone(), entry: Entry::Job(script.name.clone()), input: serde_json::json!({}) };
     let host = Host::new(app.clone(), tenant.clone(), crate::scripting::Purpose::Background);
     let handle = app.scripts.invoke(&tenant.record.name, limits(tenant, &app.maxima), invocation, Arc::new(host));
     let outcome = match handle.done.await {
-        Ok(Ok(())) => "succeeded".to_string(),
-        Ok(Err(e)) => format!("failed: {e}"),
-        Err(e) => format!("failed: {e}"),
+        Ok(Ok(())) => JobOutcome::Succeeded,
+        Ok(Err(e)) => JobOutcome::failed(e),
+        Err(e) => JobOutcome::failed(e),
     };
     let ms = started.elapsed().as_millis() as i64;
     if let Err(e) = app.storage.finish_job_run(&tenant.record.name, &script.name, due, &outcome, ms).await {

@@ -9,6 +9,7 @@ use crate::error::ApiError;
 use crate::tables::{item, wire, ReadQuery, TableService};
 use crate::AppState;
 use futures::future::BoxFuture;
+use roost_api::JobOutcome;
 use roost_odata::sql::Value;
 use roost_scripts::host::ExecuteOp;
 use roost_scripts::{HostCall, HostError, LogLevel, ScriptBody, ScriptFailure, ScriptHost, ScriptLimits, ScriptResponse};
@@ -135,14 +136,14 @@ pub async fn run_startup(app: &AppState, tenant: &Arc<Tenant>) -> bool {
         }
     });
     let outcome = match waited.await {
-        Ok(Ok(Ok(Some(r)))) if r.status < 400 => "succeeded".to_string(),
-        Ok(Ok(Ok(Some(_)))) => "failed: done(error)".to_string(),
+        Ok(Ok(Ok(Some(r)))) if r.status < 400 => JobOutcome::Succeeded,
+        Ok(Ok(Ok(Some(_)))) => JobOutcome::failed("done(error)"),
         // Mapped to `pending` above: only a timeout ends the wait without a response.
-        Ok(Ok(Ok(None))) | Ok(Err(_)) => "failed: the script runtime went away".to_string(),
-        Ok(Ok(Err(e))) => format!("failed: {e}"),
+        Ok(Ok(Ok(None))) | Ok(Err(_)) => JobOutcome::failed("the script runtime went away"),
+        Ok(Ok(Err(e))) => JobOutcome::failed(e),
         Err(_) => {
             app.logs.write(&tenant.record.name, LogLevel::Error, &script.source(), "'startup' of 'startup.js' failed to call 'done' method with in 5000 ms");
-            "failed: done was not called within 5000 ms".to_string()
+            JobOutcome::failed("done was not called within 5000 ms")
         }
     };
     let ms = started.elapsed().as_millis() as i64;

@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// The outcome recorded for a job run the server stopped before it ended.
-pub const INTERRUPTED: &str = "failed: the server stopped before the run ended";
+pub fn interrupted() -> roost_api::JobOutcome {
+    roost_api::JobOutcome::failed("the server stopped before the run ended")
+}
 
 /// A claimed job run in progress: (tenant, job, due).
 pub type Claim = (String, String, String);

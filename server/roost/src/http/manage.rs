@@ -360,7 +360,7 @@ async fn add_owner(State(s): State<AppState>, Path(tenant): Path<String>, AppJso
     manage::show_tenant(&s.storage, &tenant).await?;
     let account = s.storage.account_by_email(&o.email).await.map_err(|e| ManageError::Internal(e.to_string()))?;
     let account = account.ok_or_else(|| ManageError::NotFound(format!("An account with e-mail '{}'", o.email)))?;
-    if account.role != "owner" {
+    if account.role != Role::Owner {
         return Err(ManageError::BadInput(format!("'{}' has the {} role; only owner accounts own tenants.", account.email, account.role)));
     }
     s.storage.add_tenant_owner(&tenant, &account.id).await.map_err(|e| ManageError::Internal(e.to_string()))?;
@@ -448,7 +448,8 @@ async fn update_settings(
 }
 
 async fn regenerate_key(State(s): State<AppState>, Path((tenant, kind)): Path<(String, String)>) -> R<impl IntoResponse> {
-    Ok(Json(manage::regenerate_key(&s.storage, &tenant, &kind).await?))
+    let kind = roost_api::KeyKind::parse(&kind).ok_or_else(|| ManageError::BadInput(format!("'{kind}' is not a key kind (application, master).")))?;
+    Ok(Json(manage::regenerate_key(&s.storage, &tenant, kind).await?))
 }
 
 /// `POST /tenants/{t}/token`.

@@ -157,7 +157,7 @@ async fn sigterm_during_writes_and_jobs_loses_nothing(backend: Backend) {
     assert_eq!(quick[0]["outcome"], "succeeded", "{quick:?}");
     let stuck = runs("stuck").await;
     assert_eq!(stuck.len(), 1, "{stuck:?}");
-    assert_eq!(stuck[0]["outcome"], roost::tasks::INTERRUPTED, "{stuck:?}");
+    assert_eq!(stuck[0]["outcome"], roost::tasks::interrupted().to_string(), "{stuck:?}");
     // The quick job's log line, written during shutdown, was stored before the process exited.
     let r = client.get(format!("{manage}/tenants/{tenant}/logs?limit=1000")).bearer_auth("shutdown-admin-token").send().await.expect("logs");
     let logs: Vec<Value> = r.json().await.expect("logs json");
