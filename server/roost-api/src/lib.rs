@@ -75,91 +75,66 @@ impl TablePermissions {
     }
 }
 
-/// A tenant's settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TenantSettings {
+/// Declares the tenant settings once: the settings with their defaults, the partial update of them
+/// and its application. Adding a tenant setting is one entry here (then, if it is a limit with a
+/// platform ceiling, one in `roost::config`'s `tenant_limits!`; if the portal edits it, its form).
+macro_rules! tenant_settings {
+    ($( $(#[$doc:meta])* $name:ident : $ty:ty = $default:expr, )*) => {
+        /// A tenant's settings.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct TenantSettings {
+            $( $(#[$doc])* pub $name: $ty, )*
+        }
+
+        impl Default for TenantSettings {
+            fn default() -> Self {
+                Self { $( $name: $default, )* }
+            }
+        }
+
+        /// A partial update of [`TenantSettings`]: each member given replaces that setting.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct TenantSettingsPatch {
+            $( $(#[$doc])* #[serde(default)] pub $name: Option<$ty>, )*
+        }
+
+        impl TenantSettings {
+            /// Applies a partial update.
+            pub fn apply(&mut self, patch: &TenantSettingsPatch) {
+                $( if let Some(v) = &patch.$name { self.$name = v.clone(); } )*
+            }
+        }
+    };
+}
+
+tenant_settings! {
     /// Dynamic schema (§2.8): unknown members become columns.
-    pub dynamic_schema: bool,
+    dynamic_schema: bool = true,
     /// CORS host patterns (§1.5); default `["localhost"]`.
-    pub cors_origins: Vec<String>,
+    cors_origins: Vec<String> = vec!["localhost".into()],
     /// Request body limit in KiB (§1.6); default 1024.
-    pub max_body_kb: u64,
+    max_body_kb: u64 = 1024,
     /// Request timeout in milliseconds (§1.7); default 30000.
-    pub request_timeout_ms: u64,
+    request_timeout_ms: u64 = 30_000,
     /// Refuse plain-HTTP requests with 403 (`MS_RequireHttps`, §1.1 step 1); default false.
-    pub require_https: bool,
+    require_https: bool = false,
     /// CPU time one script invocation may use, in milliseconds (R9); default 1000.
-    pub script_cpu_ms: u64,
+    script_cpu_ms: u64 = 1_000,
     /// Memory of the tenant's script runtime, in MiB (R9); default 64.
-    pub script_memory_mb: u64,
+    script_memory_mb: u64 = 64,
     /// Script invocations of the tenant that may run at once; default 32.
-    pub script_max_concurrent: u64,
-    /// App settings: `process.env` and `mobileservice-config`'s `appSettings` (§6.9, §6.13).
-    pub app_settings: std::collections::BTreeMap<String, String>,
+    script_max_concurrent: u64 = 32,
+    /// App settings: `process.env` and `mobileservice-config`'s `appSettings` (§6.9, §6.13); a patch
+    /// replaces them all.
+    app_settings: std::collections::BTreeMap<String, String> = Default::default(),
     /// Hosts (or `host:port`) that `require('request')` may reach even on loopback or private
     /// addresses, which are refused otherwise.
-    pub outbound_allow: Vec<String>,
+    outbound_allow: Vec<String> = Vec::new(),
     /// How long npm may take to install the tenant's packages, in seconds.
-    pub packages_install_seconds: u64,
+    packages_install_seconds: u64 = 300,
     /// How much disk the tenant's installed packages may take, in MB.
-    pub packages_max_mb: u64,
-}
-
-impl Default for TenantSettings {
-    fn default() -> Self {
-        Self {
-            dynamic_schema: true,
-            cors_origins: vec!["localhost".into()],
-            max_body_kb: 1024,
-            request_timeout_ms: 30_000,
-            require_https: false,
-            script_cpu_ms: 1_000,
-            script_memory_mb: 64,
-            script_max_concurrent: 32,
-            app_settings: Default::default(),
-            outbound_allow: Vec::new(),
-            packages_install_seconds: 300,
-            packages_max_mb: 200,
-        }
-    }
-}
-
-/// A partial update of [`TenantSettings`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TenantSettingsPatch {
-    /// See [`TenantSettings::dynamic_schema`].
-    pub dynamic_schema: Option<bool>,
-    /// See [`TenantSettings::cors_origins`].
-    pub cors_origins: Option<Vec<String>>,
-    /// See [`TenantSettings::max_body_kb`].
-    pub max_body_kb: Option<u64>,
-    /// See [`TenantSettings::request_timeout_ms`].
-    pub request_timeout_ms: Option<u64>,
-    /// See [`TenantSettings::require_https`].
-    #[serde(default)]
-    pub require_https: Option<bool>,
-    /// See [`TenantSettings::script_cpu_ms`].
-    #[serde(default)]
-    pub script_cpu_ms: Option<u64>,
-    /// See [`TenantSettings::script_memory_mb`].
-    #[serde(default)]
-    pub script_memory_mb: Option<u64>,
-    /// See [`TenantSettings::script_max_concurrent`].
-    #[serde(default)]
-    pub script_max_concurrent: Option<u64>,
-    /// See [`TenantSettings::app_settings`] (replaces them all).
-    #[serde(default)]
-    pub app_settings: Option<std::collections::BTreeMap<String, String>>,
-    /// See [`TenantSettings::outbound_allow`].
-    #[serde(default)]
-    pub outbound_allow: Option<Vec<String>>,
-    /// Package install time limit (s).
-    #[serde(default)]
-    pub packages_install_seconds: Option<u64>,
-    /// Package disk limit (MB).
-    #[serde(default)]
-    pub packages_max_mb: Option<u64>,
+    packages_max_mb: u64 = 200,
 }
 
 /// `POST /manage/v1/tenants`.
@@ -726,4 +701,34 @@ pub struct PackagesOut {
     /// What Roost added (bundled packages that scripts require).
     #[serde(default)]
     pub added: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_settings_patch_replaces_only_the_members_it_gives() {
+        let mut s = TenantSettings::default();
+        let patch: TenantSettingsPatch = serde_json::from_str(r#"{"script_cpu_ms": 250, "cors_origins": ["app.example"], "require_https": null}"#).unwrap();
+        s.apply(&patch);
+        assert_eq!(s.script_cpu_ms, 250);
+        assert_eq!(s.cors_origins, vec!["app.example".to_string()]);
+        assert_eq!(TenantSettings { script_cpu_ms: 1_000, cors_origins: vec!["localhost".into()], ..s.clone() }, TenantSettings::default());
+        // An empty patch changes nothing; stored settings missing a member take its default.
+        s.apply(&TenantSettingsPatch::default());
+        assert_eq!(s.script_cpu_ms, 250);
+        let old: TenantSettings = serde_json::from_str(r#"{"dynamic_schema": false}"#).unwrap();
+        assert_eq!(old, TenantSettings { dynamic_schema: false, ..TenantSettings::default() });
+    }
+
+    #[test]
+    fn job_outcomes_keep_their_wire_form() {
+        for text in ["succeeded", "failed: Error: job broke", "failed: the server stopped before the run ended"] {
+            let o = JobOutcome::from(text.to_string());
+            assert_eq!(o.to_string(), text);
+            assert_eq!(serde_json::to_value(&o).unwrap(), serde_json::json!(text));
+        }
+        assert_eq!(JobOutcome::from("succeeded".to_string()), JobOutcome::Succeeded);
+    }
 }

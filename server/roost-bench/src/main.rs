@@ -92,7 +92,7 @@ fn serve_roost(args: &[String]) -> anyhow::Result<()> {
     config.data = data;
     config.admin_token = ADMIN.into();
     config.log = "warn".into();
-    config.database_url = args.get(2).cloned().unwrap_or_default();
+    config.database_url = args.get(2).cloned().unwrap_or_default().into();
     roost::init_telemetry(&config.log);
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

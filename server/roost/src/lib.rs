@@ -22,7 +22,7 @@ use std::future::IntoFuture as _;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-pub use config::Config;
+pub use config::{Config, ExposeSecret, SecretString};
 
 /// Everything a request handler may need. Cloning is cheap.
 #[derive(Clone)]
@@ -40,7 +40,7 @@ pub struct App {
     /// Catalog and tenant data.
     pub storage: roost_storage::Storage,
     /// Bearer token for `/manage/v1`.
-    pub admin_token: String,
+    pub admin_token: SecretString,
     /// `{tenant}.{domain}` addressing, lower-case, if configured.
     pub tenant_domain: Option<String>,
     /// Honour `X-Forwarded-Proto`.
@@ -85,7 +85,7 @@ pub struct App {
 /// Takes the data folder's server lock: on SQLite one server process owns a data folder (its write
 /// path and read cache rely on it; the CLI may still run beside it).
 fn lock_data_folder(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
-    if !config.database_url.is_empty() {
+    if !config.database_url.expose_secret().is_empty() {
         return Ok(None);
     }
     std::fs::create_dir_all(&config.data)?;
@@ -109,14 +109,14 @@ pub fn init_telemetry(filter: &str) {
 
 /// Returns the configured admin token, or the one stored in the data folder, creating it on first
 /// start (the second value is true when it was just created).
-pub fn admin_token(config: &Config) -> anyhow::Result<(String, bool)> {
-    if !config.admin_token.is_empty() {
+pub fn admin_token(config: &Config) -> anyhow::Result<(SecretString, bool)> {
+    if !config.admin_token.expose_secret().is_empty() {
         return Ok((config.admin_token.clone(), false));
     }
     let path = config.data.join("admin-token");
     if let Ok(t) = std::fs::read_to_string(&path) {
         if !t.trim().is_empty() {
-            return Ok((t.trim().to_string(), false));
+            return Ok((t.trim().into(), false));
         }
     }
     std::fs::create_dir_all(&config.data)?;
@@ -127,7 +127,7 @@ pub fn admin_token(config: &Config) -> anyhow::Result<(String, bool)> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
     }
-    Ok((token, true))
+    Ok((token.into(), true))
 }
 
 /// Builds the application state: opens (and migrates) storage.
@@ -147,10 +147,10 @@ pub async fn build_for_cli(config: &Config) -> anyhow::Result<AppState> {
 async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: bool) -> anyhow::Result<AppState> {
     let storage = roost_storage::Storage::open(&config.storage(server)).await?;
     // A CLI process serves nothing: it neither needs nor creates the admin token.
-    let (admin_token, created) = if server { admin_token(config)? } else { (String::new(), false) };
+    let (admin_token, created) = if server { admin_token(config)? } else { (SecretString::from(""), false) };
     if created {
         // Printed once, on first start, so the operator can call /manage/v1.
-        println!("Generated the platform admin token (stored in {}): {admin_token}", config.data.join("admin-token").display());
+        println!("Generated the platform admin token (stored in {}): {}", config.data.join("admin-token").display(), admin_token.expose_secret());
     }
     let tenant_domain = Some(config.tenant_domain.to_ascii_lowercase()).filter(|d| !d.is_empty());
     packages::set_registry(&config.npm_registry);

@@ -157,42 +157,7 @@ pub async fn update_settings(storage: &Storage, max: &TenantMaxima, by: Settings
     if let Some(v) = &patch.outbound_allow {
         check_outbound(by, &r.settings.outbound_allow, v)?;
     }
-    if let Some(v) = patch.dynamic_schema {
-        r.settings.dynamic_schema = v;
-    }
-    if let Some(v) = &patch.cors_origins {
-        r.settings.cors_origins = v.clone();
-    }
-    if let Some(v) = patch.max_body_kb {
-        r.settings.max_body_kb = v;
-    }
-    if let Some(v) = patch.request_timeout_ms {
-        r.settings.request_timeout_ms = v;
-    }
-    if let Some(v) = patch.require_https {
-        r.settings.require_https = v;
-    }
-    if let Some(v) = patch.script_cpu_ms {
-        r.settings.script_cpu_ms = v;
-    }
-    if let Some(v) = patch.script_memory_mb {
-        r.settings.script_memory_mb = v;
-    }
-    if let Some(v) = patch.script_max_concurrent {
-        r.settings.script_max_concurrent = v;
-    }
-    if let Some(v) = &patch.app_settings {
-        r.settings.app_settings = v.clone();
-    }
-    if let Some(v) = &patch.outbound_allow {
-        r.settings.outbound_allow = v.clone();
-    }
-    if let Some(v) = patch.packages_install_seconds {
-        r.settings.packages_install_seconds = v;
-    }
-    if let Some(v) = patch.packages_max_mb {
-        r.settings.packages_max_mb = v;
-    }
+    r.settings.apply(patch);
     validate_settings(&r.settings, max)?;
     storage.update_tenant(&r).await.map_err(|e| ManageError::from_storage(e, || format!("Tenant '{name}'")))?;
     Ok(tenant_out(&r))

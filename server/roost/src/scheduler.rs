@@ -5,7 +5,7 @@
 
 use crate::scripting::{limits, Host};
 use crate::AppState;
-use chrono::{DateTime, Datelike, Duration as ChronoDuration, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration as ChronoDuration, Months, Utc};
 use roost_api::{JobOutcome, JobSchedule, ScheduleUnit};
 use roost_scripts::{Entry, Invocation};
 use roost_storage::scripts::{ScriptKind, ScriptRecord};
@@ -50,20 +50,10 @@ pub fn latest_due(s: &JobSchedule, now: DateTime<Utc>) -> Option<DateTime<Utc>> 
     }
 }
 
-/// `start` plus `months` calendar months (the day is clamped to the month's length).
+/// `start` plus `months` calendar months (chrono clamps the day to the month's length, keeping the
+/// time of day).
 fn add_months(start: DateTime<Utc>, months: i64) -> Option<DateTime<Utc>> {
-    let total = start.year() as i64 * 12 + start.month0() as i64 + months;
-    let (year, month0) = (total.div_euclid(12) as i32, total.rem_euclid(12) as u32);
-    let mut day = start.day();
-    loop {
-        if let Some(d) = Utc.with_ymd_and_hms(year, month0 + 1, day, 0, 0, 0).single() {
-            return Some(d + (start - start.date_naive().and_hms_opt(0, 0, 0)?.and_utc()));
-        }
-        day -= 1;
-        if day == 0 {
-            return None;
-        }
-    }
+    start.checked_add_months(Months::new(u32::try_from(months).ok()?))
 }
 
 /// Starts a claimed run as managed work: shutdown waits for it, or records it as interrupted.

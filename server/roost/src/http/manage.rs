@@ -8,7 +8,7 @@
 use crate::accounts::{self, Access, Principal};
 use crate::auth;
 use crate::manage::{self, ManageError};
-use crate::AppState;
+use crate::{AppState, ExposeSecret};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Path, Query, Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -104,7 +104,8 @@ fn unauthorized() -> ManageError {
 async fn principal(state: &AppState, authorization: Option<header::HeaderValue>, session: Option<Session>) -> Result<Option<Principal>, ManageError> {
     if let Some(value) = authorization {
         let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).unwrap_or_default();
-        if !state.admin_token.is_empty() && auth::secrets_equal(token, &state.admin_token) {
+        let admin = state.admin_token.expose_secret();
+        if !admin.is_empty() && auth::secrets_equal(token, admin) {
             return Ok(Some(Principal { account: None, role: Role::Admin, via_session: false }));
         }
         if token.starts_with("roost_pat_") {

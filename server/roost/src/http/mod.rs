@@ -16,7 +16,7 @@ pub mod tables;
 
 use crate::auth;
 use crate::error::ApiError;
-use crate::AppState;
+use crate::{AppState, ExposeSecret};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -137,14 +137,7 @@ async fn fallback(state: AppState, surface: Router, req: Request) -> Response {
 
 /// Parses an `application/x-www-form-urlencoded` query string (`+` is a space).
 pub fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
-            (dec(k), dec(v))
-        })
-        .collect()
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
 
 /// Runs a request through the pipeline and the tenant surface (`rest` is the path below the tenant's
@@ -224,7 +217,7 @@ async fn handle(
     body: Body,
 ) -> Result<Response, ApiError> {
     use tower::ServiceExt as _;
-    strip_platform_credentials(&mut parts.headers, &state.admin_token);
+    strip_platform_credentials(&mut parts.headers, state.admin_token.expose_secret());
     let mut segments: Vec<String> = rest.split('/').skip(1).map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned()).collect();
     if segments.last().is_some_and(|s| s.is_empty()) {
         segments.pop();
@@ -374,4 +367,16 @@ fn finish(mut r: Response, cors: Option<HeaderMap>) -> Response {
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_query;
+
+    #[test]
+    fn query_strings_decode_as_forms_do() {
+        let q = parse_query("$filter=title%20eq%20'a+b%2Bc'&&$top=5&flag&%24skip=2&bad=%ZZ&utf=%C3%A9%FF");
+        let pairs: Vec<(&str, &str)> = q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(pairs, [("$filter", "title eq 'a b+c'"), ("$top", "5"), ("flag", ""), ("$skip", "2"), ("bad", "%ZZ"), ("utf", "é\u{fffd}")]);
+    }
 }

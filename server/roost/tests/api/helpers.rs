@@ -2,6 +2,7 @@
 //! PostgreSQL server named by `ROOST_TEST_DATABASE_URL`), with a fresh random tenant per test.
 
 use reqwest::{Method, StatusCode};
+use roost::ExposeSecret;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -80,7 +81,7 @@ impl TestApp {
         let mut config = roost::Config {
             listen: "127.0.0.1:0".into(),
             data: dir.clone(),
-            database_url: database_url.clone(),
+            database_url: database_url.clone().into(),
             pg_max_connections: 4,
             admin_token: "test-admin-token".into(),
             tenant_domain: "roost.test".into(),
@@ -103,9 +104,9 @@ impl TestApp {
             tenant: String::new(),
             app_key: String::new(),
             master_key: String::new(),
-            admin_token: config.admin_token.clone(),
+            admin_token: config.admin_token.expose_secret().to_string(),
             data: dir.clone(),
-            database_url: config.database_url.clone(),
+            database_url: config.database_url.expose_secret().to_string(),
             backend,
             state,
             client,

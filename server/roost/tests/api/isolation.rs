@@ -78,7 +78,7 @@ async fn tenant_responses_are_sandboxed_and_cannot_set_the_session_cookie(app: T
         ..roost::Config::defaults()
     };
     if app.backend == Backend::Postgres {
-        config.database_url = app.database_url.clone();
+        config.database_url = app.database_url.clone().into();
         config.pg_max_connections = 4;
     }
     config.scheduler_tick_ms = 0;
@@ -208,7 +208,7 @@ async fn owners_cannot_raise_limits_or_open_outbound_access(app: TestApp) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // A ceiling lowered in configuration binds a stored value above it: a tenant allowed 5000 ms of
     // CPU on a server whose ceiling is 300 ms is stopped at 300.
-    let strict = TestApp::spawn_with(app.backend, |c| c.tenant_max_script_cpu_ms = 300).await;
+    let strict = TestApp::spawn_with(app.backend, |c| c.tenant_max.script_cpu_ms = 300).await;
     public_api(&strict, "spin", "exports.get = function (req, res) { var t = Date.now(); while (Date.now() - t < 3000) {} res.send(200, {}); };").await;
     let started = Instant::now();
     let r = strict.call(Method::GET, "/api/spin", None).await;

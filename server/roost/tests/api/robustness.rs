@@ -30,7 +30,7 @@ async fn a_broken_database_gives_the_generic_500(app: TestApp) {
     let app = match &own_database {
         Some((url, _)) => {
             let url = url.clone();
-            TestApp::spawn_with(crate::helpers::Backend::Postgres, move |c| c.database_url = url).await
+            TestApp::spawn_with(crate::helpers::Backend::Postgres, move |c| c.database_url = url.into()).await
         }
         None => app,
     };
