@@ -57,18 +57,32 @@ pub struct TablePermissions {
 }
 
 impl TablePermissions {
+    /// The table operations by their names (the names of their scripts, `<table>.<name>.js`).
+    pub const OPERATIONS: [&'static str; 4] = ["insert", "read", "update", "delete"];
+
+    /// The permission of the operation named `op` (any case): the one place an operation's name is read.
+    pub fn by_name_mut(&mut self, op: &str) -> Option<&mut Permission> {
+        match op.to_ascii_lowercase().as_str() {
+            "insert" => Some(&mut self.insert),
+            "read" => Some(&mut self.read),
+            "update" => Some(&mut self.update),
+            "delete" => Some(&mut self.delete),
+            _ => None,
+        }
+    }
+
     /// Applies a `insert=P,read=P,update=P,delete=P` list (any subset; `*=P` sets all four).
     pub fn apply_spec(&mut self, spec: &str) -> Result<(), String> {
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (op, level) = part.split_once('=').ok_or_else(|| format!("'{part}' is not of the form operation=permission"))?;
             let level = Permission::parse(level.trim()).ok_or_else(|| format!("'{}' is not a permission (public, application, user, admin)", level.trim()))?;
-            match op.trim().to_ascii_lowercase().as_str() {
-                "insert" => self.insert = level,
-                "read" => self.read = level,
-                "update" => self.update = level,
-                "delete" => self.delete = level,
+            match op.trim() {
                 "*" => *self = Self { insert: level, read: level, update: level, delete: level },
-                other => return Err(format!("'{other}' is not a table operation (insert, read, update, delete)")),
+                other => {
+                    *self
+                        .by_name_mut(other)
+                        .ok_or_else(|| format!("'{}' is not a table operation (insert, read, update, delete)", other.to_ascii_lowercase()))? = level
+                }
             }
         }
         Ok(())

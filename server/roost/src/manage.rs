@@ -295,7 +295,7 @@ async fn script_identity(storage: &Storage, tenant: &str, kind: ScriptKind, name
                 .rsplit_once('.')
                 .ok_or_else(|| ManageError::BadInput(format!("'{name}' is not a table script name: use <table>.<insert|read|update|delete>.")))?;
             let op = op.to_ascii_lowercase();
-            if !matches!(op.as_str(), "insert" | "read" | "update" | "delete") {
+            if !TablePermissions::OPERATIONS.contains(&op.as_str()) {
                 return Err(ManageError::BadInput(format!("'{op}' is not a table operation (insert, read, update, delete).")));
             }
             let tbl = t.table(table).ok_or_else(|| ManageError::NotFound(format!("Table '{table}'")))?;

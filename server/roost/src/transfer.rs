@@ -85,14 +85,15 @@ fn table_permissions(v: &Json, file: &Path) -> anyhow::Result<TablePermissions> 
     }
     for (k, e) in route {
         let l = level(e)?;
-        match k.to_ascii_lowercase().as_str() {
-            "insert" | "post" => p.insert = l,
-            "read" | "get" => p.read = l,
-            "update" | "patch" => p.update = l,
-            "delete" => p.delete = l,
-            "*" => {}
-            other => return Err(bad(&format!("'{other}' is not a table operation"))),
-        }
+        // The format also names the operations by their HTTP verbs.
+        let op = match k.to_ascii_lowercase().as_str() {
+            "*" => continue,
+            "post" => "insert".to_string(),
+            "get" => "read".to_string(),
+            "patch" => "update".to_string(),
+            other => other.to_string(),
+        };
+        *p.by_name_mut(&op).ok_or_else(|| bad(&format!("'{op}' is not a table operation")))? = l;
     }
     Ok(p)
 }

@@ -49,6 +49,10 @@ impl Deref for TenantCall {
 impl<S: Send + Sync> FromRequestParts<S> for TenantCall {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        // The tenant route's template replaces the outer `/t/{tenant}/{*rest}` on the request's span.
+        if let Some(m) = parts.extensions.get::<axum::extract::MatchedPath>() {
+            crate::telemetry::record_route(m.as_str());
+        }
         parts.extensions.get::<TenantCall>().cloned().ok_or_else(|| ApiError::Internal("a tenant route outside the tenant pipeline".into()))
     }
 }

@@ -79,7 +79,6 @@ pub fn tenant_routes(state: AppState) -> Router {
         .route("/crossdomain/{page}", any(crossdomain::serve_page))
         .route("/status", only("GET", get(|| async { StatusCode::OK })))
         .fallback(|| async { ApiError::not_found() })
-        .route_layer(axum::middleware::from_fn(crate::telemetry::record_matched))
         .with_state(state)
 }
 
