@@ -65,7 +65,20 @@ pub struct TokenUser {
     pub user_id: String,
 }
 
-/// Validates an `X-ZUMO-AUTH` token; the error is the client-facing message of §5.3.
+/// A token time claim in seconds since the epoch. One above 10^11 (the year 5138 in seconds, March
+/// 1973 in milliseconds) is milliseconds: the Mobile Services custom-authentication sample wrote
+/// `exp` as `Date.valueOf()`, which the original compared with seconds, so its tokens never expired.
+fn seconds(t: f64) -> f64 {
+    if t > 1e11 {
+        t / 1000.0
+    } else {
+        t
+    }
+}
+
+/// Validates an `X-ZUMO-AUTH` token; the error is the client-facing message of §5.3. The header's
+/// `kid` is not read (the sample writes the number `0`, Roost the string `"0"`); `iss`, `aud` and
+/// `ver` are not checked, as in the original.
 pub fn validate_token(master_key: &str, token: &str) -> Result<TokenUser, &'static str> {
     if token.is_empty() {
         return Err("Invalid token format. Token must not be empty.");
@@ -99,14 +112,15 @@ pub fn validate_token(master_key: &str, token: &str) -> Result<TokenUser, &'stat
         return Err("The authentication token alg is not supported.");
     }
     let now = chrono::Utc::now().timestamp() as f64;
-    let exp = claims.get("exp").and_then(|e| e.as_f64()).ok_or("The authentication token requires expiration claim.")?;
+    let time = |name: &str| claims.get(name).and_then(|v| v.as_f64()).map(seconds);
+    let exp = time("exp").ok_or("The authentication token requires expiration claim.")?;
     if exp <= now {
         return Err("The authentication token has expired.");
     }
-    if claims.get("iat").and_then(|v| v.as_f64()).is_some_and(|iat| iat > now + 300.0) {
+    if time("iat").is_some_and(|iat| iat > now + 300.0) {
         return Err("The authentication token is not valid until after its IssuedAt.");
     }
-    if claims.get("nbf").and_then(|v| v.as_f64()).is_some_and(|nbf| nbf > now + 300.0) {
+    if time("nbf").is_some_and(|nbf| nbf > now + 300.0) {
         return Err("The authentication token is not valid until after its NotBefore.");
     }
     let expected = URL_SAFE_NO_PAD.encode(sign(master_key, &format!("{}.{}", parts[0], parts[1])));

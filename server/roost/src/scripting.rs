@@ -497,14 +497,32 @@ impl ScriptHost for Host {
 
     fn config(&self) -> Json {
         let t = &self.0.tenant.record;
+        let whitelist: Vec<Json> = t.settings.cors_origins.iter().map(|h| json!({ "host": h })).collect();
+        // `process.env`: the app settings, then the service's own settings of §6.13 under their
+        // Mobile Services names (an app setting cannot stand in for them).
+        let mut env = serde_json::Map::new();
+        for (k, v) in &t.settings.app_settings {
+            env.insert(k.clone(), json!(v));
+        }
+        for (k, v) in [
+            ("MS_MobileServiceName", t.name.clone()),
+            ("MS_ApplicationKey", t.application_key.clone()),
+            ("MS_MasterKey", t.master_key.clone()),
+            ("MS_DynamicSchemaEnabled", t.settings.dynamic_schema.to_string()),
+            ("MS_CrossDomainWhitelist", Json::Array(whitelist.clone()).to_string()),
+            ("MS_MaxRequestBodySizeKB", t.settings.max_body_kb.to_string()),
+            ("MS_RequireHttps", t.settings.require_https.to_string()),
+        ] {
+            env.insert(k.into(), json!(v));
+        }
         json!({
-            "env": t.settings.app_settings,
+            "env": env,
             "config": {
                 "appSettings": t.settings.app_settings,
                 "applicationKey": t.application_key,
                 "masterKey": t.master_key,
                 "dynamicSchemaEnabled": t.settings.dynamic_schema,
-                "crossDomainWhitelist": t.settings.cors_origins.iter().map(|h| json!({ "host": h })).collect::<Vec<_>>(),
+                "crossDomainWhitelist": whitelist,
                 "serviceName": t.name,
             }
         })

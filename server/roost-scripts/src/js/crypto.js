@@ -1,6 +1,9 @@
-// require('crypto'): hashes, HMAC and random bytes, computed by the host.
+// require('crypto'): hashes, HMAC and random bytes, computed by the host. As in Node 0.10 (the
+// version Mobile Services ran and `process.version` reports), a string key or data without an
+// encoding is 'binary' (one byte per character): the custom-authentication sample relies on it,
+// using a `digest('binary')` string as an HMAC key.
 var L = __roost_lib;
-function toBytes(data, enc) { return data instanceof Uint8Array ? data : Buffer.from(String(data), enc || 'utf8'); }
+function toBytes(data, enc) { return data instanceof Uint8Array ? data : Buffer.from(String(data), enc || 'binary'); }
 function Hash(alg, key) { this._alg = alg; this._key = key; this._parts = []; }
 Hash.prototype.update = function (data, enc) { this._parts.push(toBytes(data, enc)); return this; };
 Hash.prototype.digest = function (enc) {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod http;
+mod identity;
 mod isolation;
 mod jobs;
 mod manage;

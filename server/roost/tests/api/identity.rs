@@ -1,0 +1,165 @@
+//! Identity (protocol.md §5): custom authentication as Mobile Services apps wrote it.
+
+use crate::helpers::TestApp;
+use base64::Engine as _;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+crate::on_both_backends!(
+    the_custom_authentication_sample_mints_tokens_that_tables_accept,
+    millisecond_expiries_expire_and_numeric_kids_are_accepted,
+    the_master_key_and_service_settings_are_in_process_env
+);
+
+/// The well-known AMS custom-authentication sample, unchanged but for the user store (a fixed
+/// list, so the test needs no second table): Node 0.10's `'binary'` digest as an HMAC key,
+/// `"kid":0`, `exp` in milliseconds, the master key from `process.env.MS_MasterKey`.
+const SAMPLE: &str = r#"
+var crypto = require('crypto');
+var users = { alice: 'wonderland', bob: 'builder' };
+
+exports.post = function (request, response) {
+    var username = request.body.username, password = request.body.password;
+    if (users[username] === undefined || users[username] !== password) {
+        response.send(401, { error: 'Incorrect username or password' });
+        return;
+    }
+    var expiry = new Date();
+    expiry.setUTCDate(expiry.getUTCDate() + 30);
+    var userId = 'Custom:' + username;
+    response.send(200, {
+        user: { userId: userId },
+        authenticationToken: zumoJwt(expiry, 'Custom', userId, process.env.MS_MasterKey)
+    });
+};
+
+function zumoJwt(expiryDate, aud, userId, masterKey) {
+    var crypto = require('crypto');
+    function base64(input) {
+        return new Buffer(input, 'utf8').toString('base64');
+    }
+    function urlFriendly(b64) {
+        return b64.replace(/\+/g, '-').replace(/\//g, '_').replace(new RegExp("=", "g"), '');
+    }
+    function signature(input) {
+        var key = crypto.createHash('sha256').update(masterKey + "JWTSig").digest('binary');
+        var str = crypto.createHmac('sha256', key).update(input).digest('base64');
+        return urlFriendly(str);
+    }
+    var s1 = '{"alg":"HS256","typ":"JWT","kid":0}';
+    var j2 = {
+        "exp": expiryDate.valueOf(),
+        "iss": "urn:microsoft:windows-azure:zumo",
+        "ver": 2,
+        "aud": aud,
+        "uid": userId
+    };
+    var s2 = JSON.stringify(j2);
+    var b1 = urlFriendly(base64(s1));
+    var b2 = urlFriendly(base64(s2));
+    var b3 = signature(b1 + "." + b2);
+    return [b1, b2, b3].join(".");
+}
+"#;
+
+async fn login(app: &TestApp, username: &str, password: &str) -> crate::helpers::Resp {
+    let body = json!({ "username": username, "password": password }).to_string();
+    app.request(Method::POST, "/api/login", &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json")], Some(&body)).await
+}
+
+async fn the_custom_authentication_sample_mints_tokens_that_tables_accept(app: TestApp) {
+    let r = app.put_script("api", "login", SAMPLE, json!({"permissions": {"routes": {"*": {"permission": "application"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.create_table("notes", json!({"permissions": {"insert": "user", "read": "user", "update": "user", "delete": "user"}})).await;
+    // Each note belongs to its author; a user reads only their own.
+    app.script("table", "notes.insert", "function insert(item, user, request) { item.owner = user.userId; request.execute(); }").await;
+    app.script("table", "notes.read", "function read(query, user, request) { query.where({ owner: user.userId }); request.execute(); }").await;
+
+    let wrong = login(&app, "alice", "not-her-password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.text);
+    let alice = login(&app, "alice", "wonderland").await;
+    assert_eq!(alice.status, StatusCode::OK, "{}", alice.text);
+    let alice = alice.json();
+    assert_eq!(alice["user"]["userId"], "Custom:alice");
+    let alice_token = alice["authenticationToken"].as_str().expect("token").to_string();
+    let bob_token = login(&app, "bob", "builder").await.json()["authenticationToken"].as_str().expect("token").to_string();
+
+    let as_user =
+        |token: &str| vec![("X-ZUMO-APPLICATION", app.app_key.clone()), ("X-ZUMO-AUTH", token.to_string()), ("content-type", "application/json".into())];
+    for (token, text) in [(&alice_token, "alice's"), (&bob_token, "bob's"), (&alice_token, "alice's second")] {
+        let h = as_user(token);
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = app.request(Method::POST, "/tables/notes", &h, Some(&json!({ "text": text }).to_string())).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let h = as_user(&alice_token);
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = app.request(Method::GET, "/tables/notes?$orderby=text", &h, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let rows = r.json();
+    let texts: Vec<&str> = rows.as_array().expect("rows").iter().map(|r| r["text"].as_str().unwrap_or_default()).collect();
+    assert_eq!(texts, ["alice's", "alice's second"]);
+    assert!(rows.as_array().unwrap().iter().all(|r| r["owner"] == "Custom:alice"), "{rows}");
+
+    // Without a token, or with one signed by another tenant's master key, the table refuses.
+    let r = app.request(Method::GET, "/tables/notes", &[("X-ZUMO-APPLICATION", &app.app_key)], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let other = app.new_tenant().await;
+    let foreign = sample_token(other["master_key"].as_str().unwrap(), "Custom:alice", json!(chrono::Utc::now().timestamp_millis() + 86_400_000));
+    let r = app.request(Method::GET, "/tables/notes", &[("X-ZUMO-APPLICATION", &app.app_key), ("X-ZUMO-AUTH", &foreign)], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert_eq!(r.error(), "Error: The authentication token has an invalid signature.");
+}
+
+/// A token as the sample makes it, signed in Rust.
+fn sample_token(master_key: &str, uid: &str, exp: Value) -> String {
+    use hmac::Mac as _;
+    use sha2::Digest as _;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let header = b64(r#"{"alg":"HS256","typ":"JWT","kid":0}"#);
+    let claims = b64(&json!({ "exp": exp, "iss": "urn:microsoft:windows-azure:zumo", "ver": 2, "aud": "Custom", "uid": uid }).to_string());
+    let key = sha2::Sha256::digest(format!("{master_key}JWTSig").as_bytes());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("key");
+    mac.update(format!("{header}.{claims}").as_bytes());
+    format!("{header}.{claims}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+}
+
+async fn millisecond_expiries_expire_and_numeric_kids_are_accepted(app: TestApp) {
+    app.create_table("private", json!({"permissions": {"read": "user"}})).await;
+    let read = |token: String| {
+        let app = &app;
+        async move { app.request(Method::GET, "/tables/private", &[("X-ZUMO-APPLICATION", &app.app_key), ("X-ZUMO-AUTH", &token)], None).await }
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    // An `exp` above 10^11 is milliseconds: one in the past has expired (AMS compared it with seconds,
+    // so such tokens never expired), one in the future is valid.
+    let r = read(sample_token(&app.master_key, "Custom:1", json!(now_ms - 60_000))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert_eq!(r.error(), "Error: The authentication token has expired.");
+    let r = read(sample_token(&app.master_key, "Custom:1", json!(now_ms + 60_000))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Seconds still work both ways.
+    let r = read(sample_token(&app.master_key, "Custom:1", json!(now_ms / 1000 + 60))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = read(sample_token(&app.master_key, "Custom:1", json!(now_ms / 1000 - 60))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+}
+
+async fn the_master_key_and_service_settings_are_in_process_env(app: TestApp) {
+    let api = "exports.get = function (request, response) { var e = process.env, c = require('mobileservice-config');\n\
+               response.send(200, { master: e.MS_MasterKey, app: e.MS_ApplicationKey, name: e.MS_MobileServiceName,\n\
+               dynamic: e.MS_DynamicSchemaEnabled, same: c.masterKey === e.MS_MasterKey, custom: e.greeting }); };";
+    let r = app.put_script("api", "env", api, json!({"permissions": {"routes": {"*": {"permission": "admin"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.manage(Method::PATCH, &format!("/tenants/{}/settings", app.tenant), Some(json!({"app_settings": {"greeting": "hello"}}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.request(Method::GET, "/api/env", &[("X-ZUMO-MASTER", &app.master_key)], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["master"], app.master_key.as_str());
+    assert_eq!(v["app"], app.app_key.as_str());
+    assert_eq!(v["name"], app.tenant.as_str());
+    assert_eq!(v["dynamic"], "true");
+    assert_eq!(v["same"], true);
+    assert_eq!(v["custom"], "hello");
+}
