@@ -8,7 +8,7 @@ use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::tables::{ReadParams, TableOp};
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use roost_storage::{Table, Tenant};
@@ -122,6 +122,8 @@ pub struct Permitted<O> {
     pub params: ReadParams,
     /// Who calls.
     pub caller: Caller,
+    /// The item's id (`{id}`), on an item's route.
+    pub id: Option<String>,
     op: PhantomData<O>,
 }
 
@@ -137,21 +139,35 @@ impl<O> Permitted<O> {
 
 /// The table a route names (`{table}`), or the protocol's 404.
 pub async fn route_table(parts: &mut Parts, req: &TenantRequest) -> Result<Arc<Table>, ApiError> {
-    let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, &()).await.map_err(|_| ApiError::not_found())?;
-    let name = params.into_iter().find(|(k, _)| k == "table").map(|(_, v)| v).unwrap_or_default();
-    req.tenant.table(&name).ok_or_else(|| ApiError::NotFound(format!("Table '{name}' does not exist.")))
+    Ok(route_item(parts, req).await?.0)
+}
+
+/// The table a route names, or the protocol's 404, and the item's id if the route names one (the
+/// route's parameters read once, without copying the table's name).
+pub async fn route_item(parts: &mut Parts, req: &TenantRequest) -> Result<(Arc<Table>, Option<String>), ApiError> {
+    let params = RawPathParams::from_request_parts(parts, &()).await.map_err(|_| ApiError::not_found())?;
+    let (mut name, mut id) = ("", None);
+    for (k, v) in &params {
+        match k {
+            "table" => name = v,
+            "id" => id = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    let table = req.tenant.table(name).ok_or_else(|| ApiError::NotFound(format!("Table '{name}' does not exist.")))?;
+    Ok((table, id))
 }
 
 impl<O: Operation, S: Send + Sync> FromRequestParts<S> for Permitted<O> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let req = TenantCall::from_request_parts(parts, state).await?;
-        let table = route_table(parts, &req).await?;
+        let (table, id) = route_item(parts, &req).await?;
         let params = ReadParams::parse(&req.query, req.method == Method::GET)?;
         let caller = authenticate(&req)?;
         if !caller.allows(O::OP.required(&table.record.permissions), params.no_script) {
             return Err(ApiError::unauthorized());
         }
-        Ok(Permitted { req, table, params, caller, op: PhantomData })
+        Ok(Permitted { req, table, params, caller, id, op: PhantomData })
     }
 }

@@ -217,15 +217,8 @@ async fn handle(
 ) -> Result<Response, ApiError> {
     use tower::ServiceExt as _;
     strip_platform_credentials(&mut parts.headers, state.admin_token.expose_secret());
-    let mut segments: Vec<String> = rest.split('/').skip(1).map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned()).collect();
-    if segments.last().is_some_and(|s| s.is_empty()) {
-        segments.pop();
-    }
-    // The protocol's resource segment is case-insensitive.
-    if let Some(first) = segments.first_mut() {
-        first.make_ascii_lowercase();
-    }
-    let first = segments.first().cloned().unwrap_or_default();
+    let path = normalised_path(&rest);
+    let first = path[1..].split('/').next().unwrap_or_default();
     let query = parse_query(parts.uri.query().unwrap_or(""));
     // Both proxy headers are anyone's to send: they count only behind a trusted proxy.
     let forwarded_https = state.trust_forwarded_proto
@@ -259,16 +252,6 @@ async fn handle(
         method = m;
         body = Some(rest);
     }
-    // The router sees the normalised path: each decoded segment encoded again, so that a route's
-    // parameters decode to exactly these segments.
-    let mut path = String::new();
-    for s in &segments {
-        path.push('/');
-        path.extend(percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC));
-    }
-    if path.is_empty() {
-        path.push('/');
-    }
     let call = TenantCall(Arc::new(TenantRequest {
         tenant,
         method: method.clone(),
@@ -283,6 +266,35 @@ async fn handle(
     *inner.uri_mut() = path.parse().map_err(|_| ApiError::not_found())?;
     inner.extensions_mut().insert(call);
     Ok(surface.oneshot(inner).await.unwrap_or_else(|never| match never {}))
+}
+
+/// The path the tenant surface routes on, from the path below the tenant's base (empty, or
+/// starting with `/`): one trailing slash dropped, the resource segment (the protocol's
+/// case-insensitive one) lower-cased, every segment decoded and encoded again (so that a route's
+/// parameters decode to exactly the decoded segments, and `%74ables` is `tables`). A path without
+/// `%` is already in that form but for the case of its first segment.
+fn normalised_path(rest: &str) -> String {
+    let trimmed = rest.strip_suffix('/').unwrap_or(rest);
+    if trimmed.is_empty() {
+        return "/".into();
+    }
+    if !trimmed.contains('%') {
+        let end = trimmed[1..].find('/').map_or(trimmed.len(), |i| i + 1);
+        let mut path = String::with_capacity(trimmed.len());
+        path.push_str(&trimmed[..end].to_ascii_lowercase());
+        path.push_str(&trimmed[end..]);
+        return path;
+    }
+    let mut path = String::with_capacity(trimmed.len() + 8);
+    for (i, raw) in trimmed.split('/').skip(1).enumerate() {
+        let mut segment = percent_decode_str(raw).decode_utf8_lossy().into_owned();
+        if i == 0 {
+            segment.make_ascii_lowercase();
+        }
+        path.push('/');
+        path.extend(percent_encoding::utf8_percent_encode(&segment, percent_encoding::NON_ALPHANUMERIC));
+    }
+    path
 }
 
 /// Reads a body of at most `limit` bytes. A larger one is answered with 413, but only after reading
@@ -371,6 +383,24 @@ fn finish(mut r: Response, cors: Option<HeaderMap>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::parse_query;
+
+    #[test]
+    fn paths_normalise_the_same_with_and_without_escapes() {
+        use super::normalised_path as n;
+        for (rest, want) in [
+            ("", "/"),
+            ("/", "/"),
+            ("//", "/"),
+            ("/Tables/Items/", "/tables/Items"),
+            ("/TABLES/x/abc-1", "/tables/x/abc-1"),
+            ("/api/a//b", "/api/a//b"),
+            ("/%54ables/items", "/tables/items"),
+            ("/tables/a%20b/", "/tables/a%20b"),
+            ("/tables/x/%C3%A9-1", "/tables/x/%C3%A9%2D1"),
+        ] {
+            assert_eq!(n(rest), want, "{rest}");
+        }
+    }
 
     #[test]
     fn query_strings_decode_as_forms_do() {

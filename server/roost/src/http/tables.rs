@@ -11,7 +11,7 @@ use crate::auth::{self, Caller};
 use crate::error::{msg, ApiError, Result};
 use crate::tables::{item, wire, ReadParams, TableOp, TableService};
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -28,8 +28,8 @@ pub async fn read_items(State(state): State<AppState>, p: Permitted<Read>) -> Re
 }
 
 /// `GET /tables/{table}/{id}`: a read by id.
-pub async fn read_item(State(state): State<AppState>, p: Permitted<Read>, Path((_, id)): Path<(String, String)>) -> Result<Response> {
-    run(&state, p.op(), p.req, p.table, Some(id), p.params, p.caller).await
+pub async fn read_item(State(state): State<AppState>, p: Permitted<Read>) -> Result<Response> {
+    run(&state, p.op(), p.req, p.table, p.id, p.params, p.caller).await
 }
 
 /// `POST /tables/{table}`: an insert.
@@ -38,8 +38,8 @@ pub async fn insert_item(State(state): State<AppState>, p: Permitted<Insert>) ->
 }
 
 /// `PATCH /tables/{table}/{id}`: an update.
-pub async fn update_item(State(state): State<AppState>, p: Permitted<Update>, Path((_, id)): Path<(String, String)>) -> Result<Response> {
-    run(&state, p.op(), p.req, p.table, Some(id), p.params, p.caller).await
+pub async fn update_item(State(state): State<AppState>, p: Permitted<Update>) -> Result<Response> {
+    run(&state, p.op(), p.req, p.table, p.id, p.params, p.caller).await
 }
 
 /// `PATCH /tables/{table}`: an update without an id, which the protocol answers with its 400.
@@ -48,13 +48,13 @@ pub async fn update_without_id(State(state): State<AppState>, p: Permitted<Updat
 }
 
 /// `DELETE /tables/{table}/{id}`: a delete.
-pub async fn delete_item(State(state): State<AppState>, p: Permitted<Delete>, Path((_, id)): Path<(String, String)>) -> Result<Response> {
-    run(&state, p.op(), p.req, p.table, Some(id), p.params, p.caller).await
+pub async fn delete_item(State(state): State<AppState>, p: Permitted<Delete>) -> Result<Response> {
+    run(&state, p.op(), p.req, p.table, p.id, p.params, p.caller).await
 }
 
 /// `POST /tables/{table}/{id}`: an undelete (§2.5).
-pub async fn undelete_item(State(state): State<AppState>, p: Permitted<Undelete>, Path((_, id)): Path<(String, String)>) -> Result<Response> {
-    run(&state, p.op(), p.req, p.table, Some(id), p.params, p.caller).await
+pub async fn undelete_item(State(state): State<AppState>, p: Permitted<Undelete>) -> Result<Response> {
+    run(&state, p.op(), p.req, p.table, p.id, p.params, p.caller).await
 }
 
 /// Another method on a table: 404 if there is no such table, else 405 (§1.1's order).
