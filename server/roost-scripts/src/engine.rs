@@ -66,6 +66,7 @@ const BUILTINS: &[(&str, &str)] = &[
     ("assert", include_str!("js/assert.js")),
     ("crypto", include_str!("js/crypto.js")),
     ("request", include_str!("js/request.js")),
+    ("roost-auth", include_str!("js/roost-auth.js")),
 ];
 
 /// Log lines one invocation may write; a script logging in a loop would otherwise flood its logs.
@@ -888,6 +889,13 @@ fn install_natives<'js>(ctx: &Ctx<'js>, state: &Arc<Mutex<InvState>>, source: &s
         })?,
     )?;
     let resolver = host.clone();
+    let minter = host.clone();
+    n.set(
+        "mintToken",
+        Function::new(ctx.clone(), move |ctx: Ctx<'_>, user_id: String, claims: String, lifetime: f64| -> rquickjs::Result<String> {
+            minter.mint_token(&user_id, &claims, lifetime).map_err(|m| rquickjs::Exception::throw_message(&ctx, &m))
+        })?,
+    )?;
     let permissions = host.clone();
     n.set("apiAllowed", Function::new(ctx.clone(), move |route: String, verb: String| -> bool { permissions.api_allowed(&route, &verb) })?)?;
     n.set(

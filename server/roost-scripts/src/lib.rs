@@ -94,6 +94,12 @@ pub trait ScriptHost: Send + Sync + 'static {
         let _ = (route, verb);
         false
     }
+    /// Mints a user token of the tenant (`require('roost-auth').createToken`): `claims` is a JSON
+    /// object of extra claims, `lifetime_seconds` the validity. The error is the message thrown.
+    fn mint_token(&self, user_id: &str, claims: &str, lifetime_seconds: f64) -> Result<String, String> {
+        let _ = (user_id, claims, lifetime_seconds);
+        Err("Tokens cannot be minted here.".into())
+    }
     /// The source of a shared module (`shared/<name>.js`, `name` lower-case, without extension).
     fn module(&self, name: &str) -> Option<Arc<str>>;
     /// Stores a log line of the tenant.

@@ -43,16 +43,31 @@ fn unreachable_hmac() -> HmacSha256 {
 
 /// Mints a user token as the login flow does (§5.3): `uid` like `Custom:42`, valid for `ttl_seconds`.
 pub fn mint_token(master_key: &str, user_id: &str, ttl_seconds: i64) -> String {
+    mint_token_with(master_key, user_id, ttl_seconds, &serde_json::Map::new())
+}
+
+/// Claims a minted token's extra claims may not set: the ones §5.3 defines and validation reads.
+pub const RESERVED_CLAIMS: [&str; 8] = ["exp", "iss", "ver", "aud", "uid", "id", "iat", "nbf"];
+
+/// [`mint_token`] with extra claims after the §5.3 ones (the caller has refused [`RESERVED_CLAIMS`]).
+pub fn mint_token_with(master_key: &str, user_id: &str, ttl_seconds: i64, extra: &serde_json::Map<String, serde_json::Value>) -> String {
     let header = r#"{"alg":"HS256","typ":"JWT","kid":"0"}"#;
     let aud = user_id.split(':').next().unwrap_or("Custom");
     let exp = chrono::Utc::now().timestamp() + ttl_seconds;
-    let claims = serde_json::json!({
+    let mut claims = serde_json::json!({
         "exp": exp,
         "iss": "urn:microsoft:windows-azure:zumo",
         "ver": 2,
         "aud": aud,
         "uid": user_id,
     });
+    if let Some(c) = claims.as_object_mut() {
+        for (k, v) in extra {
+            if !RESERVED_CLAIMS.contains(&k.as_str()) {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+    }
     let signed = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let sig = URL_SAFE_NO_PAD.encode(sign(master_key, &signed));
     format!("{signed}.{sig}")

@@ -478,6 +478,23 @@ impl ScriptHost for Host {
         }
     }
 
+    fn mint_token(&self, user_id: &str, claims: &str, lifetime_seconds: f64) -> Result<String, String> {
+        if user_id.is_empty() || user_id.chars().count() > MAX_TOKEN_USER_ID_CHARS {
+            return Err(format!("createToken: the user id must have 1 to {MAX_TOKEN_USER_ID_CHARS} characters."));
+        }
+        if claims.len() > MAX_TOKEN_CLAIMS_BYTES {
+            return Err(format!("createToken: the extra claims take more than {MAX_TOKEN_CLAIMS_BYTES} bytes as JSON."));
+        }
+        let Ok(Json::Object(extra)) = serde_json::from_str::<Json>(claims) else { return Err("createToken: options.claims must be an object.".into()) };
+        if let Some(k) = extra.keys().find(|k| crate::auth::RESERVED_CLAIMS.contains(&k.as_str())) {
+            return Err(format!("createToken: the claim '{k}' is set by Roost and cannot be given."));
+        }
+        if !lifetime_seconds.is_finite() || !(1.0..=MAX_TOKEN_LIFETIME_SECONDS as f64).contains(&lifetime_seconds) {
+            return Err(format!("createToken: options.lifetimeSeconds must be between 1 and {MAX_TOKEN_LIFETIME_SECONDS}."));
+        }
+        Ok(crate::auth::mint_token_with(&self.0.tenant.record.master_key, user_id, lifetime_seconds as i64, &extra))
+    }
+
     fn module(&self, name: &str) -> Option<Arc<str>> {
         self.0.tenant.script(ScriptKind::Shared, name).map(|s| s.body.clone())
     }
@@ -528,6 +545,13 @@ impl ScriptHost for Host {
         })
     }
 }
+
+/// The longest user id `createToken` signs.
+const MAX_TOKEN_USER_ID_CHARS: usize = 256;
+/// The most extra claims `createToken` signs, as JSON.
+const MAX_TOKEN_CLAIMS_BYTES: usize = 4096;
+/// The longest lifetime `createToken` gives a token (a year).
+const MAX_TOKEN_LIFETIME_SECONDS: i64 = 365 * 24 * 3600;
 
 /// Runs an invocation for an HTTP request and waits for its response. A script that ends without
 /// responding leaves the request to the pipeline's timeout (503, §6.4).

@@ -354,7 +354,7 @@ function __roost_entry(name, fn) {
         }
       }
       // Roost's built-ins.
-      if (/^[a-z_]+$/.test(builtin)) {
+      if (/^[a-z_-]+$/.test(builtin)) {
         if (cache['node:' + builtin]) return cache['node:' + builtin].exports;
         if (builtin === 'buffer') return { Buffer: g.Buffer };
         if (builtin === 'timers') return { setTimeout: g.setTimeout, clearTimeout: g.clearTimeout, setInterval: g.setInterval, clearInterval: g.clearInterval, setImmediate: g.setImmediate, clearImmediate: g.clearImmediate };
@@ -368,7 +368,7 @@ function __roost_entry(name, fn) {
       }
       var inPackage = packageOf(from);
       throw moduleError("Cannot find module '" + id + "'" + (inPackage ? " (required by package '" + inPackage + "')" : '') +
-        ". Scripts can require shared modules ('../shared/<name>'), the service's npm packages (package.json), 'mobileservice-config', 'request' and the built-ins util, events, querystring, url, assert, crypto, buffer and timers.", 'MODULE_NOT_FOUND');
+        ". Scripts can require shared modules ('../shared/<name>'), the service's npm packages (package.json), 'mobileservice-config', 'request', 'roost-auth' and the built-ins util, events, querystring, url, assert, crypto, buffer and timers.", 'MODULE_NOT_FOUND');
     };
   }
   L.makeRequire = makeRequire;

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 crate::on_both_backends!(
     the_custom_authentication_sample_mints_tokens_that_tables_accept,
     millisecond_expiries_expire_and_numeric_kids_are_accepted,
-    the_master_key_and_service_settings_are_in_process_env
+    the_master_key_and_service_settings_are_in_process_env,
+    scripts_mint_tokens_with_roost_auth_within_bounds
 );
 
 /// The well-known AMS custom-authentication sample, unchanged but for the user store (a fixed
@@ -162,4 +163,54 @@ async fn the_master_key_and_service_settings_are_in_process_env(app: TestApp) {
     assert_eq!(v["dynamic"], "true");
     assert_eq!(v["same"], true);
     assert_eq!(v["custom"], "hello");
+}
+
+async fn scripts_mint_tokens_with_roost_auth_within_bounds(app: TestApp) {
+    let api = r#"
+var auth = require('roost-auth');
+exports.post = function (request, response) {
+    var b = request.body;
+    try {
+        var token = auth.createToken(b.userId, b.options);
+        response.send(200, { user: { userId: b.userId }, authenticationToken: token });
+    } catch (e) {
+        response.send(400, { error: e.message });
+    }
+};"#;
+    let r = app.put_script("api", "mint", api, json!({"permissions": {"routes": {"*": {"permission": "application"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.create_table("mine", json!({"permissions": {"read": "user"}})).await;
+    app.script("table", "mine.read", "function read(query, user, request) { request.respond(200, { userId: user.userId }); }").await;
+    let mint = |body: Value| {
+        let app = &app;
+        async move {
+            app.request(Method::POST, "/api/mint", &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json")], Some(&body.to_string())).await
+        }
+    };
+    let r = mint(json!({"userId": "Custom:carol", "options": {"claims": {"role": "editor"}, "lifetimeSeconds": 600}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let token = r.json()["authenticationToken"].as_str().expect("token").to_string();
+    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(claims["uid"], "Custom:carol");
+    assert_eq!(claims["role"], "editor");
+    let exp = claims["exp"].as_i64().unwrap() - chrono::Utc::now().timestamp();
+    assert!((590..=600).contains(&exp), "{claims}");
+    let r = app.request(Method::GET, "/tables/mine", &[("X-ZUMO-APPLICATION", &app.app_key), ("X-ZUMO-AUTH", &token)], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["userId"], "Custom:carol");
+    // Bounds: the reserved claims, the lifetime, the size of the claims and of the user id.
+    for (body, needle) in [
+        (json!({"userId": "Custom:x", "options": {"claims": {"exp": 99999999999i64}}}), "'exp' is set by Roost"),
+        (json!({"userId": "Custom:x", "options": {"claims": {"uid": "Custom:admin"}}}), "'uid' is set by Roost"),
+        (json!({"userId": "Custom:x", "options": {"lifetimeSeconds": 0}}), "between 1 and"),
+        (json!({"userId": "Custom:x", "options": {"lifetimeSeconds": 400 * 24 * 3600}}), "between 1 and"),
+        (json!({"userId": "Custom:x", "options": {"claims": {"big": "x".repeat(5000)}}}), "more than 4096 bytes"),
+        (json!({"userId": "x".repeat(300)}), "1 to 256 characters"),
+        (json!({"userId": ""}), "needs a user id"),
+        (json!({"userId": "Custom:x", "options": {"claims": [1]}}), "must be an object"),
+    ] {
+        let r = mint(body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
+        assert!(r.json()["error"].as_str().unwrap_or_default().contains(needle), "{body}: {}", r.text);
+    }
 }
