@@ -52,37 +52,8 @@ impl Default for ScriptLimits {
     }
 }
 
-/// A log line's level (protocol §6.8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
-    /// `console.log`, `console.info`.
-    Information,
-    /// `console.warn`.
-    Warning,
-    /// `console.error` and script failures.
-    Error,
-}
-
-impl LogLevel {
-    /// The protocol's name of the level.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Information => "information",
-            LogLevel::Warning => "warning",
-            LogLevel::Error => "error",
-        }
-    }
-
-    /// Parses a protocol level name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "information" => Some(LogLevel::Information),
-            "warning" => Some(LogLevel::Warning),
-            "error" => Some(LogLevel::Error),
-            _ => None,
-        }
-    }
-}
+/// A log line's level (protocol §6.8): the one enum the wire types, the storage and the engine share.
+pub use roost_api::LogLevel;
 
 /// What the script engine needs from the server, per invocation.
 pub trait ScriptHost: Send + Sync + 'static {

@@ -152,8 +152,15 @@ async fn the_master_key_and_service_settings_are_in_process_env(app: TestApp) {
                dynamic: e.MS_DynamicSchemaEnabled, same: c.masterKey === e.MS_MasterKey, custom: e.greeting }); };";
     let r = app.put_script("api", "env", api, json!({"permissions": {"routes": {"*": {"permission": "admin"}}}})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = app.manage(Method::PATCH, &format!("/tenants/{}/settings", app.tenant), Some(json!({"app_settings": {"greeting": "hello"}}))).await;
+    let r = app
+        .manage(
+            Method::PATCH,
+            &format!("/tenants/{}/settings", app.tenant),
+            Some(json!({"app_settings": {"greeting": "hello", "MS_MasterKey": "spoofed", "MS_MobileServiceName": "other"}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // App settings named like the service's own cannot stand in for them.
     let r = app.request(Method::GET, "/api/env", &[("X-ZUMO-MASTER", &app.master_key)], None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let v = r.json();
