@@ -249,7 +249,7 @@ pub async fn serve_with(
     let router = http::router(state.clone());
     tracing::info!(listen = %listener.local_addr()?, "Roost is listening");
     let grace = state.shutdown_grace;
-    let serving = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+    let serving = axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(router))
         .with_graceful_shutdown(until(stopped.clone()))
         .into_future();
     // After the signal, in-flight requests get the grace period; then the server stops without them.

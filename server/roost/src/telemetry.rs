@@ -33,7 +33,7 @@ pub fn record_tenant(name: &str) {
     Span::current().record("tenant.name", name);
 }
 
-/// Records the route template (`/tables/{table}/{id}`, `/manage/v1/tenants/{tenant}`) on the
+/// Records the route template (`/t/{tenant}/tables/{table}/{id}`, `/manage/v1/tenants/{tenant}`) on the
 /// current request's span.
 pub fn record_route(template: &str) {
     Span::current().record("route", template);
@@ -91,8 +91,10 @@ where
                 id
             }
         };
-        let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str()).unwrap_or("");
-        let span = tracing::info_span!("request", request.id = id.to_str().unwrap_or(""), method = %req.method(), route = route, tenant.name = Empty, status = Empty, latency_ms = Empty);
+        let span = tracing::info_span!("request", request.id = id.to_str().unwrap_or(""), method = %req.method(), route = Empty, tenant.name = Empty, status = Empty, latency_ms = Empty);
+        if let Some(m) = req.extensions().get::<axum::extract::MatchedPath>() {
+            span.record("route", m.as_str());
+        }
         let started = std::time::Instant::now();
         let response = {
             let _entered = span.enter();
@@ -110,6 +112,20 @@ where
             Ok(res)
         })
     }
+}
+
+/// Records each route's template on the request's span (for a router inside a [`TelemetryLayer`]
+/// that is not the router's own, where the template is not known yet when the span starts).
+pub fn record_routes<S>(router: axum::Router<S>) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.route_layer(axum::middleware::map_request(|req: axum::extract::Request| async move {
+        if let Some(m) = req.extensions().get::<axum::extract::MatchedPath>() {
+            record_route(m.as_str());
+        }
+        req
+    }))
 }
 
 /// Adds the [`TelemetryLayer`] to a router.

@@ -58,7 +58,7 @@ const LOGIN_RECEIVER: &str = r##"<!DOCTYPE html>
 "##;
 
 /// Serves the two pages; other items are 404, other verbs 405.
-pub async fn serve_page(r: TenantCall, Path(page): Path<String>) -> Result<Response> {
+pub async fn serve_page(r: TenantCall, Path((_tenant, page)): Path<(String, String)>) -> Result<Response> {
     let (template, param) = match page.to_ascii_lowercase().as_str() {
         "bridge" => (BRIDGE, "origin"),
         "loginreceiver" => (LOGIN_RECEIVER, "completion_origin"),

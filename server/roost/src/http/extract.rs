@@ -49,7 +49,7 @@ impl Deref for TenantCall {
 impl<S: Send + Sync> FromRequestParts<S> for TenantCall {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        // The tenant route's template replaces the outer `/t/{tenant}/{*rest}` on the request's span.
+        // The tenant route's template goes on the request's span (the pipeline ran before routing).
         if let Some(m) = parts.extensions.get::<axum::extract::MatchedPath>() {
             crate::telemetry::record_route(m.as_str());
         }

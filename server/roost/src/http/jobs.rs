@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use roost_storage::scripts::ScriptKind;
 
 /// `/jobs/{name}`: the master key first (401), then the job (404), then the method (405).
-pub async fn run_job(State(state): State<AppState>, _: Master, r: TenantCall, Path(name): Path<String>) -> Result<Response> {
+pub async fn run_job(State(state): State<AppState>, _: Master, r: TenantCall, Path((_tenant, name)): Path<(String, String)>) -> Result<Response> {
     let script = r.tenant.script(ScriptKind::Job, &name).ok_or_else(ApiError::not_found)?;
     if r.method != Method::POST {
         return Err(ApiError::MethodNotAllowed("POST"));

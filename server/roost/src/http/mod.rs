@@ -16,6 +16,7 @@ pub mod tables;
 
 use crate::auth;
 use crate::error::ApiError;
+use crate::telemetry::{Telemetry, TelemetryLayer};
 use crate::{AppState, ExposeSecret};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -28,35 +29,80 @@ use percent_encoding::percent_decode_str;
 use roost_storage::Tenant;
 use std::sync::Arc;
 use std::time::Duration;
+use tower::Layer as _;
 
-/// The root router: tenant endpoints under `/t/{tenant}/` and host-addressed tenants, and, unless
+/// The root service: tenant endpoints under `/t/{tenant}/` and host-addressed tenants, and, unless
 /// they have a listener of their own (`manage_listen`), `/manage/v1` and the portal.
-pub fn router(state: AppState) -> Router {
+///
+/// A request is routed once. A path under `/t/` goes straight to the tenant pipeline, which finds
+/// the tenant, normalises the path and applies the method overrides before the tenant surface
+/// routes it ([`Root`]); any other path goes to the platform's router, whose fallback sends a
+/// host-addressed tenant's request to the pipeline.
+pub fn router(state: AppState) -> Telemetry<Root> {
     let surface = tenant_routes(state.clone());
-    let by_path = {
+    let platform = {
         let surface = surface.clone();
-        move |State(state): State<AppState>, req: Request| async move { tenant_by_path(state, surface, req).await }
+        let tenants = Router::new().fallback(move |State(state): State<AppState>, req: Request| async move { by_host(state, surface, req).await });
+        let router = if state.manage_apart { tenants } else { tenants.merge(crate::telemetry::record_routes(platform(&state))) };
+        router.with_state(state.clone())
     };
-    let tenants = Router::new()
-        .route("/t/{tenant}", any(by_path.clone()))
-        .route("/t/{tenant}/", any(by_path.clone()))
-        .route("/t/{tenant}/{*rest}", any(by_path))
-        .fallback(move |State(state): State<AppState>, req: Request| async move { fallback(state, surface, req).await });
-    let router = if state.manage_apart { tenants } else { tenants.merge(platform(&state)) };
-    crate::telemetry::layer(router.with_state(state))
+    TelemetryLayer.layer(Root { state, surface, platform })
 }
 
-/// The tenant surface, below a tenant's base (`/t/{tenant}` or a tenant's host name). The pipeline
-/// has found the tenant and lower-cased the resource segment; each handler's extractors make the
-/// checks of its route ([`extract`]). A wrong method answers 405 with the protocol's `Allow`.
+/// The service [`router`] builds (inside its telemetry layer).
+#[derive(Clone)]
+pub struct Root {
+    state: AppState,
+    surface: Router,
+    platform: Router,
+}
+
+impl tower::Service<Request> for Root {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // `/t/{tenant}[/rest]`: the tenant is the second raw segment, wherever its name also occurs.
+        let by_path = req.uri().path().strip_prefix("/t/").map(|after| match after.find('/') {
+            Some(i) => (after[..i].to_string(), after[i..].to_string()),
+            None => (after.to_string(), String::new()),
+        });
+        match by_path {
+            Some((raw_tenant, rest)) if !raw_tenant.is_empty() => {
+                let (state, surface) = (self.state.clone(), self.surface.clone());
+                let tenant = percent_decode_str(&raw_tenant).decode_utf8_lossy().into_owned();
+                Box::pin(async move { Ok(tenant_request(state, &surface, tenant, Base::Path(raw_tenant), rest, req).await) })
+            }
+            _ => {
+                use tower::ServiceExt as _;
+                Box::pin(self.platform.clone().oneshot(req))
+            }
+        }
+    }
+}
+
+/// The tenant surface's routes start with `/t/{tenant}`; the pipeline routes a host-addressed
+/// tenant's request there too.
+const SURFACE_BASE: &str = "/t/{tenant}";
+
+/// The tenant surface, below a tenant's base (`/t/{tenant}`, where the pipeline also puts a
+/// host-addressed tenant's request). The pipeline has found the tenant and lower-cased the resource
+/// segment; each handler's extractors make the checks of its route ([`extract`]). A wrong method
+/// answers 405 with the protocol's `Allow`.
 pub fn tenant_routes(state: AppState) -> Router {
     let only = |allow: &'static str, m: MethodRouter<AppState>| {
         let refuse = move || async move { ApiError::MethodNotAllowed(allow) };
         m.head(refuse).fallback(refuse)
     };
+    let at = |path: &str| format!("{SURFACE_BASE}{path}");
     Router::new()
         .route(
-            "/tables/{table}",
+            &at("/tables/{table}"),
             get(tables::read_items)
                 .post(tables::insert_item)
                 .patch(tables::update_without_id)
@@ -64,7 +110,7 @@ pub fn tenant_routes(state: AppState) -> Router {
                 .fallback(tables::collection_method_not_allowed),
         )
         .route(
-            "/tables/{table}/{id}",
+            &at("/tables/{table}/{id}"),
             get(tables::read_item)
                 .post(tables::undelete_item)
                 .patch(tables::update_item)
@@ -72,12 +118,12 @@ pub fn tenant_routes(state: AppState) -> Router {
                 .head(tables::item_method_not_allowed)
                 .fallback(tables::item_method_not_allowed),
         )
-        .route("/api/{name}", any(api::call_api))
-        .route("/api/{name}/{*rest}", any(api::call_api))
-        .route("/jobs/{name}", any(jobs::run_job))
-        .route("/diagnostics", only("GET", get(diagnostics::get_diagnostics)))
-        .route("/crossdomain/{page}", any(crossdomain::serve_page))
-        .route("/status", only("GET", get(|| async { StatusCode::OK })))
+        .route(&at("/api/{name}"), any(api::call_api))
+        .route(&at("/api/{name}/{*rest}"), any(api::call_api))
+        .route(&at("/jobs/{name}"), any(jobs::run_job))
+        .route(&at("/diagnostics"), only("GET", get(diagnostics::get_diagnostics)))
+        .route(&at("/crossdomain/{page}"), any(crossdomain::serve_page))
+        .route(&at("/status"), only("GET", get(|| async { StatusCode::OK })))
         .fallback(|| async { ApiError::not_found() })
         .with_state(state)
 }
@@ -108,26 +154,16 @@ pub struct OwnPage;
 /// script's `Set-Cookie`).
 pub const SESSION_COOKIE: &str = "roost_session";
 
-async fn tenant_by_path(state: AppState, surface: Router, req: Request) -> Response {
-    // `/t/{tenant}[/rest]`: the tenant is the second raw segment, wherever its name also occurs.
-    let path = req.uri().path();
-    let after = path.strip_prefix("/t/").unwrap_or("");
-    let (raw_tenant, rest) = match after.find('/') {
-        Some(i) => (&after[..i], after[i..].to_string()),
-        None => (after, String::new()),
-    };
-    let tenant = percent_decode_str(raw_tenant).decode_utf8_lossy().into_owned();
-    tenant_request(state, &surface, tenant, rest, req).await
-}
-
-async fn fallback(state: AppState, surface: Router, req: Request) -> Response {
+/// The platform router's fallback: a host-addressed tenant's request (`{tenant}.{tenant_domain}`),
+/// else 404.
+async fn by_host(state: AppState, surface: Router, req: Request) -> Response {
     if let Some(domain) = &state.tenant_domain {
         let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
         let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host).to_ascii_lowercase();
         if let Some(tenant) = host.strip_suffix(domain.as_str()).and_then(|t| t.strip_suffix('.')) {
             if !tenant.is_empty() && !tenant.contains('.') {
                 let rest = req.uri().path().to_string();
-                return tenant_request(state.clone(), &surface, tenant.to_string(), rest, req).await;
+                return tenant_request(state.clone(), &surface, tenant.to_string(), Base::Host, rest, req).await;
             }
         }
     }
@@ -139,9 +175,17 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
 
+/// Where a tenant request addressed its tenant.
+pub(crate) enum Base {
+    /// `/t/{tenant}`, with the segment as sent: the request's URI already has the surface's form.
+    Path(String),
+    /// The request's host name.
+    Host,
+}
+
 /// Runs a request through the pipeline and the tenant surface (`rest` is the path below the tenant's
 /// base).
-pub(crate) async fn tenant_request(state: AppState, surface: &Router, tenant_name: String, rest: String, req: Request) -> Response {
+pub(crate) async fn tenant_request(state: AppState, surface: &Router, tenant_name: String, base: Base, rest: String, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let tenant = match state.storage.tenant(&tenant_name).await {
         Ok(Some(t)) => {
@@ -160,7 +204,7 @@ pub(crate) async fn tenant_request(state: AppState, surface: &Router, tenant_nam
     let timeout = Duration::from_millis(tenant.record.settings.request_timeout_ms.min(state.maxima.request_timeout_ms));
     // Every statement the request starts is interrupted at the same deadline.
     let deadline = std::time::Instant::now() + timeout;
-    let work = roost_storage::deadline::scope(deadline, handle(state, surface.clone(), tenant.clone(), rest, parts, body));
+    let work = roost_storage::deadline::scope(deadline, handle(state, surface.clone(), tenant.clone(), base, rest, parts, body));
     let response = match tokio::time::timeout(timeout, work).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => e.into_response(),
@@ -211,6 +255,7 @@ async fn handle(
     state: AppState,
     surface: Router,
     tenant: Arc<Tenant>,
+    base: Base,
     rest: String,
     mut parts: axum::http::request::Parts,
     body: Body,
@@ -261,11 +306,16 @@ async fn handle(
         body,
         scheme: if forwarded_https { "https" } else { "http" },
     }));
-    let mut inner = Request::new(Body::empty());
-    *inner.method_mut() = method;
-    *inner.uri_mut() = path.parse().map_err(|_| ApiError::not_found())?;
-    inner.extensions_mut().insert(call);
-    Ok(surface.oneshot(inner).await.unwrap_or_else(|never| match never {}))
+    // The surface routes on `/t/{tenant}` and the normalised path; a path already in that form (the
+    // usual case) keeps its URI.
+    match base {
+        Base::Path(_) if path == rest => {}
+        Base::Path(raw) => parts.uri = format!("/t/{raw}{path}").parse().map_err(|_| ApiError::not_found())?,
+        Base::Host => parts.uri = format!("/t/-{path}").parse().map_err(|_| ApiError::not_found())?,
+    }
+    parts.method = method;
+    parts.extensions.insert(call);
+    Ok(surface.oneshot(Request::from_parts(parts, Body::empty())).await.unwrap_or_else(|never| match never {}))
 }
 
 /// The path the tenant surface routes on, from the path below the tenant's base (empty, or
