@@ -4,11 +4,12 @@
 //!
 //! This crate owns every SQL statement Roost runs; tenant-table SQL comes from `roost-odata`'s renderer
 //! or from [`ddl`]. It never knows HTTP. Control-plane changes bump a *generation* that every process
-//! sharing the catalog observes (a stamp file on SQLite; on PostgreSQL a `NOTIFY` that every server
+//! sharing the catalog observes (a counter in a file every process maps, on SQLite; on PostgreSQL a `NOTIFY` that every server
 //! acknowledges before the change returns), so a change made with the CLI takes effect on a running
 //! server at once.
 
 pub mod accounts;
+mod counter;
 pub mod db;
 pub mod ddl;
 pub mod deadline;
@@ -89,7 +90,7 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 /// Where the catalog lives.
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
-    /// Data folder (SQLite files, generation stamp).
+    /// Data folder (SQLite files, change counter).
     pub data_dir: PathBuf,
     /// `postgres://…` to use PostgreSQL; `None` for the embedded SQLite default.
     pub database_url: Option<String>,
@@ -243,6 +244,8 @@ pub struct Storage {
     cache: RwLock<(u64, HashMap<String, Arc<Tenant>>)>,
     /// Bumped by this process's own changes and, on PostgreSQL, by NOTIFY from other processes.
     local_generation: Arc<AtomicU64>,
+    /// SQLite: the data folder's change counter, shared with every process that opens it.
+    shared_generation: Option<counter::SharedCounter>,
     /// PostgreSQL: groups concurrent inserts into multi-row statements.
     pg_inserter: Option<Arc<pg_batch::PgInserter>>,
     /// PostgreSQL: statements one tenant may have running at once (half the shared pool).
@@ -313,6 +316,13 @@ impl Storage {
                 Db::Sqlite(pool)
             }
         };
+        let shared_generation = match &catalog {
+            Db::Postgres(_) => None,
+            _ => {
+                let path = config.data_dir.join("catalog.counter");
+                Some(counter::SharedCounter::open(&path).map_err(|e| StorageError::Internal(format!("opening {}: {e}", path.display())))?)
+            }
+        };
         let pg_inserter = match &catalog {
             Db::Postgres(p) => Some(Arc::new(pg_batch::PgInserter::start(p.clone()))),
             _ => None,
@@ -325,6 +335,7 @@ impl Storage {
             pools: Default::default(),
             cache: RwLock::new((u64::MAX, HashMap::new())),
             local_generation,
+            shared_generation,
             stop,
         })
     }
@@ -344,26 +355,14 @@ impl Storage {
         &self.catalog
     }
 
-    fn stamp_path(&self) -> PathBuf {
-        self.data_dir.join("catalog.generation")
-    }
-
     /// A number that changes whenever any process changes the catalog.
     pub fn generation(&self) -> u64 {
         let local = self.local_generation.load(Ordering::Acquire);
-        if self.dialect() == Dialect::Postgres {
-            return local;
-        }
-        // SQLite: the CLI and the server share the data folder; each change replaces the stamp file.
-        // One stat per request (about a microsecond) keeps every process's caches exact.
-        use std::os::unix::fs::MetadataExt;
-        match std::fs::metadata(self.stamp_path()) {
-            Ok(m) => {
-                let mut h = m.ino().wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                h ^= (m.mtime() as u64).wrapping_mul(1_000_000_007) ^ (m.mtime_nsec() as u64) ^ (m.size() << 40);
-                h.wrapping_add(local)
-            }
-            Err(_) => local,
+        // SQLite: the CLI and the server share the data folder and its change counter, so every
+        // process's caches stay exact.
+        match &self.shared_generation {
+            Some(shared) => local.wrapping_add(shared.load()),
+            None => local,
         }
     }
 
@@ -379,11 +378,9 @@ impl Storage {
         match &self.catalog {
             Db::Postgres(p) => notify_and_wait_for_servers(p).await?,
             Db::Sqlite(_) | Db::SqliteEngine(_) => {
-                let path = self.stamp_path();
-                let previous: u64 = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
-                let tmp = self.data_dir.join(format!(".catalog.generation.{}", uuid::Uuid::new_v4()));
-                let write = std::fs::write(&tmp, (previous + 1).to_string()).and_then(|_| std::fs::rename(&tmp, &path));
-                write.map_err(|e| StorageError::Internal(format!("writing {}: {e}", path.display())))?;
+                if let Some(shared) = &self.shared_generation {
+                    shared.bump();
+                }
             }
         }
         Ok(())

@@ -73,3 +73,25 @@ async fn story_on_postgres() {
     let url = std::env::var("ROOST_TEST_DATABASE_URL").expect("ROOST_TEST_DATABASE_URL is not set: scripts/test starts a PostgreSQL server");
     story(Some(url)).await;
 }
+
+/// Two processes on one SQLite data folder (the server and the CLI): each sees the other's catalog
+/// changes at once, through its cache, in both directions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_storages_of_one_sqlite_folder_see_each_others_changes_at_once() {
+    let dir = std::env::temp_dir().join(format!("roost-shared-{}", uuid::Uuid::new_v4().simple()));
+    let config = StorageConfig { data_dir: dir.clone(), database_url: None, pg_max_connections: 4, listen_for_changes: false, statement_timeout_ms: 60_000 };
+    let server = Storage::open(&config).await.expect("open");
+    let cli = Storage::open(&config).await.expect("open again");
+    server.create_tenant("shared", "app", "master", &TenantSettings::default()).await.expect("tenant");
+    assert!(cli.tenant("shared").await.expect("load").expect("the CLI sees the new tenant").table("notes").is_none());
+    let rec = TableRecord { name: "notes".into(), id_kind: IdKind::String, soft_delete: false, permissions: TablePermissions::default() };
+    // The server has the tenant cached; a table the CLI creates is there on its next lookup.
+    assert!(server.tenant("shared").await.expect("load").expect("exists").table("notes").is_none());
+    cli.create_table("shared", &rec).await.expect("table");
+    assert!(server.tenant("shared").await.expect("load").expect("exists").table("notes").is_some(), "the server's cache missed the CLI's change");
+    server.drop_table("shared", "notes").await.expect("drop");
+    assert!(cli.tenant("shared").await.expect("load").expect("exists").table("notes").is_none(), "the CLI's cache missed the server's change");
+    cli.delete_tenant("shared").await.expect("delete");
+    assert!(server.tenant("shared").await.expect("load").is_none());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -402,7 +402,7 @@ async fn rows(State(s): State<AppState>, Path(params): Path<Vec<(String, String)
     parts.headers.insert("x-zumo-master", header::HeaderValue::from_str(&record.master_key).map_err(|e| ManageError::Internal(e.to_string()))?);
     let surface = super::tenant_routes(s.clone());
     let base = super::Base::Path(enc(&record.name));
-    Ok(super::tenant_request(s, &surface, record.name, base, rest, Request::from_parts(parts, body)).await)
+    Ok(super::tenant_request(&s, &surface, record.name, base, rest, Request::from_parts(parts, body)).await)
 }
 
 async fn list_tenants(State(s): State<AppState>, Extension(who): Extension<Principal>) -> R<Json<Vec<roost_api::TenantSummary>>> {

@@ -1,8 +1,9 @@
-//! HTTP transport: the root router, and the tenant-endpoint pipeline of protocol.md §1.1 (tenant
-//! lookup, CORS, version check, method override, body limit, timeout, common headers) in front of
-//! the tenant surface, an axum router ([`tenant_routes`]). The pipeline normalises the path first
-//! (the protocol's resource segment is case-insensitive and a trailing slash is tolerated) and applies
-//! the method overrides, so the router sees the request the protocol means.
+//! HTTP transport: the root service ([`router`]), and the tenant-endpoint pipeline of protocol.md
+//! §1.1 (tenant lookup, CORS, version check, method override, body limit, timeout, common headers)
+//! in front of the tenant surface, an axum router ([`tenant_routes`]). The pipeline runs before any
+//! routing: it normalises the path (the protocol's resource segment is case-insensitive and a
+//! trailing slash is tolerated) and applies the method overrides, so the surface routes, once, the
+//! request the protocol means.
 
 pub mod api;
 pub mod cors;
@@ -46,12 +47,15 @@ pub fn router(state: AppState) -> Telemetry<Root> {
         let router = if state.manage_apart { tenants } else { tenants.merge(crate::telemetry::record_routes(platform(&state))) };
         router.with_state(state.clone())
     };
-    TelemetryLayer.layer(Root { state, surface, platform })
+    TelemetryLayer.layer(Root(Arc::new(RootRoutes { state, surface, platform })))
 }
 
-/// The service [`router`] builds (inside its telemetry layer).
+/// The service [`router`] builds (inside its telemetry layer). The server clones it for each
+/// request: one reference count, which every core's requests touch.
 #[derive(Clone)]
-pub struct Root {
+pub struct Root(Arc<RootRoutes>);
+
+struct RootRoutes {
     state: AppState,
     surface: Router,
     platform: Router,
@@ -74,13 +78,13 @@ impl tower::Service<Request> for Root {
         });
         match by_path {
             Some((raw_tenant, rest)) if !raw_tenant.is_empty() => {
-                let (state, surface) = (self.state.clone(), self.surface.clone());
+                let root = self.0.clone();
                 let tenant = percent_decode_str(&raw_tenant).decode_utf8_lossy().into_owned();
-                Box::pin(async move { Ok(tenant_request(state, &surface, tenant, Base::Path(raw_tenant), rest, req).await) })
+                Box::pin(async move { Ok(tenant_request(&root.state, &root.surface, tenant, Base::Path(raw_tenant), rest, req).await) })
             }
             _ => {
                 use tower::ServiceExt as _;
-                Box::pin(self.platform.clone().oneshot(req))
+                Box::pin(self.0.platform.clone().oneshot(req))
             }
         }
     }
@@ -163,7 +167,7 @@ async fn by_host(state: AppState, surface: Router, req: Request) -> Response {
         if let Some(tenant) = host.strip_suffix(domain.as_str()).and_then(|t| t.strip_suffix('.')) {
             if !tenant.is_empty() && !tenant.contains('.') {
                 let rest = req.uri().path().to_string();
-                return tenant_request(state.clone(), &surface, tenant.to_string(), Base::Host, rest, req).await;
+                return tenant_request(&state, &surface, tenant.to_string(), Base::Host, rest, req).await;
             }
         }
     }
@@ -185,7 +189,7 @@ pub(crate) enum Base {
 
 /// Runs a request through the pipeline and the tenant surface (`rest` is the path below the tenant's
 /// base).
-pub(crate) async fn tenant_request(state: AppState, surface: &Router, tenant_name: String, base: Base, rest: String, req: Request) -> Response {
+pub(crate) async fn tenant_request(state: &AppState, surface: &Router, tenant_name: String, base: Base, rest: String, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let tenant = match state.storage.tenant(&tenant_name).await {
         Ok(Some(t)) => {
@@ -200,11 +204,11 @@ pub(crate) async fn tenant_request(state: AppState, surface: &Router, tenant_nam
     if parts.method == Method::OPTIONS {
         return finish(StatusCode::NO_CONTENT.into_response(), Some(cors));
     }
-    crate::scripting::ensure_started(&state, &tenant).await;
+    crate::scripting::ensure_started(state, &tenant).await;
     let timeout = Duration::from_millis(tenant.record.settings.request_timeout_ms.min(state.maxima.request_timeout_ms));
     // Every statement the request starts is interrupted at the same deadline.
     let deadline = std::time::Instant::now() + timeout;
-    let work = roost_storage::deadline::scope(deadline, handle(state, surface.clone(), tenant.clone(), base, rest, parts, body));
+    let work = roost_storage::deadline::scope(deadline, handle(state, surface, tenant.clone(), base, rest, parts, body));
     let response = match tokio::time::timeout(timeout, work).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => e.into_response(),
@@ -252,8 +256,8 @@ pub fn strip_platform_credentials(headers: &mut HeaderMap, admin_token: &str) {
 }
 
 async fn handle(
-    state: AppState,
-    surface: Router,
+    state: &AppState,
+    surface: &Router,
     tenant: Arc<Tenant>,
     base: Base,
     rest: String,
@@ -315,7 +319,7 @@ async fn handle(
     }
     parts.method = method;
     parts.extensions.insert(call);
-    Ok(surface.oneshot(Request::from_parts(parts, Body::empty())).await.unwrap_or_else(|never| match never {}))
+    Ok(surface.clone().oneshot(Request::from_parts(parts, Body::empty())).await.unwrap_or_else(|never| match never {}))
 }
 
 /// The path the tenant surface routes on, from the path below the tenant's base (empty, or
