@@ -37,6 +37,28 @@ pub enum HostCall {
     /// `require('request')`: outbound HTTP.
     #[serde(rename = "http.request")]
     HttpRequest(HttpRequest),
+    /// `require('roost-auth').hashPassword`: an argon2id PHC string of a password.
+    #[serde(rename = "password.hash")]
+    PasswordHash(PasswordHash),
+    /// `require('roost-auth').verifyPassword`: whether a password matches a PHC string.
+    #[serde(rename = "password.verify")]
+    PasswordVerify(PasswordVerify),
+}
+
+/// `password.hash` arguments.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PasswordHash {
+    /// The password.
+    pub password: String,
+}
+
+/// `password.verify` arguments.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PasswordVerify {
+    /// The password.
+    pub password: String,
+    /// The PHC string `hashPassword` gave.
+    pub hash: String,
 }
 
 /// Which operation `request.execute()` performs; always the request's own.

@@ -3,8 +3,6 @@
 //! (`roost admin create`) and the HTTP layer.
 
 use crate::manage::ManageError;
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use roost_api::{AccountOut, ApiTokenOut, Role};
 use roost_storage::accounts::{AccountRecord, TokenRecord};
 use roost_storage::{Storage, StorageError};
@@ -79,21 +77,14 @@ pub fn secret_hash(secret: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// An argon2id PHC string of `password` (run off the async workers: it takes tens of milliseconds).
+/// An argon2id PHC string of `password`.
 pub async fn hash_password(password: String) -> Result<String, ManageError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| ManageError::Internal(format!("hashing: {e}")))
-    })
-    .await
-    .map_err(|e| ManageError::Internal(e.to_string()))?
+    crate::passwords::hash(password).await.map_err(ManageError::Internal)
 }
 
 /// Whether `password` matches the PHC string `hash`.
 pub async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()))
-        .await
-        .unwrap_or(false)
+    crate::passwords::verify(password, hash).await
 }
 
 fn check_password(password: &str) -> Result<(), ManageError> {

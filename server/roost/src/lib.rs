@@ -11,6 +11,7 @@ pub mod http;
 pub mod manage;
 pub mod outbound;
 pub mod packages;
+pub mod passwords;
 pub mod scheduler;
 pub mod scripting;
 pub mod tables;

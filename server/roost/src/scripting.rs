@@ -314,6 +314,14 @@ impl HostInner {
             HostCall::SqlQuery(batch) => self.mssql(false, batch).await,
             HostCall::SqlQueryRaw(batch) => self.mssql(true, batch).await,
             HostCall::HttpRequest(req) => crate::outbound::request(&self.tenant, req).await,
+            HostCall::PasswordHash(a) => {
+                let hash = crate::passwords::hash_for_tenant(&self.tenant.record.name, a.password).await.map_err(|m| HostError::new(400, m))?;
+                Ok(Json::String(hash))
+            }
+            HostCall::PasswordVerify(a) => {
+                let ok = crate::passwords::verify_for_tenant(&self.tenant.record.name, a.password, a.hash).await.map_err(|m| HostError::new(400, m))?;
+                Ok(Json::Bool(ok))
+            }
         }
     }
 

@@ -10,3 +10,15 @@ exports.createToken = function (userId, options) {
   var lifetime = o.lifetimeSeconds === undefined ? 30 * 24 * 3600 : Number(o.lifetimeSeconds);
   return L.R.mintToken(userId, JSON.stringify(claims), lifetime);
 };
+// hashPassword(password, callback(err, hash)): an argon2id PHC string, computed by the host.
+exports.hashPassword = function (password, callback) {
+  if (typeof password !== 'string') throw new TypeError('hashPassword needs the password as a string.');
+  if (typeof callback !== 'function') throw new TypeError('hashPassword needs a callback(err, hash).');
+  L.hostCall('password.hash', { password: password }, callback);
+};
+// verifyPassword(password, hash, callback(err, matches)): whether the password matches the hash.
+exports.verifyPassword = function (password, hash, callback) {
+  if (typeof password !== 'string' || typeof hash !== 'string') throw new TypeError('verifyPassword needs the password and the hash as strings.');
+  if (typeof callback !== 'function') throw new TypeError('verifyPassword needs a callback(err, matches).');
+  L.hostCall('password.verify', { password: password, hash: hash }, callback);
+};

@@ -9,7 +9,8 @@ crate::on_both_backends!(
     the_custom_authentication_sample_mints_tokens_that_tables_accept,
     millisecond_expiries_expire_and_numeric_kids_are_accepted,
     the_master_key_and_service_settings_are_in_process_env,
-    scripts_mint_tokens_with_roost_auth_within_bounds
+    scripts_mint_tokens_with_roost_auth_within_bounds,
+    the_readme_password_login_works_as_written
 );
 
 /// The well-known AMS custom-authentication sample, unchanged but for the user store (a fixed
@@ -220,4 +221,70 @@ exports.post = function (request, response) {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
         assert!(r.json()["error"].as_str().unwrap_or_default().contains(needle), "{body}: {}", r.text);
     }
+}
+
+/// The README's username and password login, as written there: register, log in, a token a
+/// user-permission table accepts; wrong passwords, unknown users and a stored hash asking for too
+/// much work are refused.
+async fn the_readme_password_login_works_as_written(app: TestApp) {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README");
+    let after = readme.split("<!-- login-example -->\n```js\n").nth(1).expect("the README's login example");
+    let api = after.split("\n```").next().unwrap();
+    let r = app.put_script("api", "auth", api, json!({"permissions": {"routes": {"*": {"permission": "application"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let admin = json!({"read": "admin", "insert": "admin", "update": "admin", "delete": "admin"});
+    app.create_table("accounts", json!({"permissions": admin})).await;
+    app.create_table("notes", json!({"permissions": {"read": "user"}})).await;
+    app.script("table", "notes.read", "function read(query, user, request) { request.respond(200, { userId: user.userId }); }").await;
+    let call = |path: &'static str, body: Value| {
+        let app = &app;
+        async move { app.request(Method::POST, path, &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json")], Some(&body.to_string())).await }
+    };
+    let r = call("/api/auth/register", json!({"username": "dana", "password": "correct horse"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = call("/api/auth/register", json!({"username": "dana", "password": "another one"})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let r = call("/api/auth/register", json!({"username": "dana2", "password": "short"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    // The stored hash is argon2id, and clients cannot read it.
+    let stored = app.request(Method::GET, "/tables/accounts/dana", &[("X-ZUMO-MASTER", &app.master_key)], None).await;
+    assert!(stored.json()["hash"].as_str().unwrap_or_default().starts_with("$argon2id$"), "{}", stored.text);
+    let r = app.request(Method::GET, "/tables/accounts", &[("X-ZUMO-APPLICATION", &app.app_key)], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    let r = call("/api/auth/login", json!({"username": "dana", "password": "correct horse"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["user"]["userId"], "Custom:dana");
+    let token = r.json()["authenticationToken"].as_str().expect("token").to_string();
+    let r = app.request(Method::GET, "/tables/notes", &[("X-ZUMO-APPLICATION", &app.app_key), ("X-ZUMO-AUTH", &token)], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["userId"], "Custom:dana");
+    for body in [json!({"username": "dana", "password": "wrong horse"}), json!({"username": "nobody", "password": "correct horse"}), json!({"username": 1})] {
+        let r = call("/api/auth/login", body.clone()).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{body}: {}", r.text);
+    }
+
+    // A hash a tenant stored that asks for 4 GiB and 1000 passes is refused at once, not run.
+    let greedy = "$argon2id$v=19$m=4194304,t=1000,p=1$c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXphYmNkZWY";
+    let r = app
+        .request(
+            Method::PATCH,
+            "/tables/accounts/dana",
+            &[("X-ZUMO-MASTER", &app.master_key), ("content-type", "application/json")],
+            Some(&json!({"hash": greedy}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let started = std::time::Instant::now();
+    let r = call("/api/auth/login", json!({"username": "dana", "password": "correct horse"})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "the greedy hash was run");
+    let check = r#"var auth = require('roost-auth');
+exports.post = function (req, res) {
+    auth.verifyPassword('x', req.body.hash, function (err, ok) { res.send(200, { error: err ? err.message : null, ok: ok }); });
+};"#;
+    let r = app.put_script("api", "check", check, json!({"permissions": {"routes": {"*": {"permission": "application"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = call("/api/check", json!({"hash": greedy})).await;
+    assert!(r.json()["error"].as_str().unwrap_or_default().contains("more than Roost allows"), "{}", r.text);
 }
