@@ -717,6 +717,98 @@ pub struct PackagesOut {
     pub added: Vec<String>,
 }
 
+/// What an identity provider is: a preset that fills the discovery URL and the Mobile Services name
+/// (`uid` prefix), or any OpenID Connect issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Google (OpenID Connect).
+    Google,
+    /// Microsoft Account (personal accounts of the Microsoft identity platform).
+    MicrosoftAccount,
+    /// Microsoft Entra ID (any Entra tenant).
+    Aad,
+    /// Sign in with Apple.
+    Apple,
+    /// Facebook Login (OAuth 2.0 and its `/me` endpoint, as Mobile Services used it).
+    Facebook,
+    /// Any OpenID Connect issuer, by its discovery URL.
+    Oidc,
+}
+
+impl ProviderKind {
+    /// Every kind.
+    pub const ALL: [ProviderKind; 6] =
+        [ProviderKind::Google, ProviderKind::MicrosoftAccount, ProviderKind::Aad, ProviderKind::Apple, ProviderKind::Facebook, ProviderKind::Oidc];
+
+    /// The name in the catalog and in answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Google => "google",
+            ProviderKind::MicrosoftAccount => "microsoftaccount",
+            ProviderKind::Aad => "aad",
+            ProviderKind::Apple => "apple",
+            ProviderKind::Facebook => "facebook",
+            ProviderKind::Oidc => "oidc",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// `PUT /manage/v1/tenants/{t}/identity/providers/{name}`: a provider, created or replaced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderIn {
+    /// The preset or `oidc` (default: the name when it is a preset's, else `oidc`).
+    #[serde(default)]
+    pub kind: Option<ProviderKind>,
+    /// The issuer's discovery document (`…/.well-known/openid-configuration`); presets fill it.
+    #[serde(default)]
+    pub discovery_url: Option<String>,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The client secret (write-only; omitted on a change: the stored one is kept).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Scopes asked for beyond `openid` (default `profile email`).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Other client ids accepted as an id token's audience (an iOS and a web client of one app).
+    #[serde(default)]
+    pub audiences: Vec<String>,
+}
+
+/// An identity provider as `/manage/v1` shows it: never the secret, only its last characters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderOut {
+    /// The name in `/login/{name}`.
+    pub name: String,
+    /// The preset or `oidc`.
+    pub kind: ProviderKind,
+    /// The provider name of user ids (`"<uid_prefix>:<subject>"`).
+    pub uid_prefix: String,
+    /// The discovery document's URL (none for Facebook).
+    pub discovery_url: Option<String>,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// Whether a client secret is stored.
+    pub client_secret_set: bool,
+    /// The stored secret's last four characters (`…abcd`), if one is stored.
+    pub client_secret_hint: Option<String>,
+    /// Scopes asked for beyond `openid`.
+    pub scopes: Vec<String>,
+    /// Other accepted audiences.
+    pub audiences: Vec<String>,
+    /// The server-directed login URL, below the tenant's base.
+    pub login_path: String,
+    /// ISO-8601.
+    pub updated_at: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ mod counter;
 pub mod db;
 pub mod ddl;
 pub mod deadline;
+pub mod identity;
 pub mod items;
 pub mod packages;
 pub mod pg_batch;
@@ -171,6 +172,8 @@ pub struct Tenant {
     pub(crate) statements: Option<Arc<tokio::sync::Semaphore>>,
     /// Its npm dependencies (`package.json`, lock), if any.
     pub packages: Option<Arc<packages::PackageRecord>>,
+    /// Its identity providers, by lower-case name.
+    pub providers: Vec<Arc<identity::ProviderRecord>>,
 }
 
 impl Tenant {
@@ -206,6 +209,11 @@ impl Tenant {
     /// True if the tenant has any script (a request without one skips every script lookup).
     pub fn has_scripts(&self) -> bool {
         !self.scripts.is_empty()
+    }
+
+    /// An identity provider by its `/login/{name}` name (case-insensitive).
+    pub fn provider(&self, name: &str) -> Option<Arc<identity::ProviderRecord>> {
+        self.providers.iter().find(|p| p.name.eq_ignore_ascii_case(name)).cloned()
     }
 
     /// A script by kind and name (case-insensitive).
@@ -434,8 +442,9 @@ impl Storage {
             .collect();
         let scripts = self.script_records(&record.name).await?.into_iter().map(|s| ((s.kind, s.name.to_ascii_lowercase()), Arc::new(s))).collect();
         let packages = self.package_record(&record.name).await?.map(Arc::new);
+        let providers = self.providers(&record.name).await?.into_iter().map(Arc::new).collect();
         let statements = (self.dialect() == Dialect::Postgres).then(|| Arc::new(tokio::sync::Semaphore::new(self.pg_per_tenant)));
-        Ok(Tenant { record, db, schema, tables, scripts, inserter: self.pg_inserter.clone(), packages, statements })
+        Ok(Tenant { record, db, schema, tables, scripts, inserter: self.pg_inserter.clone(), packages, providers, statements })
     }
 
     fn tenant_file(&self, name: &str) -> PathBuf {
@@ -591,6 +600,7 @@ impl Storage {
                 self.catalog_exec("delete from job_runs where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from tenant_owners where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from tenant_packages where tenant = ?", &[&name]).await?;
+                self.catalog_exec("delete from identity_providers where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from tenants where name = ?", &[&name]).await?;
                 self.close_tenant_pool(&name);
                 remove_sqlite_files(&self.tenant_file(&name));
@@ -602,6 +612,7 @@ impl Storage {
                 sqlx::query("delete from roost.job_runs where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 sqlx::query("delete from roost.tenant_owners where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 sqlx::query("delete from roost.tenant_packages where tenant = $1").bind(&name).execute(&mut *tx).await?;
+                sqlx::query("delete from roost.identity_providers where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 let ddl = format!("drop schema if exists {} cascade", roost_odata::sql::quote(&tenant_schema(&name)));
                 sqlx::query(&ddl).execute(&mut *tx).await?;
                 tx.commit().await?;

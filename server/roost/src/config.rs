@@ -31,6 +31,8 @@ pub struct Config {
     pub pg_max_connections: u32,
     /// Platform admin token (empty: generated).
     pub admin_token: SecretString,
+    /// The key sealing identity-provider secrets (64 hex digits; empty: generated into the data folder).
+    pub identity_key: SecretString,
     /// Domain for `{tenant}.{domain}` addressing.
     pub tenant_domain: String,
     /// Honour `X-Forwarded-Proto`.

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod manage;
 pub mod outbound;
 pub mod packages;
@@ -42,6 +43,8 @@ pub struct App {
     pub storage: roost_storage::Storage,
     /// Bearer token for `/manage/v1`.
     pub admin_token: SecretString,
+    /// The key sealing identity-provider client secrets.
+    pub identity_key: identity::IdentityKey,
     /// `{tenant}.{domain}` addressing, lower-case, if configured.
     pub tenant_domain: Option<String>,
     /// Honour `X-Forwarded-Proto`.
@@ -153,12 +156,14 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         // Printed once, on first start, so the operator can call /manage/v1.
         println!("Generated the platform admin token (stored in {}): {}", config.data.join("admin-token").display(), admin_token.expose_secret());
     }
+    let identity_key = identity::IdentityKey::load(&config.identity_key, &config.data)?;
     let tenant_domain = Some(config.tenant_domain.to_ascii_lowercase()).filter(|d| !d.is_empty());
     packages::set_registry(&config.npm_registry);
     let tasks = tasks::Tasks::default();
     Ok(AppState(Arc::new_cyclic(|app| App {
         storage,
         admin_token,
+        identity_key,
         tenant_domain,
         trust_forwarded_proto: config.trust_forwarded_proto,
         data_lock,

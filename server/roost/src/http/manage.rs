@@ -214,6 +214,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tenants/{tenant}/scripts", get(list_scripts))
         .route("/tenants/{tenant}/scripts/{kind}/{name}", get(get_script).put(put_script).delete(delete_script))
         .route("/tenants/{tenant}/packages", get(get_packages).put(put_packages))
+        .route("/tenants/{tenant}/identity/providers", get(list_providers))
+        .route("/tenants/{tenant}/identity/providers/{name}", get(get_provider).put(put_provider).delete(delete_provider))
         .route("/tenants/{tenant}/logs", get(get_logs))
         .route("/tenants/{tenant}/jobs/{job}/runs", get(get_job_runs))
         .route("/tenants/{tenant}/jobs/{job}/run", post(run_job_now))
@@ -567,4 +569,31 @@ async fn get_packages(State(s): State<AppState>, Path(tenant): Path<String>) -> 
 /// scripts require), then switches every node to it; on failure the previous packages stay.
 async fn put_packages(State(s): State<AppState>, Path(tenant): Path<String>, AppJson(manifest): AppJson<serde_json::Value>) -> R<Json<roost_api::PackagesOut>> {
     Ok(Json(manage::set_packages(&s.storage, &tenant, &manifest.to_string()).await?))
+}
+
+/// `GET /tenants/{t}/identity/providers`: the tenant's identity providers (secrets never shown).
+async fn list_providers(State(s): State<AppState>, Path(tenant): Path<String>) -> R<Json<Vec<roost_api::ProviderOut>>> {
+    Ok(Json(crate::identity::list(&s, &tenant).await?))
+}
+
+/// `GET /tenants/{t}/identity/providers/{name}`.
+async fn get_provider(State(s): State<AppState>, Path((tenant, name)): Path<(String, String)>) -> R<Json<roost_api::ProviderOut>> {
+    let all = crate::identity::list(&s, &tenant).await?;
+    all.into_iter().find(|p| p.name.eq_ignore_ascii_case(&name)).map(Json).ok_or_else(|| ManageError::NotFound(format!("Identity provider '{name}'")))
+}
+
+/// `PUT /tenants/{t}/identity/providers/{name}`: creates or replaces a provider (a change without
+/// `client_secret` keeps the stored one).
+async fn put_provider(
+    State(s): State<AppState>,
+    Path((tenant, name)): Path<(String, String)>,
+    AppJson(input): AppJson<roost_api::ProviderIn>,
+) -> R<Json<roost_api::ProviderOut>> {
+    Ok(Json(crate::identity::put(&s, &tenant, &name, input).await?))
+}
+
+/// `DELETE /tenants/{t}/identity/providers/{name}`.
+async fn delete_provider(State(s): State<AppState>, Path((tenant, name)): Path<(String, String)>) -> R<StatusCode> {
+    crate::identity::remove(&s, &tenant, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

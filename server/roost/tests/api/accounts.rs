@@ -136,6 +136,10 @@ fn routes(t: &str) -> Vec<(Method, String, Option<Value>, Need)> {
         (M::DELETE, p("/tenants/{t}/scripts/shared/util"), None, Tenant),
         (M::GET, p("/tenants/{t}/packages"), None, Tenant),
         (M::PUT, p("/tenants/{t}/packages"), Some(json!({"dependencies": {}})), Tenant),
+        (M::GET, p("/tenants/{t}/identity/providers"), None, Tenant),
+        (M::GET, p("/tenants/{t}/identity/providers/google"), None, Tenant),
+        (M::PUT, p("/tenants/{t}/identity/providers/google"), Some(json!({"client_id": "web-client", "client_secret": "changed"})), Tenant),
+        (M::DELETE, p("/tenants/{t}/identity/providers/google"), None, Tenant),
         (M::GET, p("/tenants/{t}/logs"), None, Monitor),
         (M::GET, p("/tenants/{t}/jobs/nightly/runs"), None, Monitor),
         (M::POST, p("/tenants/{t}/jobs/nightly/run"), None, Tenant),
@@ -151,6 +155,10 @@ async fn furnish(app: &TestApp, tenant: &str) {
         let r = app.manage(Method::PUT, &format!("/tenants/{tenant}/scripts/{kind}/{name}"), Some(json!({"body": body}))).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
+    let r = app
+        .manage(Method::PUT, &format!("/tenants/{tenant}/identity/providers/google"), Some(json!({"client_id": "web-client", "client_secret": "s3cret"})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
 fn refused(r: &Resp) -> bool {
@@ -208,10 +216,12 @@ async fn every_manage_route_checks_role_tenant_and_csrf(app: TestApp) {
         let r = app.as_session(&forged, method.clone(), &path, body.clone(), true).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "forged CSRF {method} {path}: {}", r.text);
     }
-    // Nothing changed on A: its table, column and scripts are all there, and the session still works.
+    // Nothing changed on A: its table, column, scripts and provider are all there, and the session still works.
     let r = app.as_session(&owner, Method::GET, &format!("/tenants/{a}/tables/items"), None, false).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r.text.contains("\"n\""), "{}", r.text);
+    let r = app.as_session(&owner, Method::GET, &format!("/tenants/{a}/identity/providers/google"), None, false).await;
+    assert_eq!(r.json()["client_secret_hint"], "…cret", "{}", r.text);
     // The owner may read everything of A (GET needs no CSRF token).
     for (method, path, _, need) in routes(&a) {
         if method == Method::GET && matches!(need, Need::Tenant | Need::Monitor) {

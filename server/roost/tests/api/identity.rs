@@ -3,6 +3,7 @@
 use crate::helpers::TestApp;
 use base64::Engine as _;
 use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};
 
 crate::on_both_backends!(
@@ -10,7 +11,8 @@ crate::on_both_backends!(
     millisecond_expiries_expire_and_numeric_kids_are_accepted,
     the_master_key_and_service_settings_are_in_process_env,
     scripts_mint_tokens_with_roost_auth_within_bounds,
-    the_readme_password_login_works_as_written
+    the_readme_password_login_works_as_written,
+    providers_are_configured_with_write_only_sealed_secrets
 );
 
 /// The well-known AMS custom-authentication sample, unchanged but for the user store (a fixed
@@ -287,4 +289,73 @@ exports.post = function (req, res) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let r = call("/api/check", json!({"hash": greedy})).await;
     assert!(r.json()["error"].as_str().unwrap_or_default().contains("more than Roost allows"), "{}", r.text);
+}
+
+/// Identity providers through `/manage/v1`: presets fill their discovery URL and user-id prefix, the
+/// secret is write-only (only its last four characters come back) and sealed in the catalog, a
+/// change without a secret keeps it, bad input is refused, the count is bounded.
+async fn providers_are_configured_with_write_only_sealed_secrets(app: TestApp) {
+    let t = &app.tenant;
+    let put = |name: &str, body: Value| {
+        let (app, path) = (&app, format!("/tenants/{t}/identity/providers/{name}"));
+        async move { app.manage(Method::PUT, &path, Some(body)).await }
+    };
+    let r = put(
+        "Google",
+        json!({"client_id": "web.apps.googleusercontent.com", "client_secret": "GOCSPX-very-secret-1234", "audiences": ["ios.apps.googleusercontent.com"]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let g = r.json();
+    assert_eq!(g["name"], "google");
+    assert_eq!(g["kind"], "google");
+    assert_eq!(g["uid_prefix"], "Google");
+    assert_eq!(g["discovery_url"], "https://accounts.google.com/.well-known/openid-configuration");
+    assert_eq!(g["client_secret_set"], true);
+    assert_eq!(g["client_secret_hint"], "…1234");
+    assert_eq!(g["login_path"], "/login/google");
+    assert_eq!(g["scopes"], json!(["profile", "email"]));
+    assert!(!r.text.contains("very-secret"), "{}", r.text);
+    // The catalog holds it sealed: neither the secret nor any part of it but the hint.
+    let rows = app.state.storage.providers(t).await.expect("providers");
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].secret_sealed.starts_with("v1.") && !rows[0].secret_sealed.contains("very-secret"), "{:?}", rows[0]);
+    assert_eq!(app.state.identity_key.open(t, "google", &rows[0].secret_sealed).expect("opens").expose_secret(), "GOCSPX-very-secret-1234");
+    // A change without a secret keeps it; the tenant's cache sees the change at once.
+    let r = put("google", json!({"client_id": "web2.apps.googleusercontent.com"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["client_secret_hint"], "…1234");
+    let tenant = app.state.storage.tenant(t).await.unwrap().unwrap();
+    assert_eq!(tenant.provider("GOOGLE").expect("cached provider").client_id, "web2.apps.googleusercontent.com");
+    // Any OpenID Connect issuer by its discovery URL; its name is the user-id prefix.
+    let r = put("corp", json!({"discovery_url": "https://login.corp.example/.well-known/openid-configuration", "client_id": "roost"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!((r.json()["kind"].clone(), r.json()["uid_prefix"].clone(), r.json()["client_secret_set"].clone()), (json!("oidc"), json!("corp"), json!(false)));
+    let r = app.manage(Method::GET, &format!("/tenants/{t}/identity/providers"), None).await;
+    assert_eq!(r.json().as_array().map(Vec::len), Some(2), "{}", r.text);
+    assert!(!r.text.contains("very-secret"));
+    for (name, body, needle) in [
+        ("corp2", json!({"client_id": "x"}), "discovery_url"),
+        ("corp2", json!({"client_id": "x", "discovery_url": "http://10.0.0.5/.well-known/openid-configuration"}), "https://"),
+        ("bad_name", json!({"client_id": "x"}), "provider name"),
+        ("google", json!({"client_id": "x", "unknown": 1}), "unknown"),
+        ("google", json!({"client_id": "x", "kind": "myspace"}), "myspace"),
+    ] {
+        let r = put(name, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
+        assert!(r.text.contains(needle), "{body}: {}", r.text);
+    }
+    for i in 0..14 {
+        let r = put(&format!("p{i}"), json!({"discovery_url": "https://idp.example/.well-known/openid-configuration", "client_id": "x"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let r = put("one-too-many", json!({"discovery_url": "https://idp.example/.well-known/openid-configuration", "client_id": "x"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("at most 16"), "{}", r.text);
+    let r = app.manage(Method::DELETE, &format!("/tenants/{t}/identity/providers/corp"), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = app.manage(Method::DELETE, &format!("/tenants/{t}/identity/providers/corp"), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let r = app.manage(Method::GET, "/tenants/no-such-tenant/identity/providers", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
