@@ -36,6 +36,29 @@ pub mod msg {
     pub const UNDELETE_UNSUPPORTED: &str = "The undelete operation is not supported on this table.";
     pub const UNDELETE_CONTENT: &str = "An undelete request must not have content.";
     pub const HTTPS_REQUIRED: &str = "HTTPS connections are required for this service. Please update your endpoint to use the https protocol.";
+    // Login (§5.5).
+    pub fn login_not_supported(provider: &str) -> String {
+        format!("Authentication with '{provider}' is not supported.")
+    }
+    pub fn login_not_enabled(provider: &str) -> String {
+        format!("Logging in with {provider} is not enabled.")
+    }
+    pub fn not_whitelisted(origin: &str) -> String {
+        format!("Not a whitelisted origin: {origin}")
+    }
+    pub fn redirect_without_state(provider: &str) -> String {
+        format!("Redirect from {provider} does not contain the required state parameter.")
+    }
+    pub fn redirect_without_state_cookie(provider: &str) -> String {
+        format!("Redirect from {provider} does not contain the required wams_state cookie.")
+    }
+    pub fn redirect_bad_state(provider: &str) -> String {
+        format!("Redirect from {provider} does not contain a valid state parameter.")
+    }
+    pub fn post_needs(provider: &str, what: &str) -> String {
+        format!("The POST {provider} login request must contain {what} in the body of the request.")
+    }
+    pub const TOKEN_REPLAYED: &str = "The token has already been used.";
     pub const VERSION_REJECTED: &str = "This version (1.0.0) of the server does not support the use of the zumo-api-version in the request.  For more information and supported clients see: http://go.microsoft.com/fwlink/?LinkID=690568#1.0.0";
 }
 

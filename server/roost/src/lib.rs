@@ -45,6 +45,10 @@ pub struct App {
     pub admin_token: SecretString,
     /// The key sealing identity-provider client secrets.
     pub identity_key: identity::IdentityKey,
+    /// Identity providers' discovery documents and keys.
+    pub discovery: identity::login::DiscoveryCache,
+    /// Client-directed id tokens already used.
+    pub replays: identity::login::ReplayGuard,
     /// `{tenant}.{domain}` addressing, lower-case, if configured.
     pub tenant_domain: Option<String>,
     /// Honour `X-Forwarded-Proto`.
@@ -164,6 +168,8 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         storage,
         admin_token,
         identity_key,
+        discovery: Default::default(),
+        replays: Default::default(),
         tenant_domain,
         trust_forwarded_proto: config.trust_forwarded_proto,
         data_lock,

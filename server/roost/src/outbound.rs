@@ -1,4 +1,4 @@
-//! Outbound HTTP for scripts (`require('request')`): loopback, private, link-local and other
+//! Outbound HTTP for scripts (`require('request')`) and for a tenant's identity providers: loopback, private, link-local and other
 //! non-public addresses are refused unless the tenant's `outbound_allow` names the host, and the
 //! connection goes to the address that was checked (no second DNS lookup to rebind).
 
@@ -78,6 +78,20 @@ fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<Vec<std::net::Ipv4Addr>> {
     None
 }
 
+/// The address a tenant's outbound request to `host:port` connects to: the first the name resolves
+/// to that is public, or any of them when the tenant's `outbound_allow` names the host (an admin's
+/// setting). The caller connects to exactly this address (no second lookup to rebind).
+pub async fn checked_address(tenant: &Tenant, host: &str, port: u16) -> Result<SocketAddr, String> {
+    let allowed = tenant.record.settings.outbound_allow.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(&format!("{host}:{port}")));
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await.map_err(|e| format!("getaddrinfo ENOTFOUND {host}: {e}"))?.collect();
+    match addrs.iter().find(|a| allowed || !is_private(a.ip())) {
+        Some(a) => Ok(*a),
+        None => Err(format!(
+            "connect EACCES {host}: the address is loopback or private, which tenants may not reach unless the service's outbound_allow setting names '{host}'"
+        )),
+    }
+}
+
 /// Runs one `http.request` host call.
 pub async fn request(tenant: &Tenant, args: HttpRequest) -> Result<Json, HostError> {
     let url_text = args.url.as_str();
@@ -87,17 +101,7 @@ pub async fn request(tenant: &Tenant, args: HttpRequest) -> Result<Json, HostErr
     }
     let host = url.host_str().ok_or_else(|| fail(format!("Invalid URI \"{url_text}\"")))?.trim_matches(|c| c == '[' || c == ']').to_string();
     let port = url.port_or_known_default().unwrap_or(80);
-    let allowed = tenant.record.settings.outbound_allow.iter().any(|a| a.eq_ignore_ascii_case(&host) || a.eq_ignore_ascii_case(&format!("{host}:{port}")));
-    let addrs: Vec<SocketAddr> =
-        tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| fail(format!("getaddrinfo ENOTFOUND {host}: {e}")))?.collect();
-    let addr = match addrs.iter().find(|a| allowed || !is_private(a.ip())) {
-        Some(a) => *a,
-        None => {
-            return Err(fail(format!(
-            "connect EACCES {host}: the address is loopback or private, which scripts may not reach unless the service's outbound_allow setting names '{host}'"
-        )))
-        }
-    };
+    let addr = checked_address(tenant, &host, port).await.map_err(fail)?;
     let timeout = args.timeout_ms.unwrap_or(30_000).clamp(1, 120_000);
     let client = reqwest::Client::builder()
         .resolve(&host, addr)

@@ -7,6 +7,8 @@
 //! data: a sealed secret copied to another tenant's or provider's row does not open. Nothing shows a
 //! stored secret again, only its last four characters.
 
+pub mod login;
+
 use crate::manage::ManageError;
 use crate::AppState;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -137,6 +139,9 @@ fn check_discovery_url(url: &str) -> Result<(), ManageError> {
     let bad = || ManageError::BadInput(format!("discovery_url must be an https:// URL (http:// only to 127.0.0.1, ::1 or localhost): {url}"));
     if url.len() > MAX_URL {
         return Err(bad());
+    }
+    if !url.ends_with("/.well-known/openid-configuration") {
+        return Err(ManageError::BadInput(format!("discovery_url must end with /.well-known/openid-configuration: {url}")));
     }
     let parsed = reqwest::Url::parse(url).map_err(|_| bad())?;
     let host = parsed.host_str().ok_or_else(bad)?.trim_matches(|c| c == '[' || c == ']');

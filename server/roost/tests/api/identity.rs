@@ -1,6 +1,7 @@
 //! Identity (protocol.md §5): custom authentication as Mobile Services apps wrote it.
 
 use crate::helpers::TestApp;
+use crate::oidc::OidcProvider;
 use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret as _;
@@ -12,7 +13,9 @@ crate::on_both_backends!(
     the_master_key_and_service_settings_are_in_process_env,
     scripts_mint_tokens_with_roost_auth_within_bounds,
     the_readme_password_login_works_as_written,
-    providers_are_configured_with_write_only_sealed_secrets
+    providers_are_configured_with_write_only_sealed_secrets,
+    the_server_directed_login_runs_against_a_real_provider,
+    client_directed_id_tokens_are_verified_and_every_forgery_refused
 );
 
 /// The well-known AMS custom-authentication sample, unchanged but for the user store (a fixed
@@ -358,4 +361,234 @@ async fn providers_are_configured_with_write_only_sealed_secrets(app: TestApp) {
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     let r = app.manage(Method::GET, "/tenants/no-such-tenant/identity/providers", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+}
+
+/// A provider `name` of the app's tenant at `op`, its address allowed by the admin.
+async fn configure(app: &TestApp, op: &OidcProvider, name: &str, extra: Value) -> Value {
+    let mut body = json!({"discovery_url": op.discovery_url(), "client_id": "roost-web", "client_secret": "web-secret"});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let r = app.manage(Method::PUT, &format!("/tenants/{}/identity/providers/{name}", app.tenant), Some(body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.json()
+}
+
+async fn allow_provider(app: &TestApp, op: &OidcProvider) {
+    let r = app
+        .manage(
+            Method::PATCH,
+            &format!("/tenants/{}/settings", app.tenant),
+            Some(json!({"outbound_allow": [format!("127.0.0.1:{}", op.port)], "cors_origins": ["app.example"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+fn claims_of(token: &str) -> Value {
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
+}
+
+/// The `wams_*` cookies an answer sets, as a `Cookie` header, and the names it deletes.
+fn flow_cookies(r: &reqwest::Response) -> (String, Vec<String>) {
+    let (mut set, mut deleted) = (Vec::new(), Vec::new());
+    for c in r.headers().get_all("set-cookie") {
+        let c = c.to_str().unwrap();
+        let pair = c.split(';').next().unwrap();
+        let (name, value) = pair.split_once('=').unwrap();
+        assert!(name.starts_with("wams_") && c.contains("HttpOnly"), "{c}");
+        if value == "deleted" {
+            deleted.push(name.to_string());
+        } else {
+            set.push(pair.to_string());
+        }
+    }
+    (set.join("; "), deleted)
+}
+
+/// The table a user token is tried on: it answers the caller's `user` as the script sees it.
+async fn whoami_table(app: &TestApp) {
+    app.create_table("whoami", json!({"permissions": {"read": "user"}})).await;
+    app.script("table", "whoami.read", "function read(query, user, request) { request.respond(200, { userId: user.userId, level: user.level }); }").await;
+}
+
+async fn the_server_directed_login_runs_against_a_real_provider(app: TestApp) {
+    let base = format!("{}/t/{}", app.base, app.tenant);
+    let op = OidcProvider::start(json!([{"client_id": "roost-web", "client_secret": "web-secret", "redirect_uris": [format!("{base}/login/local")]}]));
+    let p = configure(&app, &op, "local", json!({})).await;
+    assert_eq!((p["uid_prefix"].as_str(), p["login_path"].as_str()), (Some("local"), Some("/login/local")));
+    whoami_table(&app).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    // The provider is on loopback: until the admin allows its address, Roost does not fetch it (a
+    // tenant owner cannot point the server at the platform's own network).
+    let r = http.get(format!("{base}/login/local")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("outbound_allow"));
+    allow_provider(&app, &op).await;
+    // Unknown and unconfigured providers (§5.5's messages).
+    let r = http.get(format!("{base}/login/nosuch")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), r#"{"code":401,"error":"Error: Authentication with 'nosuch' is not supported."}"#);
+    let r = http.get(format!("{base}/login/google")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), r#"{"code":401,"error":"Error: Logging in with google is not enabled."}"#);
+
+    // Start: a redirect to the provider with PKCE, state and nonce; the flow's cookies set.
+    let start = http.get(format!("{base}/login/local")).send().await.unwrap();
+    assert_eq!(start.status(), StatusCode::FOUND);
+    let authorize = start.headers()["location"].to_str().unwrap().to_string();
+    assert!(authorize.starts_with(&format!("{}/auth?", op.issuer)), "{authorize}");
+    for part in ["code_challenge_method=S256", "code_challenge=", "state=", "nonce=", "response_type=code", "scope=openid+profile+email"] {
+        assert!(authorize.contains(part), "{part} in {authorize}");
+    }
+    let redirect = reqwest::Url::parse(&authorize).unwrap().query_pairs().find(|(k, _)| k == "redirect_uri").map(|(_, v)| v.into_owned());
+    assert_eq!(redirect, Some(format!("{base}/login/local")));
+    let (cookies, _) = flow_cookies(&start);
+    for name in ["wams_state=", "wams_nonce=", "wams_pkce="] {
+        assert!(cookies.contains(name), "{name} in {cookies}");
+    }
+    let back = op.sign_in(&authorize, "alice").await;
+    assert!(back.starts_with(&format!("{base}/login/local?")), "{back}");
+    // The redirect back without the cookies, or with a forged state, is refused.
+    let r = http.get(&back).send().await.unwrap();
+    let done = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(done.starts_with(&format!("{base}/login/done#error=")) && done.contains("wams_state%20cookie"), "{done}");
+    let forged = back.replace("state=", "state=forged");
+    let r = http.get(&forged).header("cookie", &cookies).send().await.unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().contains("valid%20state%20parameter"), "{:?}", r.headers());
+    // With them: the token of §5.3 for `local:alice`, at /login/done, and the cookies deleted.
+    let r = http.get(&back).header("cookie", &cookies).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let (_, deleted) = flow_cookies(&r);
+    assert_eq!(deleted.len(), 3, "{deleted:?}");
+    let done = r.headers()["location"].to_str().unwrap().to_string();
+    let fragment = done.strip_prefix(&format!("{base}/login/done#token=")).unwrap_or_else(|| panic!("{done}"));
+    let body: Value = serde_json::from_str(&percent_encoding::percent_decode_str(fragment).decode_utf8().unwrap()).unwrap();
+    assert_eq!(body["user"]["userId"], "local:alice");
+    let token = body["authenticationToken"].as_str().unwrap().to_string();
+    let claims = claims_of(&token);
+    assert_eq!((claims["uid"].as_str(), claims["aud"].as_str(), claims["ver"].as_i64()), (Some("local:alice"), Some("local"), Some(2)));
+    let exp = claims["exp"].as_i64().unwrap() - chrono::Utc::now().timestamp();
+    assert!((30 * 86400 - 60..=30 * 86400).contains(&exp), "{claims}");
+    let credentials = claims["urn:microsoft:credentials"].as_str().expect("credentials claim");
+    assert!(!credentials.contains("alice") && credentials.starts_with("v1."), "sealed: {credentials}");
+    let r = app.request(Method::GET, "/tables/whoami", &[("X-ZUMO-APPLICATION", &app.app_key), ("X-ZUMO-AUTH", &token)], None).await;
+    assert_eq!(r.json(), json!({"userId": "local:alice", "level": "authenticated"}), "{}", r.text);
+    // The code is single-use: the same redirect again fails at the provider.
+    let r = http.get(&back).header("cookie", &cookies).send().await.unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().contains("#error="), "{:?}", r.headers());
+    assert_eq!(http.get(format!("{base}/login/done")).send().await.unwrap().status(), StatusCode::OK);
+
+    // The popup of the Mobile Services web client: postMessage to a whitelisted origin only.
+    let r = http.get(format!("{base}/login/local?completion_type=postMessage&completion_origin=https://evil.example")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("Not a whitelisted origin: https://evil.example"));
+    let start = http.get(format!("{base}/login/local?completion_type=postMessage&completion_origin=https://app.example")).send().await.unwrap();
+    let (cookies, _) = flow_cookies(&start);
+    assert!(cookies.contains("wams_completionAction="), "{cookies}");
+    let back = op.sign_in(start.headers()["location"].to_str().unwrap(), "bob").await;
+    let r = http.get(&back).header("cookie", &cookies).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-security-policy"].to_str().unwrap().starts_with("default-src 'none'"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("window.opener.postMessage(JSON.stringify(envelope), \"https://app.example\")"), "{page}");
+    assert!(page.contains("\"LoginCompleted\"") && page.contains("\"userId\":\"local:bob\""), "{page}");
+    // The iframe completion (IE) hands the envelope to the login receiver frame.
+    let start = http.get(format!("{base}/login/local?completion_type=iframe&completion_origin=https://app.example")).send().await.unwrap();
+    let (cookies, _) = flow_cookies(&start);
+    let back = op.sign_in(start.headers()["location"].to_str().unwrap(), "carol").await;
+    let page = http.get(&back).header("cookie", &cookies).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("zumo-login-receiver") && page.contains("transferLoginResult") && page.contains("local:carol"), "{page}");
+}
+
+async fn client_directed_id_tokens_are_verified_and_every_forgery_refused(app: TestApp) {
+    let op = OidcProvider::start(json!([{"client_id": "roost-web", "client_secret": "web-secret", "redirect_uris": ["https://unused.example/cb"]}]));
+    let other = OidcProvider::start(json!([{"client_id": "roost-web", "client_secret": "x", "redirect_uris": ["https://unused.example/cb"]}]));
+    configure(&app, &op, "local", json!({"audiences": ["roost-ios"]})).await;
+    allow_provider(&app, &op).await;
+    whoami_table(&app).await;
+    let post = |body: Value| {
+        let app = &app;
+        async move { app.request(Method::POST, "/login/local", &[("content-type", "application/json")], Some(&body.to_string())).await }
+    };
+    let now = chrono::Utc::now().timestamp();
+    let jti = |n: &str| format!("{n}-{}", uuid_like());
+    // A real id token of the provider: the §5.4 answer, a token a user table accepts.
+    let token = op.sign(json!({"sub": "dave", "aud": "roost-web", "jti": jti("a")}), "rs256").await;
+    let r = post(json!({"id_token": token})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["user"]["userId"], "local:dave");
+    let minted = r.json()["authenticationToken"].as_str().unwrap().to_string();
+    let r = app.request(Method::GET, "/tables/whoami", &[("X-ZUMO-APPLICATION", &app.app_key), ("X-ZUMO-AUTH", &minted)], None).await;
+    assert_eq!(r.json()["userId"], "local:dave", "{}", r.text);
+    // The same id token again: a replay.
+    let r = post(json!({"id_token": token})).await;
+    assert_eq!((r.status, r.error()), (StatusCode::UNAUTHORIZED, "Error: The token has already been used.".to_string()), "{}", r.text);
+    // Without jti, the nonce is the replay key.
+    let with_nonce = op.sign(json!({"sub": "dave", "aud": "roost-web", "nonce": jti("n")}), "rs256").await;
+    assert_eq!(post(json!({"id_token": with_nonce})).await.status, StatusCode::OK);
+    let again = op.sign(json!({"sub": "dave", "aud": "roost-web", "nonce": claims_of(&with_nonce)["nonce"]}), "rs256").await;
+    assert_eq!(post(json!({"id_token": again})).await.status, StatusCode::UNAUTHORIZED, "same nonce");
+    // Another configured client of the same app (an iOS client) is an accepted audience; several
+    // audiences need an authorized party that is one of them.
+    assert_eq!(post(json!({"id_token": op.sign(json!({"sub": "erin", "aud": "roost-ios", "jti": jti("b")}), "rs256").await})).await.status, StatusCode::OK);
+    let both = json!(["roost-web", "roost-ios"]);
+    assert_eq!(
+        post(json!({"id_token": op.sign(json!({"sub": "erin", "aud": both, "azp": "roost-ios", "jti": jti("c")}), "rs256").await})).await.status,
+        StatusCode::OK
+    );
+    let mut tampered = op.sign(json!({"sub": "mallory", "aud": "roost-web", "jti": jti("t")}), "rs256").await;
+    let flip = tampered.len() - 5;
+    let c = if tampered.as_bytes()[flip] == b'A' { "B" } else { "A" };
+    tampered.replace_range(flip..flip + 1, c);
+    let forged_payload = {
+        let real = op.sign(json!({"sub": "mallory", "aud": "roost-web", "jti": jti("p")}), "rs256").await;
+        let parts: Vec<&str> = real.split('.').collect();
+        let admin = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(json!({"iss": op.issuer, "sub": "admin", "aud": "roost-web", "exp": now + 300, "iat": now}).to_string());
+        format!("{}.{admin}.{}", parts[0], parts[2])
+    };
+    let refusals = [
+        ("a tampered signature", tampered),
+        ("claims swapped under a real signature", forged_payload),
+        ("expired", op.sign(json!({"sub": "m", "aud": "roost-web", "exp": now - 10, "iat": now - 400, "jti": jti("e")}), "rs256").await),
+        ("not yet valid", op.sign(json!({"sub": "m", "aud": "roost-web", "nbf": now + 3600, "jti": jti("f")}), "rs256").await),
+        ("issued in the future", op.sign(json!({"sub": "m", "aud": "roost-web", "iat": now + 3600, "exp": now + 7200, "jti": jti("g")}), "rs256").await),
+        ("the wrong issuer", op.sign(json!({"sub": "m", "aud": "roost-web", "iss": "http://127.0.0.1:1", "jti": jti("h")}), "rs256").await),
+        ("the wrong audience", op.sign(json!({"sub": "m", "aud": "someone-else", "jti": jti("i")}), "rs256").await),
+        ("several audiences without azp", op.sign(json!({"sub": "m", "aud": both, "jti": jti("j")}), "rs256").await),
+        ("an azp that is not ours", op.sign(json!({"sub": "m", "aud": both, "azp": "evil", "jti": jti("k")}), "rs256").await),
+        ("alg none", op.sign(json!({"sub": "m", "aud": "roost-web", "jti": jti("l")}), "none").await),
+        ("HS256 keyed with the provider's public key", op.sign(json!({"sub": "m", "aud": "roost-web", "jti": jti("m")}), "hs256-public").await),
+        ("a key the provider never published", op.sign(json!({"sub": "m", "aud": "roost-web", "jti": jti("o")}), "foreign").await),
+        ("another provider's token", other.sign(json!({"sub": "m", "aud": "roost-web", "jti": jti("q")}), "rs256").await),
+        ("no subject", op.sign(json!({"aud": "roost-web", "jti": jti("r")}), "rs256").await),
+        ("not a JWT", "not-a-token".to_string()),
+    ];
+    for (what, token) in refusals {
+        let r = post(json!({"id_token": token})).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.text);
+        assert!(r.error().starts_with("Error: The id_token is not valid"), "{what}: {}", r.text);
+    }
+    let r = post(json!({})).await;
+    assert_eq!(r.error(), "Error: The POST local login request must contain an id_token or an access_token in the body of the request.");
+    // Key rotation at the provider: a token with the new key id is accepted (the keys are fetched
+    // again), and the old key's tokens no longer verify.
+    let old = op.sign(json!({"sub": "frank", "aud": "roost-web", "jti": jti("s")}), "rs256").await;
+    let mut op = op;
+    op.rotate_key();
+    let r = post(json!({"id_token": op.sign(json!({"sub": "frank", "aud": "roost-web", "jti": jti("u")}), "rs256").await})).await;
+    assert_eq!(r.status, StatusCode::OK, "after rotation: {}", r.text);
+    assert_eq!(post(json!({"id_token": old})).await.status, StatusCode::UNAUTHORIZED, "the old key is gone");
+    // Tokens of this tenant never authenticate on another.
+    let other_tenant = crate::helpers::random_name("other");
+    let r = app.manage(Method::POST, "/tenants", Some(json!({"name": other_tenant}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app.manage(Method::POST, &format!("/tenants/{other_tenant}/tables"), Some(json!({"name": "whoami", "permissions": {"read": "user"}}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = reqwest::Client::new().get(format!("{}/t/{other_tenant}/tables/whoami", app.base)).header("X-ZUMO-AUTH", &minted).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("invalid signature"));
+}
+
+fn uuid_like() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }

@@ -2,6 +2,7 @@
 //! The API test binary: every test drives a real Roost over HTTP, on SQLite and on PostgreSQL.
 
 mod helpers;
+mod oidc;
 
 mod accounts;
 mod http;

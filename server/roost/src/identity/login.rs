@@ -1,0 +1,656 @@
+//! `/login/{provider}` (protocol.md §5.5) for OpenID Connect providers: the server-directed flow
+//! (authorization code with PKCE, `state` and `nonce` in `wams_*` cookies, the id token verified,
+//! then every completion: `/login/done#token=`, the `postMessage` and `iframe` pages) and the
+//! client-directed one (`POST` with the provider's `id_token`, or an `access_token` for its userinfo
+//! endpoint). Both answer the token of §5.3 for `uid = "<prefix>:<sub>"`, never linking identities
+//! by e-mail.
+//!
+//! Every request to a provider (discovery, keys, token, userinfo) goes through [`fetch`]: the
+//! address rules of tenants' outbound requests (no loopback or private address unless the tenant's
+//! admin-set `outbound_allow` names the host), no redirects, 10 s, at most 1 MiB. Discovery documents
+//! and keys are cached per provider for an hour; an id token signed with a key id the cache does not
+//! know refreshes the keys, at most once per 30 s per provider (key rotation).
+
+use super::{IdentityKey, ProviderConfig};
+use crate::error::{msg, ApiError, Result};
+use crate::http::extract::TenantCall;
+use crate::http::TenantRequest;
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse,
+};
+use roost_api::ProviderKind;
+use roost_storage::identity::ProviderRecord;
+use roost_storage::Tenant;
+use secrecy::ExposeSecret as _;
+use serde_json::{json, Map, Value as Json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a discovery document and its keys are used before they are fetched again.
+const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// The least time between two key refreshes of one provider for unknown key ids.
+const KEY_REFRESH_EVERY: Duration = Duration::from_secs(30);
+/// The largest answer read from a provider.
+const MAX_PROVIDER_BODY: usize = 1 << 20;
+/// The lifetime of a login token (§5.3).
+const TOKEN_LIFETIME_SECONDS: i64 = 30 * 24 * 3600;
+/// How long the browser may take at the provider.
+const FLOW_COOKIE_SECONDS: u32 = 600;
+/// Signature algorithms accepted on id tokens: asymmetric only (an HS256 token "signed" with the
+/// provider's public key is the algorithm-confusion attack).
+const ALGS: [CoreJwsSigningAlgorithm; 6] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+];
+
+/// Discovery documents (with their keys) by tenant, provider and the provider's version.
+#[derive(Default)]
+pub struct DiscoveryCache {
+    entries: Mutex<HashMap<String, Arc<Discovered>>>,
+}
+
+struct Discovered {
+    metadata: CoreProviderMetadata,
+    fetched: Instant,
+    /// When the keys were last fetched again for an unknown key id.
+    keys_refreshed: Option<Instant>,
+}
+
+/// A failed request to a provider.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FetchError(String);
+
+/// One request to a tenant's provider, under the tenant's outbound address rules.
+async fn fetch(tenant: &Tenant, req: openidconnect::HttpRequest) -> std::result::Result<openidconnect::HttpResponse, FetchError> {
+    let fail = |m: String| FetchError(m);
+    let url = reqwest::Url::parse(&req.uri().to_string()).map_err(|e| fail(format!("invalid provider URL: {e}")))?;
+    let host = url.host_str().ok_or_else(|| fail("a provider URL without a host".into()))?.trim_matches(|c| c == '[' || c == ']').to_string();
+    let loopback = host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        other => return Err(fail(format!("provider URLs must be https (http only on loopback): {other}://{host}"))),
+    }
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addr = crate::outbound::checked_address(tenant, &host, port).await.map_err(fail)?;
+    let client = reqwest::Client::builder()
+        .resolve(&host, addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let mut rb = client.request(req.method().clone(), url);
+    for (k, v) in req.headers() {
+        rb = rb.header(k, v);
+    }
+    let mut resp = rb.body(req.into_body()).send().await.map_err(|e| fail(format!("the provider did not answer: {e}")))?;
+    let mut out = axum::http::Response::builder().status(resp.status());
+    for (k, v) in resp.headers() {
+        out = out.header(k, v);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| fail(e.to_string()))? {
+        if body.len() + chunk.len() > MAX_PROVIDER_BODY {
+            return Err(fail("the provider's answer is larger than 1 MiB".into()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    out.body(body).map_err(|e| fail(e.to_string()))
+}
+
+/// The HTTP client `openidconnect` calls, bound to a tenant.
+fn http_client(
+    tenant: &Arc<Tenant>,
+) -> impl Fn(openidconnect::HttpRequest) -> futures::future::BoxFuture<'static, std::result::Result<openidconnect::HttpResponse, FetchError>> {
+    let tenant = tenant.clone();
+    move |req| {
+        let tenant = tenant.clone();
+        Box::pin(async move { fetch(&tenant, req).await })
+    }
+}
+
+/// A configured OpenID Connect provider, ready to use.
+struct Oidc {
+    record: Arc<ProviderRecord>,
+    config: ProviderConfig,
+    kind: ProviderKind,
+    secret: Option<String>,
+}
+
+fn issuer_of(discovery_url: &str) -> Option<String> {
+    discovery_url.strip_suffix("/.well-known/openid-configuration").map(str::to_string)
+}
+
+impl Oidc {
+    fn find(key: &IdentityKey, tenant: &Tenant, name: &str) -> Result<Self> {
+        let record = tenant.provider(name).ok_or_else(|| {
+            let known = ProviderKind::parse(&name.to_ascii_lowercase()).is_some() || name.eq_ignore_ascii_case("twitter");
+            ApiError::Unauthorized(if known { msg::login_not_enabled(name) } else { msg::login_not_supported(name) })
+        })?;
+        let kind = ProviderKind::parse(&record.kind).unwrap_or(ProviderKind::Oidc);
+        if kind == ProviderKind::Facebook {
+            return Err(ApiError::Unauthorized(msg::login_not_enabled(name)));
+        }
+        let config: ProviderConfig = serde_json::from_str(&record.config).map_err(|e| ApiError::Internal(format!("provider config: {e}")))?;
+        let secret = match record.secret_sealed.as_str() {
+            "" => None,
+            sealed => Some(key.open(&tenant.record.name, &record.name, sealed).map_err(|e| ApiError::Internal(e.into()))?.expose_secret().to_string()),
+        };
+        Ok(Self { record, config, kind, secret })
+    }
+
+    async fn metadata(&self, state: &AppState, tenant: &Arc<Tenant>) -> Result<Arc<Discovered>> {
+        let key = format!("{}\0{}\0{}", tenant.record.name, self.record.name, self.record.updated_at);
+        if let Some(d) = state.discovery.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&key).filter(|d| d.fetched.elapsed() < DISCOVERY_TTL) {
+            return Ok(d.clone());
+        }
+        let url = self.config.discovery_url.as_deref().unwrap_or_default();
+        let issuer =
+            issuer_of(url).ok_or_else(|| ApiError::Internal(format!("the discovery URL {url} does not end with /.well-known/openid-configuration")))?;
+        let issuer = IssuerUrl::new(issuer).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let metadata = CoreProviderMetadata::discover_async(issuer, &http_client(tenant))
+            .await
+            .map_err(|e| provider_failed(&self.record.name, &format!("discovery failed: {}", error_chain(&e))))?;
+        let d = Arc::new(Discovered { metadata, fetched: Instant::now(), keys_refreshed: None });
+        state.discovery.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(key, d.clone());
+        Ok(d)
+    }
+
+    /// The keys again (an unknown key id: the provider rotated), unless they were refreshed lately.
+    async fn refresh_keys(&self, state: &AppState, tenant: &Arc<Tenant>, old: &Discovered) -> Result<Option<Arc<Discovered>>> {
+        if old.keys_refreshed.is_some_and(|t| t.elapsed() < KEY_REFRESH_EVERY) {
+            return Ok(None);
+        }
+        let jwks = CoreJsonWebKeySet::fetch_async(old.metadata.jwks_uri(), &http_client(tenant))
+            .await
+            .map_err(|e| provider_failed(&self.record.name, &format!("fetching keys failed: {}", error_chain(&e))))?;
+        let d = Arc::new(Discovered { metadata: old.metadata.clone().set_jwks(jwks), fetched: old.fetched, keys_refreshed: Some(Instant::now()) });
+        let key = format!("{}\0{}\0{}", tenant.record.name, self.record.name, self.record.updated_at);
+        state.discovery.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(key, d.clone());
+        Ok(Some(d))
+    }
+
+    fn accepts_audience(&self, aud: &str) -> bool {
+        aud == self.record.client_id || self.config.audiences.iter().any(|a| a == aud)
+    }
+
+    /// Verifies an id token: signature (asymmetric algorithms, the provider's keys, refreshed once
+    /// for an unknown key id), issuer, audience (the client id or another configured one; `azp` one
+    /// of them when there are several), expiry, `iat`/`nbf` not in the future, and the nonce when
+    /// one is expected. The verified claims, as JSON.
+    async fn verify(&self, state: &AppState, tenant: &Arc<Tenant>, token: &str, nonce: Option<&Nonce>) -> Result<Map<String, Json>> {
+        let fail = |m: String| ApiError::Unauthorized(format!("The id_token is not valid: {m}"));
+        let id_token: CoreIdToken = token.parse().map_err(|e| fail(format!("{e}")))?;
+        // The audience the token names that is one of this provider's clients (the web client, or
+        // another of the same app such as its iOS client); the verifier requires it.
+        let named: Vec<String> = match payload(token).and_then(|c| c.get("aud").cloned()) {
+            Some(Json::String(a)) => vec![a],
+            Some(Json::Array(a)) => a.into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            _ => vec![],
+        };
+        let client_id = named.into_iter().find(|a| self.accepts_audience(a)).unwrap_or_else(|| self.record.client_id.clone());
+        let mut discovered = self.metadata(state, tenant).await?;
+        for attempt in 0..2 {
+            let verifier = openidconnect::core::CoreIdTokenVerifier::new_public_client(
+                ClientId::new(client_id.clone()),
+                discovered.metadata.issuer().clone(),
+                discovered.metadata.jwks().clone(),
+            )
+            .set_allowed_algs(ALGS)
+            .set_other_audience_verifier_fn(|aud| self.accepts_audience(aud.as_str()))
+            .set_issue_time_verifier_fn(|iat| {
+                if iat > chrono::Utc::now() + chrono::Duration::minutes(5) {
+                    Err("issued in the future".into())
+                } else {
+                    Ok(())
+                }
+            });
+            let any_nonce = |_: Option<&Nonce>| Ok(());
+            let checked = match nonce {
+                Some(n) => id_token.claims(&verifier, n).map(|_| ()),
+                None => id_token.claims(&verifier, any_nonce).map(|_| ()),
+            };
+            match checked {
+                Ok(()) => break,
+                Err(openidconnect::ClaimsVerificationError::SignatureVerification(openidconnect::SignatureVerificationError::NoMatchingKey))
+                    if attempt == 0 =>
+                {
+                    match self.refresh_keys(state, tenant, &discovered).await? {
+                        Some(d) => discovered = d,
+                        None => return Err(fail("no key of the provider matches its signature".into())),
+                    }
+                }
+                Err(e) => return Err(fail(e.to_string())),
+            }
+        }
+        // The claims as the token carries them (verified above), for azp, nbf and the credentials.
+        let claims = payload(token).ok_or_else(|| fail("unreadable claims".into()))?;
+        let audiences: Vec<&str> = match claims.get("aud") {
+            Some(Json::String(a)) => vec![a.as_str()],
+            Some(Json::Array(a)) => a.iter().filter_map(Json::as_str).collect(),
+            _ => vec![],
+        };
+        match claims.get("azp").and_then(Json::as_str) {
+            Some(azp) if !self.accepts_audience(azp) => return Err(fail(format!("the authorized party {azp} is not a client of this service"))),
+            None if audiences.len() > 1 => return Err(fail("several audiences and no authorized party".into())),
+            _ => {}
+        }
+        if claims.get("nbf").and_then(Json::as_f64).is_some_and(|nbf| nbf > (chrono::Utc::now().timestamp() + 300) as f64) {
+            return Err(fail("not valid yet".into()));
+        }
+        if claims.get("sub").and_then(Json::as_str).is_none_or(str::is_empty) {
+            return Err(fail("no subject".into()));
+        }
+        Ok(claims)
+    }
+
+    fn client(
+        &self,
+        discovered: &Discovered,
+        redirect: Option<&str>,
+    ) -> Result<
+        openidconnect::core::CoreClient<
+            openidconnect::EndpointSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointMaybeSet,
+            openidconnect::EndpointMaybeSet,
+        >,
+    > {
+        let mut client = CoreClient::from_provider_metadata(
+            discovered.metadata.clone(),
+            ClientId::new(self.record.client_id.clone()),
+            self.secret.clone().map(ClientSecret::new),
+        );
+        if let Some(r) = redirect {
+            client = client.set_redirect_uri(RedirectUrl::new(r.to_string()).map_err(|e| ApiError::Internal(e.to_string()))?);
+        }
+        Ok(client)
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text += &format!(": {s}");
+        source = s.source();
+    }
+    text
+}
+
+fn provider_failed(name: &str, detail: &str) -> ApiError {
+    tracing::warn!(provider = %name, "Identity provider request failed: {detail}");
+    ApiError::Unauthorized(format!("Logging in with {name} failed: {detail}"))
+}
+
+/// The claims segment of a JWT, as JSON (after its signature was checked).
+fn payload(token: &str) -> Option<Map<String, Json>> {
+    use base64::Engine as _;
+    let part = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Json::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// The `urn:microsoft:credentials` claim: the provider's claims and access token, sealed with
+/// XChaCha20-Poly1305 under a key derived (HKDF-SHA256) from the tenant's master key. Mobile
+/// Services used `aes-256-cbc` with `EVP_BytesToKey(MD5)` (no integrity); only the server reads it.
+pub fn seal_credentials(master_key: &str, credentials: &Json) -> String {
+    use base64::Engine as _;
+    use chacha20poly1305::aead::{Aead, KeyInit};
+    let cipher = chacha20poly1305::XChaCha20Poly1305::new(&credentials_key(master_key).into());
+    let nonce: [u8; 24] = rand::random();
+    let sealed =
+        cipher.encrypt(chacha20poly1305::XNonce::from_slice(&nonce), credentials.to_string().as_bytes()).expect("XChaCha20-Poly1305 sealing does not fail");
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    format!("v1.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
+}
+
+/// Opens a credentials claim [`seal_credentials`] sealed with the same master key.
+pub fn open_credentials(master_key: &str, sealed: &str) -> Option<Json> {
+    use base64::Engine as _;
+    use chacha20poly1305::aead::{Aead, KeyInit};
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sealed.strip_prefix("v1.")?).ok()?;
+    if bytes.len() < 40 {
+        return None;
+    }
+    let cipher = chacha20poly1305::XChaCha20Poly1305::new(&credentials_key(master_key).into());
+    let plain = cipher.decrypt(chacha20poly1305::XNonce::from_slice(&bytes[..24]), &bytes[24..]).ok()?;
+    serde_json::from_slice(&plain).ok()
+}
+
+fn credentials_key(master_key: &str) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(None, master_key.as_bytes())
+        .expand(b"roost urn:microsoft:credentials v1", &mut key)
+        .expect("32 bytes is a valid HKDF-SHA256 length");
+    key
+}
+
+/// The §5.4 answer for a verified identity: the token of §5.3 with the credentials claim.
+fn login_body(tenant: &Tenant, p: &Oidc, claims: &Map<String, Json>, access_token: Option<&str>) -> Json {
+    let sub = claims.get("sub").and_then(Json::as_str).unwrap_or_default();
+    let user_id = format!("{}:{sub}", p.config.uid_prefix);
+    let mut credentials = Map::new();
+    for k in ["sub", "iss", "aud", "email", "email_verified", "name", "given_name", "family_name", "preferred_username", "picture", "tid", "oid"] {
+        if let Some(v) = claims.get(k) {
+            credentials.insert(k.to_string(), v.clone());
+        }
+    }
+    if let Some(t) = access_token {
+        credentials.insert("accessToken".into(), Json::String(t.to_string()));
+    }
+    let mut extra = Map::new();
+    extra.insert("urn:microsoft:credentials".into(), Json::String(seal_credentials(&tenant.record.master_key, &Json::Object(credentials))));
+    let token = crate::auth::mint_token_with(&tenant.record.master_key, &user_id, TOKEN_LIFETIME_SECONDS, &extra);
+    json!({ "user": { "userId": user_id }, "authenticationToken": token })
+}
+
+/// Replayed client-directed id tokens: their `jti`, else their nonce, else their hash, until they
+/// expire (per node; issue 16 moves it to the catalog).
+#[derive(Default)]
+pub struct ReplayGuard {
+    seen: Mutex<HashMap<String, i64>>,
+}
+
+impl ReplayGuard {
+    /// `false` if the key was seen before and has not expired.
+    fn first_use(&self, key: String, expires: i64) -> bool {
+        let now = chrono::Utc::now().timestamp();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() > 100_000 {
+            seen.retain(|_, exp| *exp > now);
+        }
+        match seen.get(&key) {
+            Some(exp) if *exp > now => false,
+            _ => {
+                seen.insert(key, expires);
+                true
+            }
+        }
+    }
+}
+
+fn query<'a>(r: &'a TenantRequest, name: &str) -> Option<&'a str> {
+    r.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn cookies(r: &TenantRequest) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for v in r.headers.get_all(header::COOKIE) {
+        for pair in v.to_str().unwrap_or("").split(';') {
+            if let Some((k, v)) = pair.trim().split_once('=') {
+                if k.starts_with("wams_") {
+                    let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+                    out.insert(k.to_string(), v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The login URL of this provider as the browser reached it, and the tenant's base.
+fn urls(r: &TenantRequest, name: &str) -> (String, String) {
+    let host = r.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let at = r.raw_path.to_ascii_lowercase().rfind("/login").unwrap_or(r.raw_path.len());
+    let base = format!("{}://{host}{}", r.scheme, &r.raw_path[..at]);
+    (format!("{base}/login/{}", name.to_ascii_lowercase()), base)
+}
+
+struct Cookies {
+    set: Vec<String>,
+    secure: bool,
+    path: String,
+}
+
+impl Cookies {
+    fn new(r: &TenantRequest) -> Self {
+        let at = r.raw_path.to_ascii_lowercase().rfind("/login").unwrap_or(0);
+        Self { set: Vec::new(), secure: r.scheme == "https", path: format!("{}/login", &r.raw_path[..at]) }
+    }
+    fn add(&mut self, name: &str, value: &str) {
+        let v = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC);
+        let secure = if self.secure { "; Secure" } else { "" };
+        self.set.push(format!("{name}={v}; Path={}; Max-Age={FLOW_COOKIE_SECONDS}; HttpOnly; SameSite=Lax{secure}", self.path));
+    }
+    /// §5.5 step 6: every `wams_*` cookie the request sent and this answer does not set again is deleted.
+    fn finish(self, sent: &HashMap<String, String>, mut resp: Response) -> Response {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let kept: Vec<String> = self.set.iter().filter_map(|c| c.split('=').next().map(str::to_string)).collect();
+        let mut all = self.set.clone();
+        for name in sent.keys().filter(|n| !kept.contains(n)) {
+            all.push(format!("{name}=deleted; Path={}; expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly{secure}", self.path));
+        }
+        for c in all {
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        resp
+    }
+}
+
+/// `GET /login/{provider}`: the start of the server-directed flow, or the provider's redirect back.
+pub async fn login_get(State(state): State<AppState>, r: TenantCall, Path((_tenant, name)): Path<(String, String)>) -> Result<Response> {
+    let sent = cookies(&r);
+    if name.eq_ignore_ascii_case("done") {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let is_callback = ["code", "state", "error"].iter().any(|k| query(&r, k).is_some());
+    if !is_callback {
+        return start(&state, &r, &name, sent).await;
+    }
+    let completion: Option<(String, String)> = sent
+        .get("wams_completionAction")
+        .and_then(|c| serde_json::from_str::<Json>(c).ok())
+        .map(|c| (c["type"].as_str().unwrap_or("").to_string(), c["origin"].as_str().unwrap_or("").to_string()));
+    let outcome = callback(&state, &r, &name, &sent).await;
+    let (_, base) = urls(&r, &name);
+    let resp = complete(&r, &base, completion, outcome)?;
+    Ok(Cookies::new(&r).finish(&sent, resp))
+}
+
+async fn start(state: &AppState, r: &TenantCall, name: &str, sent: HashMap<String, String>) -> Result<Response> {
+    let p = Oidc::find(&state.identity_key, &r.tenant, name)?;
+    let completion = match (query(r, "completion_type"), query(r, "completion_origin")) {
+        (Some(t), Some(origin)) if t == "postMessage" || t == "iframe" => {
+            if !crate::http::cors::origin_allowed(&r.tenant.record.settings.cors_origins, origin) {
+                return Err(ApiError::Unauthorized(msg::not_whitelisted(origin)));
+            }
+            Some(json!({ "type": t, "origin": origin }))
+        }
+        (Some(_), None) | (None, Some(_)) | (Some(_), Some(_)) => {
+            return Err(ApiError::BadInput("completion_type must be postMessage or iframe, with a completion_origin.".into()))
+        }
+        (None, None) => None,
+    };
+    let discovered = p.metadata(state, &r.tenant).await?;
+    let (redirect, _) = urls(r, name);
+    let client = p.client(&discovered, Some(&redirect))?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut auth = client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).set_pkce_challenge(challenge);
+    for s in &p.config.scopes {
+        auth = auth.add_scope(Scope::new(s.clone()));
+    }
+    let (url, csrf, nonce) = auth.url();
+    let mut cookies = Cookies::new(r);
+    cookies.add("wams_state", csrf.secret());
+    cookies.add("wams_nonce", nonce.secret());
+    cookies.add("wams_pkce", verifier.secret());
+    if let Some(c) = completion {
+        cookies.add("wams_completionAction", &c.to_string());
+    }
+    let resp = (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response();
+    Ok(cookies.finish(&sent, resp))
+}
+
+/// The redirect back: the state checked against its cookie, the code exchanged (with the PKCE
+/// verifier and the client secret), the id token verified with the nonce of the cookie.
+async fn callback(state: &AppState, r: &TenantCall, name: &str, sent: &HashMap<String, String>) -> std::result::Result<Json, String> {
+    let p = Oidc::find(&state.identity_key, &r.tenant, name).map_err(message)?;
+    if let Some(e) = query(r, "error") {
+        return Err(query(r, "error_description").map(|d| format!("{e}: {d}")).unwrap_or_else(|| e.to_string()));
+    }
+    let given = query(r, "state").ok_or_else(|| msg::redirect_without_state(name))?;
+    let expected = sent.get("wams_state").ok_or_else(|| msg::redirect_without_state_cookie(name))?;
+    if !crate::auth::secrets_equal(given, expected) {
+        return Err(msg::redirect_bad_state(name));
+    }
+    let code = query(r, "code").ok_or_else(|| format!("Redirect from {name} does not contain an authorization code."))?;
+    let nonce = Nonce::new(sent.get("wams_nonce").cloned().ok_or_else(|| msg::redirect_without_state_cookie(name))?);
+    let verifier = PkceCodeVerifier::new(sent.get("wams_pkce").cloned().ok_or_else(|| msg::redirect_without_state_cookie(name))?);
+    let discovered = p.metadata(state, &r.tenant).await.map_err(message)?;
+    let (redirect, _) = urls(r, name);
+    let client = p.client(&discovered, Some(&redirect)).map_err(message)?;
+    let token = client
+        .exchange_code(AuthorizationCode::new(code.to_string()))
+        .map_err(|e| e.to_string())?
+        .set_pkce_verifier(verifier)
+        .request_async(&http_client(&r.tenant))
+        .await
+        .map_err(|e| format!("Logging in with {name} failed: the code exchange failed: {}", error_chain(&e)))?;
+    let id_token = token.id_token().ok_or_else(|| format!("Logging in with {name} failed: the provider sent no id_token."))?;
+    let claims = p.verify(state, &r.tenant, &id_token.to_string(), Some(&nonce)).await.map_err(message)?;
+    let _ = p.kind;
+    Ok(login_body(&r.tenant, &p, &claims, Some(token.access_token().secret())))
+}
+
+fn message(e: ApiError) -> String {
+    match e {
+        ApiError::Unauthorized(m) | ApiError::BadInput(m) | ApiError::NotFound(m) => m,
+        ApiError::Internal(m) => {
+            tracing::warn!(error.cause = %m, "Login failed on an internal error");
+            msg::INTERNAL.into()
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+const POST_MESSAGE_PAGE: &str = r##"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Login</title></head><body><script>
+(function () {
+    var envelope = { type: "LoginCompleted", oauth: __OAUTH__, error: __ERROR__ };
+    if (window.opener) { window.opener.postMessage(JSON.stringify(envelope), __ORIGIN__); }
+    window.close();
+})();
+</script></body></html>
+"##;
+
+const IFRAME_PAGE: &str = r##"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Login</title></head><body><script>
+(function () {
+    var envelope = { type: "LoginCompleted", oauth: __OAUTH__, error: __ERROR__ };
+    var tries = 0;
+    (function deliver() {
+        var receiver = null;
+        try { receiver = window.opener && window.opener.frames["zumo-login-receiver"]; } catch (e) { }
+        if (receiver && receiver.transferLoginResult) { receiver.transferLoginResult(envelope); window.close(); return; }
+        if (++tries < 200) { setTimeout(deliver, 50); }
+    })();
+})();
+</script></body></html>
+"##;
+
+fn embed(v: &Json) -> String {
+    v.to_string().replace('<', "\\u003c").replace('\u{2028}', "\\u2028").replace('\u{2029}', "\\u2029")
+}
+
+/// §5.5 step 4: the completion the start request asked for (its origin checked again).
+fn complete(r: &TenantRequest, base: &str, completion: Option<(String, String)>, outcome: std::result::Result<Json, String>) -> Result<Response> {
+    let (oauth, error) = match &outcome {
+        Ok(body) => (body.clone(), Json::Null),
+        Err(m) => (Json::Null, Json::String(format!("Error: {m}"))),
+    };
+    match completion {
+        None => {
+            let fragment = match &outcome {
+                Ok(body) => format!("token={}", percent_encoding::utf8_percent_encode(&body.to_string(), URI_COMPONENT)),
+                Err(m) => format!("error={}", percent_encoding::utf8_percent_encode(&format!("Error: {m}"), URI_COMPONENT)),
+            };
+            Ok((StatusCode::FOUND, [(header::LOCATION, format!("{base}/login/done#{fragment}"))]).into_response())
+        }
+        Some((kind, origin)) => {
+            if !crate::http::cors::origin_allowed(&r.tenant.record.settings.cors_origins, &origin) {
+                return Err(ApiError::Unauthorized(msg::not_whitelisted(&origin)));
+            }
+            let template = if kind == "iframe" { IFRAME_PAGE } else { POST_MESSAGE_PAGE };
+            let page = template.replace("__OAUTH__", &embed(&oauth)).replace("__ERROR__", &embed(&error)).replace("__ORIGIN__", &embed(&Json::String(origin)));
+            let mut resp = (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+                    (
+                        header::CONTENT_SECURITY_POLICY,
+                        HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"),
+                    ),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                ],
+                page,
+            )
+                .into_response();
+            resp.extensions_mut().insert(crate::http::OwnPage);
+            Ok(resp)
+        }
+    }
+}
+
+/// What JavaScript's `encodeURIComponent` leaves as it is.
+const URI_COMPONENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'!').remove(b'~').remove(b'*').remove(b'\'').remove(b'(').remove(b')');
+
+/// `POST /login/{provider}` (client-directed): `{"id_token": …}` verified against the provider's keys
+/// (a replay within its lifetime refused), or `{"access_token": …}` for its userinfo endpoint.
+pub async fn login_post(State(state): State<AppState>, r: TenantCall, Path((_tenant, name)): Path<(String, String)>) -> Result<Response> {
+    let p = Oidc::find(&state.identity_key, &r.tenant, &name)?;
+    let body: Json = r.body.as_deref().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Json::Null);
+    let display = p.config.uid_prefix.clone();
+    if let Some(token) = body.get("id_token").and_then(Json::as_str) {
+        let claims = p.verify(&state, &r.tenant, token, None).await?;
+        let exp = claims.get("exp").and_then(Json::as_i64).unwrap_or(0);
+        let key = match (claims.get("jti").and_then(Json::as_str), claims.get("nonce").and_then(Json::as_str)) {
+            (Some(jti), _) => format!("jti:{jti}"),
+            (None, Some(n)) => format!("nonce:{n}"),
+            (None, None) => format!("hash:{}", crate::accounts::secret_hash(token)),
+        };
+        let iss = claims.get("iss").and_then(Json::as_str).unwrap_or_default();
+        if !state.replays.first_use(format!("{}\0{}\0{iss}\0{key}", r.tenant.record.name, p.record.name), exp) {
+            return Err(ApiError::Unauthorized(msg::TOKEN_REPLAYED.into()));
+        }
+        return Ok(axum::Json(login_body(&r.tenant, &p, &claims, None)).into_response());
+    }
+    if let Some(access) = body.get("access_token").and_then(Json::as_str) {
+        let discovered = p.metadata(&state, &r.tenant).await?;
+        let client = p.client(&discovered, None)?;
+        let info: openidconnect::core::CoreUserInfoClaims = client
+            .user_info(openidconnect::AccessToken::new(access.to_string()), None)
+            .map_err(|_| ApiError::Unauthorized(format!("{display} has no userinfo endpoint: POST an id_token instead.")))?
+            .request_async(&http_client(&r.tenant))
+            .await
+            .map_err(|e| ApiError::Unauthorized(format!("The access_token was refused by {display}: {}", error_chain(&e))))?;
+        let mut claims = match serde_json::to_value(&info).unwrap_or(Json::Null) {
+            Json::Object(m) => m,
+            _ => Map::new(),
+        };
+        claims.insert("sub".into(), Json::String(info.subject().to_string()));
+        return Ok(axum::Json(login_body(&r.tenant, &p, &claims, Some(access))).into_response());
+    }
+    Err(ApiError::Unauthorized(msg::post_needs(&display, "an id_token or an access_token")))
+}

@@ -1,0 +1,107 @@
+//! A real OpenID provider for the identity tests: `tests/oidc/provider.mjs` (the npm package
+//! `oidc-provider`, installed there by `scripts/test`) in a Node process on 127.0.0.1, and a browser's
+//! part of its sign-in (its development login and consent pages) driven over HTTP.
+
+use serde_json::{json, Value};
+use std::io::BufRead as _;
+use std::process::{Child, Command, Stdio};
+
+pub struct OidcProvider {
+    pub issuer: String,
+    pub port: u16,
+    clients: Value,
+    child: Child,
+}
+
+fn dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc")
+}
+
+fn spawn(port: u16, clients: &Value) -> (Child, String) {
+    assert!(
+        dir().join("node_modules/oidc-provider").is_dir(),
+        "tests/oidc/node_modules is missing: run `npm ci` in server/roost/tests/oidc (scripts/test does)"
+    );
+    let mut child = Command::new("node")
+        .arg("provider.mjs")
+        .arg(json!({"port": port, "clients": clients}).to_string())
+        .current_dir(dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node (Node.js) runs the OpenID provider");
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    out.read_line(&mut line).expect("the provider's first line");
+    // The provider writes more later (its interactions): a closed pipe would end it.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("the provider did not start ({e}): {line:?}"));
+    (child, v["issuer"].as_str().expect("issuer").to_string())
+}
+
+impl OidcProvider {
+    /// Starts a provider with these clients (`[{client_id, client_secret, redirect_uris}]`).
+    pub fn start(clients: Value) -> Self {
+        let (child, issuer) = spawn(0, &clients);
+        let port = issuer.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        OidcProvider { issuer, port, clients, child }
+    }
+
+    /// Restarts it on the same port with a new signing key (key rotation).
+    pub fn rotate_key(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, issuer) = spawn(self.port, &self.clients);
+        assert_eq!(issuer, self.issuer);
+        self.child = child;
+    }
+
+    pub fn discovery_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.issuer)
+    }
+
+    /// A crafted token: `mode` is `rs256` (the provider's key), `none`, `hs256-public` (HMAC keyed
+    /// with the provider's public key) or `foreign` (a key it never published).
+    pub async fn sign(&self, claims: Value, mode: &str) -> String {
+        let r = reqwest::Client::new().post(format!("{}/__test/sign", self.issuer)).json(&json!({"claims": claims, "mode": mode})).send().await.expect("sign");
+        r.json::<Value>().await.expect("json")["jwt"].as_str().expect("jwt").to_string()
+    }
+
+    /// A browser at the provider: from its authorization URL, signs in as `login` and consents, and
+    /// returns where the provider sends the browser back (the redirect URI with the code and state).
+    pub async fn sign_in(&self, authorize_url: &str, login: &str) -> String {
+        let browser = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let mut next = (authorize_url.to_string(), None::<String>);
+        for _ in 0..12 {
+            let rb = match &next.1 {
+                Some(form) => browser.post(&next.0).header("content-type", "application/x-www-form-urlencoded").body(form.clone()),
+                None => browser.get(&next.0),
+            };
+            let r = rb.send().await.expect("provider");
+            if let Some(loc) = r.headers().get("location").and_then(|l| l.to_str().ok()) {
+                let url = reqwest::Url::parse(&next.0).expect("url").join(loc).expect("location").to_string();
+                if !url.starts_with(&self.issuer) {
+                    return url;
+                }
+                next = (url, None);
+                continue;
+            }
+            let page = r.text().await.expect("page");
+            let grab = |pattern: &str| {
+                let start = page.find(pattern).unwrap_or_else(|| panic!("no {pattern} in the provider's page: {page}")) + pattern.len();
+                page[start..page[start..].find('"').expect("quote") + start].to_string()
+            };
+            let action = grab("action=\"");
+            let prompt = grab("name=\"prompt\" value=\"");
+            next = (action, Some(format!("prompt={prompt}&login={login}&password=any")));
+        }
+        panic!("the provider never sent the browser back")
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
