@@ -78,6 +78,8 @@ pub fn mint_token_with(master_key: &str, user_id: &str, ttl_seconds: i64, extra:
 pub struct TokenUser {
     /// The `uid` (or `id`) claim.
     pub user_id: String,
+    /// The sealed `urn:microsoft:credentials` claim, if the token has one.
+    pub credentials: Option<String>,
 }
 
 /// A token time claim in seconds since the epoch. One above 10^11 (the year 5138 in seconds, March
@@ -143,7 +145,8 @@ pub fn validate_token(master_key: &str, token: &str) -> Result<TokenUser, &'stat
         return Err("The authentication token has an invalid signature.");
     }
     let user_id = claims.get("uid").or_else(|| claims.get("id")).and_then(|v| v.as_str()).ok_or("The authentication token has no user id.")?;
-    Ok(TokenUser { user_id: user_id.to_string() })
+    let credentials = claims.get("urn:microsoft:credentials").and_then(|v| v.as_str()).map(str::to_string);
+    Ok(TokenUser { user_id: user_id.to_string(), credentials })
 }
 
 /// Who is calling, from the request's keys and token.
@@ -169,11 +172,15 @@ impl Caller {
         }
     }
 
-    /// `user` as a script gets it: `{level, userId?}`.
-    pub fn script_user(&self) -> serde_json::Value {
+    /// `user` as a script gets it: `{level, userId?, identities?}` (the identities opened with the
+    /// tenant's master key; scripts reach them only through `getIdentities`).
+    pub fn script_user(&self, master_key: &str) -> serde_json::Value {
         let mut user = serde_json::json!({ "level": self.level() });
         if let Some(u) = &self.user {
             user["userId"] = serde_json::Value::String(u.user_id.clone());
+            if let Some(identities) = crate::identity::identities(master_key, u) {
+                user["identities"] = identities;
+            }
         }
         user
     }
@@ -246,7 +253,7 @@ mod tests {
     #[test]
     fn minted_tokens_validate_and_tampering_is_refused() {
         let t = mint_token("master", "Custom:42", 3600);
-        assert_eq!(validate_token("master", &t), Ok(TokenUser { user_id: "Custom:42".into() }));
+        assert_eq!(validate_token("master", &t), Ok(TokenUser { user_id: "Custom:42".into(), credentials: None }));
         assert_eq!(validate_token("other", &t), Err("The authentication token has an invalid signature."));
         let expired = mint_token("master", "Custom:42", -10);
         assert_eq!(validate_token("master", &expired), Err("The authentication token has expired."));
@@ -266,7 +273,7 @@ mod tests {
         use Permission::*;
         let anon = Caller::default();
         let app = Caller { application: true, ..Default::default() };
-        let user = Caller { user: Some(TokenUser { user_id: "u".into() }), ..Default::default() };
+        let user = Caller { user: Some(TokenUser { user_id: "u".into(), credentials: None }), ..Default::default() };
         let master = Caller { master: true, ..Default::default() };
         let table = [
             (Public, [true, true, true, true]),

@@ -4,16 +4,20 @@
   'use strict';
   var L = __roost_lib;
 
+  // `user` (§5.6): its identities (the provider's key → userId, the provider's claims and access
+  // token, which the host opened from the token's credentials claim) only through getIdentities.
   function user(u) {
     var o = { level: u.level };
     if (u.userId !== undefined && u.userId !== null) o.userId = u.userId;
+    var identities = u.identities === undefined ? null : u.identities;
     Object.defineProperty(o, 'getIdentities', {
       enumerable: false,
       value: function (options) {
-        if (options && typeof options === 'object' && typeof options.success === 'function') return options.success(null);
+        var copy = identities === null ? null : JSON.parse(JSON.stringify(identities));
+        if (options && typeof options === 'object' && typeof options.success === 'function') return options.success(copy);
         L.log('warning', 'The synchronous and callback forms of getIdentities are deprecated; pass {success, error}.');
-        if (typeof options === 'function') return options(null, null);
-        return null;
+        if (typeof options === 'function') return options(null, copy);
+        return copy;
       }
     });
     return o;

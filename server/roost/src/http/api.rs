@@ -84,7 +84,7 @@ pub async fn call_api(
         "query": query,
         "headers": headers,
         "body": api_body(&r)?,
-        "user": caller.script_user(),
+        "user": caller.script_user(&r.tenant.record.master_key),
     });
     let invocation = roost_scripts::Invocation { source: script.source(), script: script.body.clone(), entry: roost_scripts::Entry::Api, input };
     let permissions = script.meta.get("permissions").cloned().unwrap_or(Json::Null);

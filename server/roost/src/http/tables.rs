@@ -270,7 +270,7 @@ async fn scripted(
     let mut input = serde_json::json!({
         "operation": op.script_operation(),
         "table": table.record.name,
-        "user": caller.script_user(),
+        "user": caller.script_user(&r.tenant.record.master_key),
         "parameters": parameters,
         "systemProperties": item::system_names(svc.system(p.system)),
         "includeDeleted": p.include_deleted,

@@ -102,6 +102,24 @@ fn associated(tenant: &str, provider: &str) -> String {
     format!("roost identity provider secret\0{}\0{}", tenant.to_ascii_lowercase(), provider.to_ascii_lowercase())
 }
 
+/// `user.getIdentities()` (§5.6) of a token: `{"<provider key>": {"userId", …claims, "accessToken"}}`,
+/// from its credentials claim; `None` for a token without one (custom authentication) or one this
+/// tenant's key does not open.
+pub fn identities(master_key: &str, user: &crate::auth::TokenUser) -> Option<serde_json::Value> {
+    let mut credentials = match login::open_credentials(master_key, user.credentials.as_deref()?)? {
+        serde_json::Value::Object(m) => m,
+        _ => return None,
+    };
+    let prefix = user.user_id.split(':').next().unwrap_or_default();
+    // The provider keys of Mobile Services; any other provider by its name.
+    let key = match prefix {
+        "MicrosoftAccount" => "microsoft".to_string(),
+        other => other.to_ascii_lowercase(),
+    };
+    credentials.insert("userId".into(), serde_json::Value::String(user.user_id.clone()));
+    Some(serde_json::json!({ key: credentials }))
+}
+
 /// What a preset fills in: the discovery document and the Mobile Services provider name (the prefix
 /// of user ids).
 pub fn preset(kind: ProviderKind) -> (Option<&'static str>, &'static str) {

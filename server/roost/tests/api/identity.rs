@@ -472,6 +472,25 @@ async fn the_server_directed_login_runs_against_a_real_provider(app: TestApp) {
     assert!(!credentials.contains("alice") && credentials.starts_with("v1."), "sealed: {credentials}");
     let r = app.request(Method::GET, "/tables/whoami", &[("X-ZUMO-APPLICATION", &app.app_key), ("X-ZUMO-AUTH", &token)], None).await;
     assert_eq!(r.json(), json!({"userId": "local:alice", "level": "authenticated"}), "{}", r.text);
+    // user.getIdentities() (§5.6), in its three forms, from a table script; `user` itself
+    // serialises without them.
+    app.create_table("ids", json!({"permissions": {"read": "user"}})).await;
+    let script = "function read(query, user, request) { user.getIdentities({ success: function (ids) { \
+        user.getIdentities(function (err, viaCallback) { \
+            request.respond(200, { user: JSON.parse(JSON.stringify(user)), ids: ids, same: JSON.stringify(viaCallback) === JSON.stringify(ids) && JSON.stringify(user.getIdentities()) === JSON.stringify(ids) }); }); } }); }";
+    app.script("table", "ids.read", script).await;
+    let r = app.request(Method::GET, "/tables/ids", &[("X-ZUMO-APPLICATION", &app.app_key), ("X-ZUMO-AUTH", &token)], None).await;
+    let v = r.json();
+    assert_eq!(v["user"], json!({"level": "authenticated", "userId": "local:alice"}), "{}", r.text);
+    assert_eq!(v["ids"]["local"]["userId"], "local:alice", "{}", r.text);
+    assert_eq!(v["ids"]["local"]["email"], "alice@example.test", "{}", r.text);
+    assert_eq!(v["ids"]["local"]["sub"], "alice");
+    assert!(v["ids"]["local"]["accessToken"].as_str().is_some_and(|t| !t.is_empty()), "{}", r.text);
+    assert_eq!(v["same"], true);
+    // A token without a credentials claim (custom authentication) has none.
+    let custom = roost::auth::mint_token(&app.master_key, "Custom:zed", 600);
+    let r = app.request(Method::GET, "/tables/ids", &[("X-ZUMO-APPLICATION", &app.app_key), ("X-ZUMO-AUTH", &custom)], None).await;
+    assert_eq!(r.json()["ids"], Value::Null, "{}", r.text);
     // The code is single-use: the same redirect again fails at the provider.
     let r = http.get(&back).header("cookie", &cookies).send().await.unwrap();
     assert!(r.headers()["location"].to_str().unwrap().contains("#error="), "{:?}", r.headers());
