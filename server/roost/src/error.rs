@@ -59,6 +59,7 @@ pub mod msg {
         format!("The POST {provider} login request must contain {what} in the body of the request.")
     }
     pub const TOKEN_REPLAYED: &str = "The token has already been used.";
+    pub const TOO_MANY_LOGINS: &str = "Too many login requests. Try again later.";
     pub const VERSION_REJECTED: &str = "This version (1.0.0) of the server does not support the use of the zumo-api-version in the request.  For more information and supported clients see: http://go.microsoft.com/fwlink/?LinkID=690568#1.0.0";
 }
 
@@ -87,6 +88,8 @@ pub enum ApiError {
     PreconditionFailed(serde_json::Value),
     /// 413.
     TooLarge,
+    /// 429 with `Retry-After` (seconds).
+    TooManyRequests(u64),
     /// 500; the cause is logged, never sent.
     Internal(String),
     /// 503 timeout.
@@ -130,6 +133,7 @@ impl ApiError {
             ApiError::Duplicate => e(StatusCode::CONFLICT, format!("Error: {}", msg::DUPLICATE)),
             ApiError::PreconditionFailed(item) => (412, item),
             ApiError::TooLarge => e(StatusCode::PAYLOAD_TOO_LARGE, format!("Error: {}", msg::TOO_LARGE)),
+            ApiError::TooManyRequests(_) => e(StatusCode::TOO_MANY_REQUESTS, format!("Error: {}", msg::TOO_MANY_LOGINS)),
             ApiError::Internal(cause) => {
                 tracing::error!(error.cause = %cause, "A script's operation failed with an internal error");
                 e(StatusCode::INTERNAL_SERVER_ERROR, format!("Error: {}", msg::INTERNAL))
@@ -170,6 +174,11 @@ impl IntoResponse for ApiError {
                 r
             }
             ApiError::TooLarge => json_error(StatusCode::PAYLOAD_TOO_LARGE, format!("Error: {}", msg::TOO_LARGE)),
+            ApiError::TooManyRequests(wait) => {
+                let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, format!("Error: {}", msg::TOO_MANY_LOGINS));
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+                r
+            }
             ApiError::Internal(cause) => {
                 // Logged once, with the request's span, by the trace layer (crate::telemetry).
                 let mut r = json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("Error: {}", msg::INTERNAL));

@@ -49,6 +49,8 @@ pub struct App {
     pub discovery: identity::login::DiscoveryCache,
     /// Client-directed id tokens already used.
     pub replays: identity::login::ReplayGuard,
+    /// The login rate limits.
+    pub login_limits: identity::login::LoginLimiter,
     /// `{tenant}.{domain}` addressing, lower-case, if configured.
     pub tenant_domain: Option<String>,
     /// Honour `X-Forwarded-Proto`.
@@ -170,6 +172,7 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         identity_key,
         discovery: Default::default(),
         replays: Default::default(),
+        login_limits: Default::default(),
         tenant_domain,
         trust_forwarded_proto: config.trust_forwarded_proto,
         data_lock,

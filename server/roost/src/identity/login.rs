@@ -16,9 +16,10 @@ use crate::error::{msg, ApiError, Result};
 use crate::http::extract::TenantCall;
 use crate::http::TenantRequest;
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
@@ -388,6 +389,56 @@ impl ReplayGuard {
     }
 }
 
+/// Login requests (`/login/{provider}`, any method) one client address may make per tenant in a
+/// minute.
+pub const LOGINS_PER_ADDRESS: usize = 60;
+/// Login requests to one provider of a tenant in a minute, from all addresses.
+pub const LOGINS_PER_PROVIDER: usize = 600;
+const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// The login rate limits (per node; issue 16 makes them cluster-wide).
+#[derive(Default)]
+pub struct LoginLimiter {
+    recent: Mutex<HashMap<String, std::collections::VecDeque<Instant>>>,
+}
+
+impl LoginLimiter {
+    /// Counts a login request; `Err(seconds to wait)` when its address or its provider is over the
+    /// limit (a refused request is not counted).
+    fn admit(&self, tenant: &str, provider: &str, address: &str) -> std::result::Result<(), u64> {
+        let now = Instant::now();
+        let mut map = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < LOGIN_WINDOW));
+        }
+        let keys = [(format!("a\0{tenant}\0{address}"), LOGINS_PER_ADDRESS), (format!("p\0{tenant}\0{}", provider.to_ascii_lowercase()), LOGINS_PER_PROVIDER)];
+        let mut wait = 0;
+        for (key, limit) in &keys {
+            let q = map.entry(key.clone()).or_default();
+            while q.front().is_some_and(|t| now.duration_since(*t) >= LOGIN_WINDOW) {
+                q.pop_front();
+            }
+            if q.len() >= *limit {
+                let oldest = q[q.len() - limit];
+                wait = wait.max(LOGIN_WINDOW.saturating_sub(now.duration_since(oldest)).as_secs().max(1));
+            }
+        }
+        if wait > 0 {
+            return Err(wait);
+        }
+        for (key, _) in keys {
+            map.entry(key).or_default().push_back(now);
+        }
+        Ok(())
+    }
+}
+
+/// The rate limits of §5.5's endpoints: 429 with `Retry-After`.
+fn admit(state: &AppState, r: &TenantRequest, provider: &str, address: Option<std::net::SocketAddr>) -> Result<()> {
+    let address = address.map(|a| a.ip().to_string()).unwrap_or_default();
+    state.login_limits.admit(&r.tenant.record.name, provider, &address).map_err(ApiError::TooManyRequests)
+}
+
 fn query<'a>(r: &'a TenantRequest, name: &str) -> Option<&'a str> {
     r.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
@@ -449,11 +500,17 @@ impl Cookies {
 }
 
 /// `GET /login/{provider}`: the start of the server-directed flow, or the provider's redirect back.
-pub async fn login_get(State(state): State<AppState>, r: TenantCall, Path((_tenant, name)): Path<(String, String)>) -> Result<Response> {
+pub async fn login_get(
+    State(state): State<AppState>,
+    r: TenantCall,
+    Path((_tenant, name)): Path<(String, String)>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
+) -> Result<Response> {
     let sent = cookies(&r);
     if name.eq_ignore_ascii_case("done") {
         return Ok(StatusCode::OK.into_response());
     }
+    admit(&state, &r, &name, peer.map(|p| p.0 .0))?;
     let is_callback = ["code", "state", "error"].iter().any(|k| query(&r, k).is_some());
     if !is_callback {
         return start(&state, &r, &name, sent).await;
@@ -618,7 +675,13 @@ const URI_COMPONENT: &percent_encoding::AsciiSet =
 
 /// `POST /login/{provider}` (client-directed): `{"id_token": …}` verified against the provider's keys
 /// (a replay within its lifetime refused), or `{"access_token": …}` for its userinfo endpoint.
-pub async fn login_post(State(state): State<AppState>, r: TenantCall, Path((_tenant, name)): Path<(String, String)>) -> Result<Response> {
+pub async fn login_post(
+    State(state): State<AppState>,
+    r: TenantCall,
+    Path((_tenant, name)): Path<(String, String)>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
+) -> Result<Response> {
+    admit(&state, &r, &name, peer.map(|p| p.0 .0))?;
     let p = Oidc::find(&state.identity_key, &r.tenant, &name)?;
     let body: Json = r.body.as_deref().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Json::Null);
     let display = p.config.uid_prefix.clone();

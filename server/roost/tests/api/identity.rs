@@ -15,7 +15,8 @@ crate::on_both_backends!(
     the_readme_password_login_works_as_written,
     providers_are_configured_with_write_only_sealed_secrets,
     the_server_directed_login_runs_against_a_real_provider,
-    client_directed_id_tokens_are_verified_and_every_forgery_refused
+    client_directed_id_tokens_are_verified_and_every_forgery_refused,
+    logins_are_rate_limited_per_address_and_per_provider
 );
 
 /// The well-known AMS custom-authentication sample, unchanged but for the user store (a fixed
@@ -610,4 +611,41 @@ async fn client_directed_id_tokens_are_verified_and_every_forgery_refused(app: T
 
 fn uuid_like() -> String {
     format!("{:016x}", rand::random::<u64>())
+}
+
+/// A client address may make 60 login requests a minute to a tenant, a provider gets 600 from all
+/// addresses: beyond, 429 with Retry-After, before any work (the provider is not even configured).
+async fn logins_are_rate_limited_per_address_and_per_provider(app: TestApp) {
+    let url = format!("{}/t/{}/login/google", app.base, app.tenant);
+    let from = |last: u8| reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, last])).build().unwrap();
+    let first = from(2);
+    for _ in 0..roost::identity::login::LOGINS_PER_ADDRESS {
+        assert_eq!(first.post(&url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = first.post(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(r.text().await.unwrap(), r#"{"code":429,"error":"Error: Too many login requests. Try again later."}"#);
+    assert_eq!(first.get(&url).send().await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS, "GET counts too");
+    // Another address still may, until the provider's own limit.
+    let per_address = roost::identity::login::LOGINS_PER_ADDRESS;
+    let mut sent = per_address;
+    for last in 3..=250u8 {
+        let c = from(last);
+        for _ in 0..per_address {
+            if sent == roost::identity::login::LOGINS_PER_PROVIDER {
+                break;
+            }
+            assert_eq!(c.post(&url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED, "from 127.0.0.{last}");
+            sent += 1;
+        }
+        if sent == roost::identity::login::LOGINS_PER_PROVIDER {
+            break;
+        }
+    }
+    let r = from(251).post(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "the provider's limit");
+    // Other providers of the tenant are counted apart.
+    assert_eq!(from(252).post(format!("{}/t/{}/login/apple", app.base, app.tenant)).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
 }
