@@ -72,6 +72,46 @@ enum Command {
     /// Manage platform accounts of the portal and /manage/v1 (the first admin account, for one).
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// Manage a tenant's identity providers (`/login/{name}`).
+    #[command(subcommand)]
+    Identity(IdentityCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum IdentityCmd {
+    /// List the providers (secrets are never shown).
+    List {
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or replace a provider. The client secret comes from ROOST_CLIENT_SECRET, else from the
+    /// first line of stdin with --secret-stdin (never from the command line); without either, a
+    /// stored secret is kept.
+    Set {
+        tenant: String,
+        /// The name in /login/{name}: a preset (google, microsoftaccount, aad, apple, facebook) or any.
+        name: String,
+        #[arg(long)]
+        client_id: String,
+        /// google, microsoftaccount, aad, apple, facebook or oidc (default: the name's preset, else oidc).
+        #[arg(long)]
+        kind: Option<String>,
+        /// The issuer's `…/.well-known/openid-configuration` (presets fill it).
+        #[arg(long)]
+        discovery_url: Option<String>,
+        /// Read the client secret from the first line of stdin.
+        #[arg(long)]
+        secret_stdin: bool,
+        /// Scopes beyond openid, space-separated (default "profile email").
+        #[arg(long)]
+        scopes: Option<String>,
+        /// Another client id accepted as an id token's audience (repeatable).
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+    },
+    /// Remove a provider.
+    Remove { tenant: String, name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -324,7 +364,55 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Table(cmd) => table(&config, cmd).await,
         Command::Script(cmd) => script(&config, cmd).await,
         Command::Admin(cmd) => admin(&config, cmd).await,
+        Command::Identity(cmd) => identity(&config, cmd).await,
     }
+}
+
+async fn identity(config: &Config, cmd: IdentityCmd) -> anyhow::Result<()> {
+    let state = roost::build_for_cli(config).await?;
+    match cmd {
+        IdentityCmd::List { tenant, json } => {
+            let providers = roost::identity::list(&state, &tenant).await?;
+            if json {
+                print_json(&providers)?;
+            } else {
+                for p in providers {
+                    let secret = p.client_secret_hint.unwrap_or_else(|| "no secret".into());
+                    println!("{}	{}	{}	{}	{}", p.name, p.kind.as_str(), p.client_id, secret, p.discovery_url.unwrap_or_default());
+                }
+            }
+        }
+        IdentityCmd::Set { tenant, name, client_id, kind, discovery_url, secret_stdin, scopes, audiences } => {
+            let kind = match kind {
+                Some(k) => Some(roost_api::ProviderKind::parse(&k).ok_or_else(|| ManageError::BadInput(format!("Unknown provider kind '{k}'.")))?),
+                None => None,
+            };
+            let client_secret = match std::env::var("ROOST_CLIENT_SECRET") {
+                Ok(s) => Some(s),
+                Err(_) if secret_stdin => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    Some(line.trim_end_matches(['\r', '\n']).to_string())
+                }
+                Err(_) => None,
+            };
+            let input = roost_api::ProviderIn {
+                kind,
+                discovery_url,
+                client_id,
+                client_secret,
+                scopes: scopes.map(|s| s.split_whitespace().map(str::to_string).collect()),
+                audiences,
+            };
+            let p = roost::identity::put(&state, &tenant, &name, input).await?;
+            println!("Saved provider {} of {tenant}: /login/{} (user ids {}:<subject>)", p.name, p.name, p.uid_prefix);
+        }
+        IdentityCmd::Remove { tenant, name } => {
+            roost::identity::remove(&state, &tenant, &name).await?;
+            println!("Removed provider {name} of {tenant}");
+        }
+    }
+    Ok(())
 }
 
 async fn admin(config: &Config, cmd: AdminCmd) -> anyhow::Result<()> {

@@ -189,8 +189,14 @@ impl TestApp {
 
     /// Runs the real `roost` binary against this app's data (the CLI path).
     pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        self.cli_with(args, &[])
+    }
+
+    /// [`TestApp::cli`] with more environment variables.
+    pub fn cli_with(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_roost"))
             .args(args)
+            .envs(env.iter().copied())
             .env("ROOST_DATA", &self.data)
             .env("ROOST_DATABASE_URL", &self.database_url)
             .env("ROOST_LOG", "warn")

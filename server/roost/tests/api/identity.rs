@@ -16,7 +16,8 @@ crate::on_both_backends!(
     providers_are_configured_with_write_only_sealed_secrets,
     the_server_directed_login_runs_against_a_real_provider,
     client_directed_id_tokens_are_verified_and_every_forgery_refused,
-    logins_are_rate_limited_per_address_and_per_provider
+    logins_are_rate_limited_per_address_and_per_provider,
+    the_cli_configures_providers_beside_the_running_server
 );
 
 /// The well-known AMS custom-authentication sample, unchanged but for the user store (a fixed
@@ -648,4 +649,31 @@ async fn logins_are_rate_limited_per_address_and_per_provider(app: TestApp) {
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "the provider's limit");
     // Other providers of the tenant are counted apart.
     assert_eq!(from(252).post(format!("{}/t/{}/login/apple", app.base, app.tenant)).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
+
+/// `roost identity …` beside the running server: the secret from the environment (never the command
+/// line), sealed with the data folder's identity key the server shares, never printed back.
+async fn the_cli_configures_providers_beside_the_running_server(app: TestApp) {
+    let t = app.tenant.clone();
+    let (ok, out, err) = app.cli_with(
+        &["identity", "set", &t, "google", "--client-id", "cli.apps.googleusercontent.com", "--audience", "ios-client"],
+        &[("ROOST_CLIENT_SECRET", "cli-secret-9876")],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("/login/google") && out.contains("Google:<subject>"), "{out}");
+    // The running server sees it at once, and opens the secret with its own key.
+    let tenant = app.state.storage.tenant(&t).await.unwrap().unwrap();
+    let p = tenant.provider("google").expect("the server sees the CLI's provider");
+    assert_eq!(p.client_id, "cli.apps.googleusercontent.com");
+    assert_eq!(app.state.identity_key.open(&t, "google", &p.secret_sealed).expect("the server opens it").expose_secret(), "cli-secret-9876");
+    let (ok, out, _) = app.cli(&["identity", "list", &t]);
+    assert!(ok && out.contains("…9876") && !out.contains("cli-secret"), "{out}");
+    let (ok, out, _) = app.cli(&["identity", "list", &t, "--json"]);
+    let listed: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!((ok, listed[0]["audiences"].clone()), (true, json!(["ios-client"])));
+    let (ok, _, err) = app.cli(&["identity", "set", &t, "corp", "--client-id", "x"]);
+    assert!(!ok && err.contains("discovery_url"), "{err}");
+    let (ok, _, _) = app.cli(&["identity", "remove", &t, "google"]);
+    assert!(ok);
+    assert!(app.state.storage.tenant(&t).await.unwrap().unwrap().provider("google").is_none());
 }
