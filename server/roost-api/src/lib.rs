@@ -149,6 +149,8 @@ tenant_settings! {
     packages_install_seconds: u64 = 300,
     /// How much disk the tenant's installed packages may take, in MB.
     packages_max_mb: u64 = 200,
+    /// How long the tokens of `/login/{provider}` are valid, in days (§5.3); default 30.
+    login_token_days: u64 = 30,
 }
 
 /// `POST /manage/v1/tenants`.

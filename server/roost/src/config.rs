@@ -102,6 +102,7 @@ tenant_limits! {
     max_body_kb("body_kb") >= 1,
     packages_install_seconds("packages_install_seconds") >= 5,
     packages_max_mb("packages_mb") >= 1,
+    login_token_days("login_token_days") >= 1,
 }
 
 impl Config {

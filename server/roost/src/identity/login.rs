@@ -40,8 +40,6 @@ const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
 const KEY_REFRESH_EVERY: Duration = Duration::from_secs(30);
 /// The largest answer read from a provider.
 const MAX_PROVIDER_BODY: usize = 1 << 20;
-/// The lifetime of a login token (§5.3).
-const TOKEN_LIFETIME_SECONDS: i64 = 30 * 24 * 3600;
 /// How long the browser may take at the provider.
 const FLOW_COOKIE_SECONDS: u32 = 600;
 /// Signature algorithms accepted on id tokens: asymmetric only (an HS256 token "signed" with the
@@ -346,7 +344,7 @@ fn credentials_key(master_key: &str) -> [u8; 32] {
 }
 
 /// The §5.4 answer for a verified identity: the token of §5.3 with the credentials claim.
-fn login_body(tenant: &Tenant, p: &Oidc, claims: &Map<String, Json>, access_token: Option<&str>) -> Json {
+fn login_body(state: &AppState, tenant: &Tenant, p: &Oidc, claims: &Map<String, Json>, access_token: Option<&str>) -> Json {
     let sub = claims.get("sub").and_then(Json::as_str).unwrap_or_default();
     let user_id = format!("{}:{sub}", p.config.uid_prefix);
     let mut credentials = Map::new();
@@ -360,7 +358,9 @@ fn login_body(tenant: &Tenant, p: &Oidc, claims: &Map<String, Json>, access_toke
     }
     let mut extra = Map::new();
     extra.insert("urn:microsoft:credentials".into(), Json::String(seal_credentials(&tenant.record.master_key, &Json::Object(credentials))));
-    let token = crate::auth::mint_token_with(&tenant.record.master_key, &user_id, TOKEN_LIFETIME_SECONDS, &extra);
+    // The tenant's token lifetime (§5.3: 30 days by default), within the platform's ceiling.
+    let days = tenant.record.settings.login_token_days.clamp(1, state.maxima.login_token_days.max(1));
+    let token = crate::auth::mint_token_with(&tenant.record.master_key, &user_id, days as i64 * 24 * 3600, &extra);
     json!({ "user": { "userId": user_id }, "authenticationToken": token })
 }
 
@@ -587,7 +587,7 @@ async fn callback(state: &AppState, r: &TenantCall, name: &str, sent: &HashMap<S
     let id_token = token.id_token().ok_or_else(|| format!("Logging in with {name} failed: the provider sent no id_token."))?;
     let claims = p.verify(state, &r.tenant, &id_token.to_string(), Some(&nonce)).await.map_err(message)?;
     let _ = p.kind;
-    Ok(login_body(&r.tenant, &p, &claims, Some(token.access_token().secret())))
+    Ok(login_body(state, &r.tenant, &p, &claims, Some(token.access_token().secret())))
 }
 
 fn message(e: ApiError) -> String {
@@ -697,7 +697,7 @@ pub async fn login_post(
         if !state.replays.first_use(format!("{}\0{}\0{iss}\0{key}", r.tenant.record.name, p.record.name), exp) {
             return Err(ApiError::Unauthorized(msg::TOKEN_REPLAYED.into()));
         }
-        return Ok(axum::Json(login_body(&r.tenant, &p, &claims, None)).into_response());
+        return Ok(axum::Json(login_body(&state, &r.tenant, &p, &claims, None)).into_response());
     }
     if let Some(access) = body.get("access_token").and_then(Json::as_str) {
         let discovered = p.metadata(&state, &r.tenant).await?;
@@ -713,7 +713,7 @@ pub async fn login_post(
             _ => Map::new(),
         };
         claims.insert("sub".into(), Json::String(info.subject().to_string()));
-        return Ok(axum::Json(login_body(&r.tenant, &p, &claims, Some(access))).into_response());
+        return Ok(axum::Json(login_body(&state, &r.tenant, &p, &claims, Some(access))).into_response());
     }
     Err(ApiError::Unauthorized(msg::post_needs(&display, "an id_token or an access_token")))
 }

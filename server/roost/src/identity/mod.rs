@@ -329,7 +329,8 @@ mod tests {
         for (name, v, needle) in [
             ("corp", serde_json::json!({"client_id": "x"}), "needs its discovery_url"),
             ("corp", serde_json::json!({"client_id": "x", "discovery_url": "http://idp.example.com/.well-known/openid-configuration"}), "https://"),
-            ("corp", serde_json::json!({"client_id": "x", "discovery_url": "file:///etc/passwd"}), "https://"),
+            ("corp", serde_json::json!({"client_id": "x", "discovery_url": "file:///etc/.well-known/openid-configuration"}), "https://"),
+            ("corp", serde_json::json!({"client_id": "x", "discovery_url": "https://idp.example/issuer"}), "must end with"),
             ("facebook", serde_json::json!({"client_id": "x", "discovery_url": "https://x.example"}), "no discovery document"),
             ("1bad", serde_json::json!({"client_id": "x"}), "provider name"),
             ("google", serde_json::json!({"client_id": ""}), "client_id"),

@@ -599,6 +599,14 @@ async fn client_directed_id_tokens_are_verified_and_every_forgery_refused(app: T
     let r = post(json!({"id_token": op.sign(json!({"sub": "frank", "aud": "roost-web", "jti": jti("u")}), "rs256").await})).await;
     assert_eq!(r.status, StatusCode::OK, "after rotation: {}", r.text);
     assert_eq!(post(json!({"id_token": old})).await.status, StatusCode::UNAUTHORIZED, "the old key is gone");
+    // The tenant's token lifetime (login_token_days, at most tenant_max_login_token_days).
+    let settings = format!("/tenants/{}/settings", app.tenant);
+    assert_eq!(app.manage(Method::PATCH, &settings, Some(json!({"login_token_days": 2}))).await.status, StatusCode::OK);
+    let r = post(json!({"id_token": op.sign(json!({"sub": "gina", "aud": "roost-web", "jti": jti("v")}), "rs256").await})).await;
+    let exp = claims_of(r.json()["authenticationToken"].as_str().unwrap())["exp"].as_i64().unwrap() - chrono::Utc::now().timestamp();
+    assert!((2 * 86400 - 60..=2 * 86400).contains(&exp), "{exp}");
+    let r = app.manage(Method::PATCH, &settings, Some(json!({"login_token_days": 400}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     // Tokens of this tenant never authenticate on another.
     let other_tenant = crate::helpers::random_name("other");
     let r = app.manage(Method::POST, "/tenants", Some(json!({"name": other_tenant}))).await;
