@@ -719,6 +719,13 @@ pub struct PackagesOut {
     pub added: Vec<String>,
 }
 
+/// `POST /manage/v1/tenants/{t}/tokens/revoke` answers when the tokens were revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedOut {
+    /// ISO-8601.
+    pub revoked_at: String,
+}
+
 /// What an identity provider is: a preset that fills the discovery URL and the Mobile Services name
 /// (`uid` prefix), or any OpenID Connect issuer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -69,3 +69,44 @@ impl Storage {
         Ok(n > 0)
     }
 }
+
+impl Storage {
+    /// The tenant's user-token signing secret, if its tokens were ever revoked.
+    pub async fn token_secret(&self, tenant: &str) -> Result<Option<String>> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "select secret from tenant_token_secrets where tenant = ?",
+            Dialect::Postgres => "select secret from roost.tenant_token_secrets where tenant = $1",
+        };
+        Ok(self.catalog_strings(sql, &[&tenant.to_ascii_lowercase()]).await?.into_iter().next())
+    }
+
+    /// Replaces the tenant's user-token signing secret (`None`: back to the master key); every node
+    /// sees the change.
+    pub async fn set_token_secret(&self, tenant: &str, secret: Option<&str>) -> Result<()> {
+        let tenant = tenant.to_ascii_lowercase();
+        match secret {
+            Some(secret) => {
+                let sql = match self.dialect() {
+                    Dialect::Sqlite => {
+                        "insert into tenant_token_secrets (tenant, secret, rotated_at) values (?, ?, ?) \
+                         on conflict (tenant) do update set secret = excluded.secret, rotated_at = excluded.rotated_at"
+                    }
+                    Dialect::Postgres => {
+                        "insert into roost.tenant_token_secrets (tenant, secret, rotated_at) values ($1, $2, $3) \
+                         on conflict (tenant) do update set secret = excluded.secret, rotated_at = excluded.rotated_at"
+                    }
+                };
+                self.catalog_exec(sql, &[&tenant, secret, &now_iso()]).await?;
+            }
+            None => {
+                let sql = match self.dialect() {
+                    Dialect::Sqlite => "delete from tenant_token_secrets where tenant = ?",
+                    Dialect::Postgres => "delete from roost.tenant_token_secrets where tenant = $1",
+                };
+                self.catalog_exec(sql, &[&tenant]).await?;
+            }
+        }
+        self.forget(&tenant);
+        self.changed().await
+    }
+}

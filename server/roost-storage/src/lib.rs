@@ -174,6 +174,8 @@ pub struct Tenant {
     pub packages: Option<Arc<packages::PackageRecord>>,
     /// Its identity providers, by lower-case name.
     pub providers: Vec<Arc<identity::ProviderRecord>>,
+    /// The secret its user tokens are signed with since they were last revoked (else the master key).
+    pub token_secret: Option<String>,
 }
 
 impl Tenant {
@@ -209,6 +211,12 @@ impl Tenant {
     /// True if the tenant has any script (a request without one skips every script lookup).
     pub fn has_scripts(&self) -> bool {
         !self.scripts.is_empty()
+    }
+
+    /// The key its user tokens are signed and checked with (§5.3): the secret of its last
+    /// revocation, else its master key (as Mobile Services did).
+    pub fn token_key(&self) -> &str {
+        self.token_secret.as_deref().unwrap_or(&self.record.master_key)
     }
 
     /// An identity provider by its `/login/{name}` name (case-insensitive).
@@ -443,8 +451,9 @@ impl Storage {
         let scripts = self.script_records(&record.name).await?.into_iter().map(|s| ((s.kind, s.name.to_ascii_lowercase()), Arc::new(s))).collect();
         let packages = self.package_record(&record.name).await?.map(Arc::new);
         let providers = self.providers(&record.name).await?.into_iter().map(Arc::new).collect();
+        let token_secret = self.token_secret(&record.name).await?;
         let statements = (self.dialect() == Dialect::Postgres).then(|| Arc::new(tokio::sync::Semaphore::new(self.pg_per_tenant)));
-        Ok(Tenant { record, db, schema, tables, scripts, inserter: self.pg_inserter.clone(), packages, providers, statements })
+        Ok(Tenant { record, db, schema, tables, scripts, inserter: self.pg_inserter.clone(), packages, providers, token_secret, statements })
     }
 
     fn tenant_file(&self, name: &str) -> PathBuf {
@@ -601,6 +610,7 @@ impl Storage {
                 self.catalog_exec("delete from tenant_owners where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from tenant_packages where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from identity_providers where tenant = ?", &[&name]).await?;
+                self.catalog_exec("delete from tenant_token_secrets where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from tenants where name = ?", &[&name]).await?;
                 self.close_tenant_pool(&name);
                 remove_sqlite_files(&self.tenant_file(&name));
@@ -613,6 +623,7 @@ impl Storage {
                 sqlx::query("delete from roost.tenant_owners where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 sqlx::query("delete from roost.tenant_packages where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 sqlx::query("delete from roost.identity_providers where tenant = $1").bind(&name).execute(&mut *tx).await?;
+                sqlx::query("delete from roost.tenant_token_secrets where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 let ddl = format!("drop schema if exists {} cascade", roost_odata::sql::quote(&tenant_schema(&name)));
                 sqlx::query(&ddl).execute(&mut *tx).await?;
                 tx.commit().await?;

@@ -212,6 +212,8 @@ enum TenantCmd {
         #[arg(long, default_value_t = 30 * 24 * 3600)]
         ttl: i64,
     },
+    /// Revoke every user token of a tenant (its keys stay).
+    RevokeTokens { name: String },
     /// Regenerate the application or master key.
     RegenerateKey {
         name: String,
@@ -530,6 +532,7 @@ async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
             println!("Deleted tenant {name}");
         }
         TenantCmd::Token { name, user_id, ttl } => println!("{}", manage::mint_token(&s, &name, &user_id, ttl).await?),
+        TenantCmd::RevokeTokens { name } => println!("Revoked every user token of {name} at {}", manage::revoke_tokens(&s, &name).await?.revoked_at),
         TenantCmd::RegenerateKey { name, kind } => println!("{}", manage::regenerate_key(&s, &name, kind.into()).await?.key),
         TenantCmd::Set {
             name,

@@ -172,8 +172,24 @@ pub async fn regenerate_key(storage: &Storage, name: &str, kind: KeyKind) -> Res
         KeyKind::Master => r.master_key = key.clone(),
     }
     storage.update_tenant(&r).await.map_err(|e| ManageError::from_storage(e, || format!("Tenant '{name}'")))?;
+    if kind == KeyKind::Master {
+        // A new master key revokes every user token, as in Mobile Services: a token secret of an
+        // earlier revocation would otherwise keep the old tokens valid.
+        storage.set_token_secret(&r.name, None).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    }
     tracing::info!(tenant.name = %r.name, key.kind = kind.as_str(), "Regenerated the {} key of `{}`", kind.as_str(), r.name);
     Ok(KeyOut { kind, key })
+}
+
+/// Revokes every user token of a tenant (login tokens, tokens scripts minted, `tenant token`): their
+/// signing secret is replaced; the keys stay. Tokens a script signs itself with the master key (the
+/// Mobile Services custom-authentication sample) are refused from then on: such scripts move to
+/// `require('roost-auth').createToken`.
+pub async fn revoke_tokens(storage: &Storage, name: &str) -> Result<roost_api::RevokedOut> {
+    let r = record(storage, name).await?;
+    storage.set_token_secret(&r.name, Some(&auth::generate_key())).await.map_err(|e| ManageError::Internal(e.to_string()))?;
+    tracing::info!(tenant.name = %r.name, "Revoked every user token of `{}`", r.name);
+    Ok(roost_api::RevokedOut { revoked_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true) })
 }
 
 /// Mints a user token for a tenant (`uid` = `user_id`).
@@ -184,8 +200,8 @@ pub async fn mint_token(storage: &Storage, name: &str, user_id: &str, ttl_second
     if ttl_seconds <= 0 {
         return Err(ManageError::BadInput("The token lifetime must be positive.".into()));
     }
-    let r = record(storage, name).await?;
-    Ok(auth::mint_token(&r.master_key, user_id, ttl_seconds))
+    let t = storage.tenant(name).await.map_err(|e| ManageError::Internal(e.to_string()))?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{name}'")))?;
+    Ok(auth::mint_token(t.token_key(), user_id, ttl_seconds))
 }
 
 fn type_name(t: ColType) -> &'static str {

@@ -500,7 +500,7 @@ impl ScriptHost for Host {
         if !lifetime_seconds.is_finite() || !(1.0..=MAX_TOKEN_LIFETIME_SECONDS as f64).contains(&lifetime_seconds) {
             return Err(format!("createToken: options.lifetimeSeconds must be between 1 and {MAX_TOKEN_LIFETIME_SECONDS}."));
         }
-        Ok(crate::auth::mint_token_with(&self.0.tenant.record.master_key, user_id, lifetime_seconds as i64, &extra))
+        Ok(crate::auth::mint_token_with(self.0.tenant.token_key(), user_id, lifetime_seconds as i64, &extra))
     }
 
     fn module(&self, name: &str) -> Option<Arc<str>> {

@@ -68,7 +68,7 @@ pub fn authenticate(r: &TenantRequest) -> crate::error::Result<Caller> {
     };
     if let Some(token) = r.headers.get("x-zumo-auth") {
         let token = token.to_str().map_err(|_| ApiError::Unauthorized("Invalid token format. Expected Envelope.Claims.Signature.".into()))?;
-        caller.user = Some(auth::validate_token(&t.master_key, token).map_err(|m| ApiError::Unauthorized(m.into()))?);
+        caller.user = Some(auth::validate_token(r.tenant.token_key(), token).map_err(|m| ApiError::Unauthorized(m.into()))?);
     }
     Ok(caller)
 }

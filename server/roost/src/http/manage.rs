@@ -204,6 +204,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tenants/{tenant}/settings", axum::routing::patch(update_settings))
         .route("/tenants/{tenant}/keys/{kind}/regenerate", post(regenerate_key))
         .route("/tenants/{tenant}/token", post(mint_token))
+        .route("/tenants/{tenant}/tokens/revoke", post(revoke_tokens))
         .route("/tenants/{tenant}/tables", get(list_tables).post(create_table))
         .route("/tenants/{tenant}/tables/{table}", get(get_table).delete(drop_table))
         .route("/tenants/{tenant}/tables/{table}/permissions", put(set_permissions))
@@ -596,4 +597,9 @@ async fn put_provider(
 async fn delete_provider(State(s): State<AppState>, Path((tenant, name)): Path<(String, String)>) -> R<StatusCode> {
     crate::identity::remove(&s, &tenant, &name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /tenants/{t}/tokens/revoke`: every user token of the tenant stops working (the keys stay).
+async fn revoke_tokens(State(s): State<AppState>, Path(tenant): Path<String>) -> R<Json<roost_api::RevokedOut>> {
+    Ok(Json(manage::revoke_tokens(&s.storage, &tenant).await?))
 }

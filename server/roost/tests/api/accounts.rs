@@ -118,6 +118,7 @@ fn routes(t: &str) -> Vec<(Method, String, Option<Value>, Need)> {
         (M::PATCH, p("/tenants/{t}/settings"), Some(json!({"dynamic_schema": false})), Tenant),
         (M::POST, p("/tenants/{t}/keys/application/regenerate"), None, Tenant),
         (M::POST, p("/tenants/{t}/token"), Some(json!({"user_id": "u"})), Tenant),
+        (M::POST, p("/tenants/{t}/tokens/revoke"), None, Tenant),
         (M::GET, p("/tenants/{t}/tables"), None, Tenant),
         (M::POST, p("/tenants/{t}/tables"), Some(json!({"name": "other"})), Tenant),
         (M::GET, p("/tenants/{t}/tables/items"), None, Tenant),
