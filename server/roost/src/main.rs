@@ -181,7 +181,13 @@ enum TenantCmd {
         json: bool,
     },
     /// Export a tenant's tables (permissions), scripts, APIs, jobs and shared modules into a folder.
-    Export { name: String, dir: PathBuf },
+    Export {
+        name: String,
+        dir: PathBuf,
+        /// Also write the identity providers' client secrets into settings.json.
+        #[arg(long)]
+        with_secrets: bool,
+    },
     /// Create a tenant with fresh application and master keys.
     Create {
         name: String,
@@ -477,14 +483,21 @@ async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
             if r.startup_ran {
                 println!("Ran /extensions/startup.js");
             }
+            for p in &r.providers {
+                println!("Identity provider {p}: /login/{p}");
+            }
+            if !r.settings_ignored.is_empty() {
+                println!("Settings not taken (the platform's own): {}", r.settings_ignored.join(", "));
+            }
         }
         return Ok(());
     }
     let s = open(config).await?;
     match cmd {
         TenantCmd::Import { .. } => {}
-        TenantCmd::Export { name, dir } => {
-            let n = roost::transfer::export(&s, &name, &dir).await?;
+        TenantCmd::Export { name, dir, with_secrets } => {
+            let app = roost::build_for_cli(config).await?;
+            let n = roost::transfer::export(&app, &name, &dir, with_secrets).await?;
             println!("Wrote {n} files to {}", dir.display());
         }
         TenantCmd::Create { name, json } => {

@@ -9,6 +9,11 @@
 //! shared/<name>.js               shared modules
 //! extensions/startup.js          run once after import (§6.12)
 //! package.json                   npm dependencies, installed before anything changes (never node_modules)
+//! settings.json                  Roost's addition: the service's settings as Mobile Services named them
+//!                                (§6.13), a flat object of strings: the identity providers'
+//!                                `MS_GoogleClientID|ClientSecret|Scope`, `MS_MicrosoftClientID|…`,
+//!                                `MS_FacebookAppID|AppSecret|Scope`, `MS_AadClientID`, and app settings
+//!                                (any other name not starting with `MS_`)
 //! ```
 //!
 //! File names match case-insensitively. Every script's syntax is checked before anything changes, so
@@ -18,6 +23,7 @@ use crate::manage::{self, ManageError};
 use roost_api::{ApiPermissions, IdKind, JobSchedule, Permission, ScriptIn, TableIn, TablePermissions, TenantOut};
 use roost_storage::scripts::ScriptKind;
 use roost_storage::Storage;
+use secrecy::ExposeSecret as _;
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,6 +38,53 @@ struct Folder {
     tables: BTreeMap<String, (Option<TablePermissions>, IdKind, bool)>,
     /// Every script.
     scripts: Vec<FolderScript>,
+    /// `settings.json`, if any.
+    settings: BTreeMap<String, String>,
+}
+
+/// What an identity-provider setting of §6.13 sets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ProviderField {
+    ClientId,
+    Secret,
+    Scope,
+}
+
+/// The §6.13 settings of identity providers: setting, provider, what it sets.
+const PROVIDER_SETTINGS: [(&str, &str, ProviderField); 10] = [
+    ("MS_GoogleClientID", "google", ProviderField::ClientId),
+    ("MS_GoogleClientSecret", "google", ProviderField::Secret),
+    ("MS_GoogleScope", "google", ProviderField::Scope),
+    ("MS_MicrosoftClientID", "microsoftaccount", ProviderField::ClientId),
+    ("MS_MicrosoftClientSecret", "microsoftaccount", ProviderField::Secret),
+    ("MS_MicrosoftScope", "microsoftaccount", ProviderField::Scope),
+    ("MS_FacebookAppID", "facebook", ProviderField::ClientId),
+    ("MS_FacebookAppSecret", "facebook", ProviderField::Secret),
+    ("MS_FacebookScope", "facebook", ProviderField::Scope),
+    ("MS_AadClientID", "aad", ProviderField::ClientId),
+];
+
+/// The folder's `settings.json` as providers (by name) and app settings; other `MS_` names are
+/// returned apart (they are the platform's: keys, connection strings).
+fn split_settings(settings: &BTreeMap<String, String>) -> (BTreeMap<&'static str, roost_api::ProviderIn>, BTreeMap<String, String>, Vec<String>) {
+    let (mut providers, mut app, mut ignored) = (BTreeMap::<&'static str, roost_api::ProviderIn>::new(), BTreeMap::new(), Vec::new());
+    for (k, v) in settings {
+        match PROVIDER_SETTINGS.iter().find(|(name, _, _)| name.eq_ignore_ascii_case(k)) {
+            Some((_, provider, field)) => {
+                let p = providers.entry(provider).or_default();
+                match field {
+                    ProviderField::ClientId => p.client_id = v.clone(),
+                    ProviderField::Secret => p.client_secret = Some(v.clone()),
+                    ProviderField::Scope => p.scopes = Some(v.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string).collect()),
+                }
+            }
+            None if k.len() >= 3 && k[..3].eq_ignore_ascii_case("MS_") => ignored.push(k.clone()),
+            None => {
+                app.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    (providers, app, ignored)
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
@@ -172,6 +225,20 @@ fn parse_folder(dir: &Path) -> anyhow::Result<Folder> {
         };
         roost_scripts::check_syntax(&k, body).map_err(|e| anyhow::anyhow!("{}/{name}.js: {e}", kind.folder()))?;
     }
+    let settings = sub(dir, "settings.json");
+    if settings.is_file() {
+        let v: Json = serde_json::from_str(&read(&settings)?).map_err(|e| anyhow::anyhow!("{}: {e}", settings.display()))?;
+        let Json::Object(m) = v else { anyhow::bail!("{}: settings are an object of strings", settings.display()) };
+        for (k, v) in m {
+            let Json::String(v) = v else { anyhow::bail!("{}: the setting {k} is not a string", settings.display()) };
+            f.settings.insert(k, v);
+        }
+        for (provider, p) in split_settings(&f.settings).0 {
+            if p.client_id.is_empty() {
+                anyhow::bail!("{}: the {provider} settings have no client id", settings.display());
+            }
+        }
+    }
     Ok(f)
 }
 
@@ -194,6 +261,10 @@ pub struct ImportReport {
     pub packages_added: Vec<String>,
     /// Installed packages and their versions.
     pub packages: BTreeMap<String, String>,
+    /// Identity providers set from `settings.json`.
+    pub providers: Vec<String>,
+    /// `MS_` settings of `settings.json` Roost does not take (keys, connection strings, …).
+    pub settings_ignored: Vec<String>,
 }
 
 /// The folder's `package.json` (matched case-insensitively), if any.
@@ -236,6 +307,8 @@ pub async fn import(config: &crate::Config, name: &str, dir: &Path) -> anyhow::R
         startup_ran: false,
         packages_added: Vec::new(),
         packages: BTreeMap::new(),
+        providers: Vec::new(),
+        settings_ignored: Vec::new(),
     };
     if let Some(p) = &pending {
         manage::commit_packages(storage, name, p).await?;
@@ -263,6 +336,18 @@ pub async fn import(config: &crate::Config, name: &str, dir: &Path) -> anyhow::R
         let out = manage::put_script(storage, name, kind.as_str(), &script_name, &input).await?;
         report.scripts.push(out.path);
     }
+    let (providers, app_settings, ignored) = split_settings(&folder.settings);
+    report.settings_ignored = ignored;
+    if !app_settings.is_empty() {
+        let mut merged = report.tenant.settings.app_settings.clone();
+        merged.extend(app_settings);
+        let patch = roost_api::TenantSettingsPatch { app_settings: Some(merged), ..Default::default() };
+        report.tenant = manage::update_settings(storage, &app.maxima, manage::SettingsBy::Admin, name, &patch).await?;
+    }
+    for (provider, input) in providers {
+        crate::identity::put(&app, name, provider, input).await?;
+        report.providers.push(provider.to_string());
+    }
     if let Some(t) = storage.tenant(name).await? {
         report.startup_ran = crate::scripting::run_startup(&app, &t).await;
         if report.startup_ran {
@@ -274,8 +359,10 @@ pub async fn import(config: &crate::Config, name: &str, dir: &Path) -> anyhow::R
     Ok(report)
 }
 
-/// Writes a tenant into a folder in the same layout.
-pub async fn export(storage: &Storage, name: &str, dir: &Path) -> anyhow::Result<usize> {
+/// Writes a tenant into a folder in the same layout; `settings.json` holds its app settings and its
+/// providers' client ids, and their secrets only `with_secrets` (then the folder holds secrets).
+pub async fn export(app: &crate::AppState, name: &str, dir: &Path, with_secrets: bool) -> anyhow::Result<usize> {
+    let storage: &Storage = &app.storage;
     let tables = manage::list_tables(storage, name).await?;
     let scripts = manage::list_scripts(storage, name).await?;
     let mut written = 0;
@@ -287,6 +374,31 @@ pub async fn export(storage: &Storage, name: &str, dir: &Path) -> anyhow::Result
         std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
     };
     std::fs::create_dir_all(dir)?;
+    let tenant = storage.tenant(name).await?.ok_or_else(|| ManageError::NotFound(format!("Tenant '{name}'")))?;
+    let mut settings: BTreeMap<String, String> = tenant.record.settings.app_settings.clone();
+    for p in &tenant.providers {
+        for (setting, provider, field) in PROVIDER_SETTINGS {
+            if provider != p.name {
+                continue;
+            }
+            let config: crate::identity::ProviderConfig = serde_json::from_str(&p.config).unwrap_or_default();
+            let value = match field {
+                ProviderField::ClientId => Some(p.client_id.clone()),
+                ProviderField::Scope => Some(config.scopes.join(" ")),
+                ProviderField::Secret if with_secrets && !p.secret_sealed.is_empty() => {
+                    Some(app.identity_key.open(&tenant.record.name, &p.name, &p.secret_sealed).map_err(|e| anyhow::anyhow!("{e}"))?.expose_secret().to_string())
+                }
+                ProviderField::Secret => None,
+            };
+            if let Some(v) = value {
+                settings.insert(setting.to_string(), v);
+            }
+        }
+    }
+    if !settings.is_empty() {
+        write("settings.json".into(), serde_json::to_string_pretty(&settings)?)?;
+        written += 1;
+    }
     if let Some(p) = storage.package_record(name).await? {
         write("package.json".into(), p.manifest)?;
         written += 1;

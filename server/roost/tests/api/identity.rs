@@ -18,7 +18,8 @@ crate::on_both_backends!(
     client_directed_id_tokens_are_verified_and_every_forgery_refused,
     logins_are_rate_limited_per_address_and_per_provider,
     the_cli_configures_providers_beside_the_running_server,
-    revoking_user_tokens_refuses_every_earlier_token_and_keeps_the_keys
+    revoking_user_tokens_refuses_every_earlier_token_and_keeps_the_keys,
+    provider_settings_of_mobile_services_are_read_on_import_and_written_on_export
 );
 
 /// The well-known AMS custom-authentication sample, unchanged but for the user store (a fixed
@@ -741,4 +742,56 @@ async fn revoking_user_tokens_refuses_every_earlier_token_and_keeps_the_keys(app
     assert_eq!(who(third).await.status, StatusCode::UNAUTHORIZED);
     let sampled = roost::auth::mint_token(&master, "Custom:sample", 600);
     assert_eq!(who(sampled).await.json()["userId"], "Custom:sample", "after a new master key, the sample's tokens work again");
+}
+
+/// §6.13's provider settings in a folder's `settings.json`: imported as providers (secrets sealed),
+/// other names as app settings, the platform's own `MS_` settings left out; exported back, the
+/// secrets only when asked for.
+async fn provider_settings_of_mobile_services_are_read_on_import_and_written_on_export(app: TestApp) {
+    let dir = std::env::temp_dir().join(crate::helpers::random_name("ams-settings-"));
+    std::fs::create_dir_all(dir.join("api")).unwrap();
+    std::fs::write(dir.join("api/hello.js"), "exports.get = function (req, res) { res.send(200, { theme: process.env.THEME }); };").unwrap();
+    let settings = json!({
+        "MS_GoogleClientID": "imported.apps.googleusercontent.com", "MS_GoogleClientSecret": "google-secret-1111", "MS_GoogleScope": "email,profile",
+        "MS_MicrosoftClientID": "0000000040112233", "MS_MicrosoftClientSecret": "msa-secret-2222",
+        "MS_MasterKey": "not-taken", "THEME": "dark"
+    });
+    std::fs::write(dir.join("settings.json"), settings.to_string()).unwrap();
+    let (ok, out, err) = app.cli(&["tenant", "import", &app.tenant, dir.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Identity provider google") && out.contains("Identity provider microsoftaccount") && out.contains("MS_MasterKey"), "{out}");
+    let t = app.state.storage.tenant(&app.tenant).await.unwrap().unwrap();
+    assert_eq!(t.record.master_key, app.master_key, "MS_MasterKey is never taken from a folder");
+    assert_eq!(t.record.settings.app_settings.get("THEME").map(String::as_str), Some("dark"));
+    let google = t.provider("google").expect("google");
+    assert_eq!(google.client_id, "imported.apps.googleusercontent.com");
+    assert_eq!(app.state.identity_key.open(&app.tenant, "google", &google.secret_sealed).unwrap().expose_secret(), "google-secret-1111");
+    let r = app.manage(Method::GET, &format!("/tenants/{}/identity/providers/google", app.tenant), None).await;
+    assert_eq!((r.json()["scopes"].clone(), r.json()["uid_prefix"].clone()), (json!(["email", "profile"]), json!("Google")));
+    assert_eq!(t.provider("microsoftaccount").unwrap().client_id, "0000000040112233");
+
+    let out_dir = dir.join("exported");
+    let (ok, _, err) = app.cli(&["tenant", "export", &app.tenant, out_dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let exported: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("settings.json")).unwrap()).unwrap();
+    assert_eq!(exported["MS_GoogleClientID"], "imported.apps.googleusercontent.com");
+    assert_eq!(exported["MS_GoogleScope"], "email profile");
+    assert_eq!(exported["THEME"], "dark");
+    assert!(exported.get("MS_GoogleClientSecret").is_none(), "secrets only when asked for: {exported}");
+    let with = dir.join("with-secrets");
+    let (ok, _, err) = app.cli(&["tenant", "export", &app.tenant, with.to_str().unwrap(), "--with-secrets"]);
+    assert!(ok, "{err}");
+    let exported: Value = serde_json::from_str(&std::fs::read_to_string(with.join("settings.json")).unwrap()).unwrap();
+    assert_eq!(
+        (exported["MS_GoogleClientSecret"].as_str(), exported["MS_MicrosoftClientSecret"].as_str()),
+        (Some("google-secret-1111"), Some("msa-secret-2222"))
+    );
+    // A settings file that is not an object of strings changes nothing.
+    std::fs::write(dir.join("settings.json"), r#"{"MS_GoogleClientSecret": "x"}"#).unwrap();
+    let (ok, _, err) = app.cli(&["tenant", "import", &app.tenant, dir.to_str().unwrap()]);
+    assert!(!ok && err.contains("no client id"), "{err}");
+    std::fs::write(dir.join("settings.json"), r#"{"THEME": 1}"#).unwrap();
+    let (ok, _, err) = app.cli(&["tenant", "import", &app.tenant, dir.to_str().unwrap()]);
+    assert!(!ok && err.contains("not a string"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
 }
