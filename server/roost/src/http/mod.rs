@@ -126,6 +126,7 @@ pub fn tenant_routes(state: AppState) -> Router {
         .route(&at("/api/{name}/{*rest}"), any(api::call_api))
         .route(&at("/jobs/{name}"), any(jobs::run_job))
         .route(&at("/login/{provider}"), get(crate::identity::login::login_get).post(crate::identity::login::login_post))
+        .route(&at("/login"), axum::routing::post(crate::identity::login::login_post_bare))
         .route(&at("/diagnostics"), only("GET", get(diagnostics::get_diagnostics)))
         .route(&at("/crossdomain/{page}"), any(crossdomain::serve_page))
         .route(&at("/status"), only("GET", get(|| async { StatusCode::OK })))

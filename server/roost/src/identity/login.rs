@@ -699,6 +699,15 @@ pub async fn login_post(
         }
         return Ok(axum::Json(login_body(&state, &r.tenant, &p, &claims, None)).into_response());
     }
+    // The Live SDK's token (`login('<jwt>')` of the Mobile Services clients): HS256, keyed with
+    // SHA-256(client secret + "JWTSig"); its `uid` is the user's id at Microsoft.
+    if let (ProviderKind::MicrosoftAccount, Some(live)) = (p.kind, body.get("authenticationToken").and_then(Json::as_str)) {
+        let secret = p.secret.as_deref().ok_or_else(|| ApiError::Unauthorized(msg::login_not_enabled(&name)))?;
+        let user = crate::auth::validate_token(secret, live).map_err(|m| ApiError::Unauthorized(m.into()))?;
+        let mut claims = Map::new();
+        claims.insert("sub".into(), Json::String(user.user_id));
+        return Ok(axum::Json(login_body(&state, &r.tenant, &p, &claims, None)).into_response());
+    }
     if let Some(access) = body.get("access_token").and_then(Json::as_str) {
         let discovered = p.metadata(&state, &r.tenant).await?;
         let client = p.client(&discovered, None)?;
@@ -716,4 +725,14 @@ pub async fn login_post(
         return Ok(axum::Json(login_body(&state, &r.tenant, &p, &claims, Some(access))).into_response());
     }
     Err(ApiError::Unauthorized(msg::post_needs(&display, "an id_token or an access_token")))
+}
+
+/// `POST /login`: the Mobile Services clients' `login('<Live SDK token>')`, a Microsoft Account login.
+pub async fn login_post_bare(
+    state: State<AppState>,
+    r: TenantCall,
+    Path(tenant): Path<String>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
+) -> Result<Response> {
+    login_post(state, r, Path((tenant, "microsoftaccount".into())), peer).await
 }

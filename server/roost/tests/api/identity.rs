@@ -19,7 +19,8 @@ crate::on_both_backends!(
     logins_are_rate_limited_per_address_and_per_provider,
     the_cli_configures_providers_beside_the_running_server,
     revoking_user_tokens_refuses_every_earlier_token_and_keeps_the_keys,
-    provider_settings_of_mobile_services_are_read_on_import_and_written_on_export
+    provider_settings_of_mobile_services_are_read_on_import_and_written_on_export,
+    live_sdk_tokens_log_in_with_microsoft_account
 );
 
 /// The well-known AMS custom-authentication sample, unchanged but for the user store (a fixed
@@ -794,4 +795,31 @@ async fn provider_settings_of_mobile_services_are_read_on_import_and_written_on_
     let (ok, _, err) = app.cli(&["tenant", "import", &app.tenant, dir.to_str().unwrap()]);
     assert!(!ok && err.contains("not a string"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// §5.5's `microsoftaccount` POST (also the bare `POST /login` of `login('<jwt>')`): the Live SDK's
+/// token, HS256 keyed with SHA-256(client secret + "JWTSig"); its `uid` is the Microsoft user id.
+async fn live_sdk_tokens_log_in_with_microsoft_account(app: TestApp) {
+    let r = app
+        .manage(
+            Method::PUT,
+            &format!("/tenants/{}/identity/providers/microsoftaccount", app.tenant),
+            Some(json!({"client_id": "0000000048112233", "client_secret": "live-client-secret"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    whoami_table(&app).await;
+    let live = roost::auth::mint_token("live-client-secret", "8f3c2e0a1b", 600);
+    for path in ["/login/microsoftaccount", "/login"] {
+        let r = app.request(Method::POST, path, &[("content-type", "application/json")], Some(&json!({"authenticationToken": live}).to_string())).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
+        assert_eq!(r.json()["user"]["userId"], "MicrosoftAccount:8f3c2e0a1b");
+        let token = r.json()["authenticationToken"].as_str().unwrap().to_string();
+        assert_eq!(claims_of(&token)["aud"], "MicrosoftAccount");
+        let who = app.request(Method::GET, "/tables/whoami", &[("X-ZUMO-APPLICATION", &app.app_key), ("X-ZUMO-AUTH", &token)], None).await;
+        assert_eq!(who.json()["userId"], "MicrosoftAccount:8f3c2e0a1b");
+    }
+    let forged = roost::auth::mint_token("another-secret", "8f3c2e0a1b", 600);
+    let r = app.request(Method::POST, "/login", &[("content-type", "application/json")], Some(&json!({"authenticationToken": forged}).to_string())).await;
+    assert_eq!((r.status, r.error()), (StatusCode::UNAUTHORIZED, "Error: The authentication token has an invalid signature.".to_string()));
 }
