@@ -77,3 +77,39 @@ export async function launchBrowser() {
 export async function screenshot(page, name) {
   await page.screenshot({ path: join(output, `${name}.png`), fullPage: true });
 }
+
+// The identity tests' real OpenID provider (server/roost/tests/oidc, oidc-provider from npm) on
+// 127.0.0.1, with these clients.
+export async function startProvider(clients) {
+  const dir = join(repo, 'server', 'roost', 'tests', 'oidc');
+  const proc = spawn('node', ['provider.mjs', JSON.stringify({ port: 0, clients })], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] });
+  const first = await new Promise((ok, fail) => {
+    let out = '';
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) ok(JSON.parse(out.slice(0, nl)));
+    });
+    proc.on('exit', (code) => fail(new Error(`the OpenID provider exited (${code}): run npm ci in ${dir}`)));
+  });
+  proc.stdout.resume();
+  return {
+    issuer: first.issuer,
+    port: Number(new URL(first.issuer).port),
+    async stop() {
+      proc.kill('SIGTERM');
+      await new Promise((r) => { if (proc.exitCode !== null) r(); else proc.on('exit', r); });
+    },
+  };
+}
+
+// One HTML page on its own 127.0.0.1 origin (an app using the service from a browser).
+export async function servePage(html) {
+  const { createServer } = await import('node:http');
+  const server = createServer((req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(html));
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/`,
+    stop: () => new Promise((r) => server.close(r)),
+  };
+}

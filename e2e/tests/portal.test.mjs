@@ -2,7 +2,7 @@
 // a mobile client uses it, and a support account sees only monitoring and logs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRoost, launchBrowser, screenshot } from '../lib/roost.mjs';
+import { startRoost, launchBrowser, screenshot, startProvider, servePage } from '../lib/roost.mjs';
 
 const admin = { email: 'admin@example.com', password: 'correct horse battery', role: 'admin' };
 const support = { email: 'support@example.com', password: 'support staff password', role: 'support' };
@@ -246,6 +246,76 @@ test('npm packages are installed from Configure and required by scripts', async 
   await page.waitForSelector('text=Saved /api/hello.js');
   const r = await fetch(`${roost.base}/t/${tenant}/api/hello`);
   assert.deepEqual(await r.json(), { keys: ['a', 'b'] });
+});
+
+test('a provider added in the Identity view signs a user in through the web client popup', async () => {
+  // A real OpenID provider on 127.0.0.1 (the identity tests' oidc-provider) and a page of the app on
+  // another origin, which opens the popup as MobileServices.Web.js does and waits for postMessage.
+  const redirect = `${roost.base}/t/${tenant}/login/local`;
+  const op = await startProvider([{ client_id: 'roost-web', client_secret: 'portal-secret', redirect_uris: [redirect] }]);
+  const app = await servePage(`<!DOCTYPE html><html><body><button id="login">Log in</button><script>
+    window.result = null;
+    window.addEventListener('message', function (e) { window.result = { origin: e.origin, data: JSON.parse(e.data) }; });
+    document.getElementById('login').onclick = function () {
+      window.open(${JSON.stringify(roost.base)} + '/t/${tenant}/login/local?completion_type=postMessage&completion_origin=' + encodeURIComponent(location.origin), 'login');
+    };
+  </script></body></html>`);
+  try {
+    // The admin lets the service reach the loopback provider, and the page's origin use it.
+    const patch = await fetch(`${roost.base}/manage/v1/tenants/${tenant}/settings`, {
+      method: 'PATCH',
+      headers: { Authorization: 'Bearer e2e-platform-token', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ outbound_allow: [`127.0.0.1:${op.port}`], cors_origins: ['localhost', '127.0.0.1'] }),
+    });
+    assert.equal(patch.status, 200, await patch.text());
+    await page.goto(`${roost.base}/portal/#/t/${tenant}/identity`);
+    await page.waitForSelector('text=No identity provider yet');
+    await page.fill('input[name=provider-name]', 'local');
+    await page.selectOption('select[name=provider-kind]', 'oidc');
+    await page.fill('input[name=discovery-url]', `${op.issuer}/.well-known/openid-configuration`);
+    await page.fill('input[name=client-id]', 'roost-web');
+    await page.fill('input[name=client-secret]', 'portal-secret');
+    await page.click('button:has-text("Save provider")');
+    await page.waitForSelector('text=Saved provider local');
+    // The secret is write-only: only its last characters come back.
+    assert.equal((await page.textContent('#providers tr[data-provider=local] td.secret')).trim(), '…cret');
+    assert.ok(!(await page.content()).includes('portal-secret'));
+    await screenshot(page, '14-identity');
+
+    const client = await browser.browser.newContext();
+    const appPage = await client.newPage();
+    await appPage.goto(app.url);
+    const [popup] = await Promise.all([appPage.waitForEvent('popup'), appPage.click('#login')]);
+    // The provider's own sign-in and consent pages, in the popup.
+    await popup.waitForSelector('input[name=login]');
+    await popup.fill('input[name=login]', 'ivy');
+    await popup.fill('input[name=password]', 'anything');
+    await popup.click('button[type=submit]');
+    await popup.waitForSelector('button[type=submit]');
+    await popup.click('button[type=submit]');
+    await appPage.waitForFunction(() => window.result !== null, null, { timeout: 15000 });
+    const result = await appPage.evaluate(() => window.result);
+    assert.equal(result.origin, roost.base.replace(/\/$/, ''));
+    assert.equal(result.data.type, 'LoginCompleted');
+    assert.equal(result.data.error, null);
+    assert.equal(result.data.oauth.user.userId, 'local:ivy');
+    // The token it received is a user of the service.
+    const asUser = { 'X-ZUMO-APPLICATION': appKey, 'X-ZUMO-AUTH': result.data.oauth.authenticationToken };
+    const me = await fetch(`${roost.base}/t/${tenant}/api/hello`, { headers: asUser });
+    assert.equal(me.status, 200);
+    await client.close();
+
+    // Revoking from the Identity view ends that token.
+    await page.click('button:has-text("Revoke all user tokens")');
+    await page.waitForSelector('text=is revoked');
+    const after = await fetch(`${roost.base}/t/${tenant}/api/hello`, { headers: asUser });
+    assert.equal(after.status, 401);
+    await page.click('#providers tr[data-provider=local] button:has-text("Remove")');
+    await page.waitForSelector('text=Removed provider local');
+  } finally {
+    await op.stop();
+    await app.stop();
+  }
 });
 
 test('regenerating the application key refuses the old one', async () => {

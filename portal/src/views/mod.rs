@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod data;
+pub mod identity;
 pub mod logs;
 pub mod scripts;
 pub mod settings;

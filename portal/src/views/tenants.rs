@@ -131,6 +131,7 @@ pub fn Tenant(name: String, tab: String, rest: Vec<String>) -> impl IntoView {
             ("scheduler", "Scheduler"),
             ("shared", "Shared"),
             ("configure", "Configure"),
+            ("identity", "Identity"),
             ("logs", "Logs"),
             ("monitor", "Monitor"),
         ]
@@ -148,6 +149,7 @@ pub fn Tenant(name: String, tab: String, rest: Vec<String>) -> impl IntoView {
         "scheduler" if !support => view! { <super::scripts::Scripts tenant=name.clone() kind="job" selected=rest.first().cloned()/> }.into_any(),
         "shared" if !support => view! { <super::scripts::Scripts tenant=name.clone() kind="shared" selected=rest.first().cloned()/> }.into_any(),
         "configure" if !support => view! { <super::settings::Configure tenant=name.clone()/> }.into_any(),
+        "identity" if !support => view! { <super::identity::Identity tenant=name.clone()/> }.into_any(),
         "logs" => view! { <super::logs::Logs tenant=name.clone()/> }.into_any(),
         "monitor" => view! { <super::logs::Monitor tenant=name.clone()/> }.into_any(),
         _ => view! { <p class="note error">"This view is not available to your role."</p> }.into_any(),
