@@ -76,10 +76,9 @@ async fn fetch(tenant: &Tenant, req: openidconnect::HttpRequest) -> std::result:
     let fail = |m: String| FetchError(m);
     let url = reqwest::Url::parse(&req.uri().to_string()).map_err(|e| fail(format!("invalid provider URL: {e}")))?;
     let host = url.host_str().ok_or_else(|| fail("a provider URL without a host".into()))?.trim_matches(|c| c == '[' || c == ']').to_string();
-    let loopback = host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
     match url.scheme() {
         "https" => {}
-        "http" if loopback => {}
+        "http" if super::is_loopback_host(&host) => {}
         other => return Err(fail(format!("provider URLs must be https (http only on loopback): {other}://{host}"))),
     }
     let port = url.port_or_known_default().unwrap_or(443);
@@ -311,29 +310,15 @@ fn payload(token: &str) -> Option<Map<String, Json>> {
 /// XChaCha20-Poly1305 under a key derived (HKDF-SHA256) from the tenant's master key. Mobile
 /// Services used `aes-256-cbc` with `EVP_BytesToKey(MD5)` (no integrity); only the server reads it.
 pub fn seal_credentials(master_key: &str, credentials: &Json) -> String {
-    use base64::Engine as _;
-    use chacha20poly1305::aead::{Aead, KeyInit};
-    let cipher = chacha20poly1305::XChaCha20Poly1305::new(&credentials_key(master_key).into());
-    let nonce: [u8; 24] = rand::random();
-    let sealed =
-        cipher.encrypt(chacha20poly1305::XNonce::from_slice(&nonce), credentials.to_string().as_bytes()).expect("XChaCha20-Poly1305 sealing does not fail");
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&sealed);
-    format!("v1.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
+    super::seal_with(&credentials_key(master_key), CREDENTIALS_AAD, credentials.to_string().as_bytes())
 }
 
 /// Opens a credentials claim [`seal_credentials`] sealed with the same master key.
 pub fn open_credentials(master_key: &str, sealed: &str) -> Option<Json> {
-    use base64::Engine as _;
-    use chacha20poly1305::aead::{Aead, KeyInit};
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sealed.strip_prefix("v1.")?).ok()?;
-    if bytes.len() < 40 {
-        return None;
-    }
-    let cipher = chacha20poly1305::XChaCha20Poly1305::new(&credentials_key(master_key).into());
-    let plain = cipher.decrypt(chacha20poly1305::XNonce::from_slice(&bytes[..24]), &bytes[24..]).ok()?;
-    serde_json::from_slice(&plain).ok()
+    serde_json::from_slice(&super::open_with(&credentials_key(master_key), CREDENTIALS_AAD, sealed)?).ok()
 }
+
+const CREDENTIALS_AAD: &[u8] = b"roost urn:microsoft:credentials";
 
 fn credentials_key(master_key: &str) -> [u8; 32] {
     let mut key = [0u8; 32];

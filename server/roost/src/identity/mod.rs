@@ -65,37 +65,45 @@ impl IdentityKey {
         Some(Self(SecretBox::new(Box::new(key))))
     }
 
-    fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(self.0.expose_secret().into())
-    }
-
-    /// Seals a tenant provider's secret: `v1.` + base64url(nonce ‖ ciphertext).
+    /// Seals a tenant provider's secret (bound to the tenant and the provider).
     pub fn seal(&self, tenant: &str, provider: &str, secret: &str) -> String {
-        use base64::Engine as _;
-        let nonce: [u8; 24] = rand::random();
-        let aad = associated(tenant, provider);
-        let sealed = self
-            .cipher()
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: secret.as_bytes(), aad: aad.as_bytes() })
-            .expect("XChaCha20-Poly1305 sealing does not fail");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        format!("v1.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
+        seal_with(self.0.expose_secret(), associated(tenant, provider).as_bytes(), secret.as_bytes())
     }
 
     /// Opens what [`IdentityKey::seal`] sealed for the same tenant and provider.
     pub fn open(&self, tenant: &str, provider: &str, sealed: &str) -> Result<SecretString, &'static str> {
-        use base64::Engine as _;
         const REFUSED: &str =
             "the provider's client secret cannot be opened with this node's identity key (identity_key differs between nodes, or the row was altered)";
-        let bytes = sealed.strip_prefix("v1.").and_then(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b).ok()).ok_or(REFUSED)?;
-        if bytes.len() < 24 + 16 {
-            return Err(REFUSED);
-        }
-        let aad = associated(tenant, provider);
-        let plain = self.cipher().decrypt(XNonce::from_slice(&bytes[..24]), Payload { msg: &bytes[24..], aad: aad.as_bytes() }).map_err(|_| REFUSED)?;
+        let plain = open_with(self.0.expose_secret(), associated(tenant, provider).as_bytes(), sealed).ok_or(REFUSED)?;
         String::from_utf8(plain).map(SecretString::from).map_err(|_| REFUSED)
     }
+}
+
+/// Seals `plain` with XChaCha20-Poly1305 under `key`, bound to `aad`: `v1.` + base64url(random
+/// nonce ‖ ciphertext and tag).
+pub(crate) fn seal_with(key: &[u8; 32], aad: &[u8], plain: &[u8]) -> String {
+    use base64::Engine as _;
+    let nonce: [u8; 24] = rand::random();
+    let sealed =
+        XChaCha20Poly1305::new(key.into()).encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad }).expect("XChaCha20-Poly1305 sealing does not fail");
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    format!("v1.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
+}
+
+/// Opens what [`seal_with`] sealed with the same key and associated data.
+pub(crate) fn open_with(key: &[u8; 32], aad: &[u8], sealed: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sealed.strip_prefix("v1.")?).ok()?;
+    if bytes.len() < 24 + 16 {
+        return None;
+    }
+    XChaCha20Poly1305::new(key.into()).decrypt(XNonce::from_slice(&bytes[..24]), Payload { msg: &bytes[24..], aad }).ok()
+}
+
+/// `localhost` or a loopback address: the only hosts a provider URL may reach over plain `http`.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
 fn associated(tenant: &str, provider: &str) -> String {
@@ -163,10 +171,9 @@ fn check_discovery_url(url: &str) -> Result<(), ManageError> {
     }
     let parsed = reqwest::Url::parse(url).map_err(|_| bad())?;
     let host = parsed.host_str().ok_or_else(bad)?.trim_matches(|c| c == '[' || c == ']');
-    let loopback = host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
     match parsed.scheme() {
         "https" => Ok(()),
-        "http" if loopback => Ok(()),
+        "http" if is_loopback_host(host) => Ok(()),
         _ => Err(bad()),
     }
 }
