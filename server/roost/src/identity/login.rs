@@ -7,7 +7,7 @@
 //!
 //! Every request to a provider (discovery, keys, token, userinfo) goes through [`fetch`]: the
 //! address rules of tenants' outbound requests (no loopback or private address unless the tenant's
-//! admin-set `outbound_allow` names the host), no redirects, 10 s, at most 1 MiB. Discovery documents
+//! admin-set `outbound_allow` names the host), no redirects, 10 s, at most 256 KiB. Discovery documents
 //! and keys are cached per provider for an hour; an id token signed with a key id the cache does not
 //! know refreshes the keys, at most once per 30 s per provider (key rotation).
 
@@ -36,10 +36,12 @@ use std::time::{Duration, Instant};
 
 /// How long a discovery document and its keys are used before they are fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// Discovery documents cached at most (each up to [`MAX_PROVIDER_BODY`]).
+const MAX_DISCOVERY_ENTRIES: usize = 500;
 /// The least time between two key refreshes of one provider for unknown key ids.
 const KEY_REFRESH_EVERY: Duration = Duration::from_secs(30);
 /// The largest answer read from a provider.
-const MAX_PROVIDER_BODY: usize = 1 << 20;
+const MAX_PROVIDER_BODY: usize = 256 << 10;
 /// How long the browser may take at the provider.
 const FLOW_COOKIE_SECONDS: u32 = 600;
 /// Signature algorithms accepted on id tokens: asymmetric only (an HS256 token "signed" with the
@@ -53,13 +55,15 @@ const ALGS: [CoreJwsSigningAlgorithm; 6] = [
     CoreJwsSigningAlgorithm::EcdsaP384Sha384,
 ];
 
-/// Discovery documents (with their keys) by tenant, provider and the provider's version.
+/// Discovery documents (with their keys), one per tenant provider, for the provider's version.
 #[derive(Default)]
 pub struct DiscoveryCache {
     entries: Mutex<HashMap<String, Arc<Discovered>>>,
 }
 
 struct Discovered {
+    /// The provider's version (its row's `updated_at`) the document was fetched for.
+    version: String,
     metadata: CoreProviderMetadata,
     fetched: Instant,
     /// When the keys were last fetched again for an unknown key id.
@@ -101,7 +105,7 @@ async fn fetch(tenant: &Tenant, req: openidconnect::HttpRequest) -> std::result:
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| fail(e.to_string()))? {
         if body.len() + chunk.len() > MAX_PROVIDER_BODY {
-            return Err(fail("the provider's answer is larger than 1 MiB".into()));
+            return Err(fail("the provider's answer is larger than 256 KiB".into()));
         }
         body.extend_from_slice(&chunk);
     }
@@ -150,8 +154,11 @@ impl Oidc {
     }
 
     async fn metadata(&self, state: &AppState, tenant: &Arc<Tenant>) -> Result<Arc<Discovered>> {
-        let key = format!("{}\0{}\0{}", tenant.record.name, self.record.name, self.record.updated_at);
-        if let Some(d) = state.discovery.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&key).filter(|d| d.fetched.elapsed() < DISCOVERY_TTL) {
+        // One entry per provider (a changed provider replaces its entry): the cache is bounded by
+        // the providers there are.
+        let key = self.cache_key(tenant);
+        let cached = state.discovery.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        if let Some(d) = cached.filter(|d| d.version == self.record.updated_at && d.fetched.elapsed() < DISCOVERY_TTL) {
             return Ok(d.clone());
         }
         let url = self.config.discovery_url.as_deref().unwrap_or_default();
@@ -161,8 +168,13 @@ impl Oidc {
         let metadata = CoreProviderMetadata::discover_async(issuer, &http_client(tenant))
             .await
             .map_err(|e| provider_failed(&self.record.name, &format!("discovery failed: {}", error_chain(&e))))?;
-        let d = Arc::new(Discovered { metadata, fetched: Instant::now(), keys_refreshed: None });
-        state.discovery.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(key, d.clone());
+        let d = Arc::new(Discovered { version: self.record.updated_at.clone(), metadata, fetched: Instant::now(), keys_refreshed: None });
+        let mut entries = state.discovery.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // Providers removed (or renamed) leave entries behind: past a bound, the cache starts over.
+        if entries.len() >= MAX_DISCOVERY_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, d.clone());
         Ok(d)
     }
 
@@ -174,10 +186,19 @@ impl Oidc {
         let jwks = CoreJsonWebKeySet::fetch_async(old.metadata.jwks_uri(), &http_client(tenant))
             .await
             .map_err(|e| provider_failed(&self.record.name, &format!("fetching keys failed: {}", error_chain(&e))))?;
-        let d = Arc::new(Discovered { metadata: old.metadata.clone().set_jwks(jwks), fetched: old.fetched, keys_refreshed: Some(Instant::now()) });
-        let key = format!("{}\0{}\0{}", tenant.record.name, self.record.name, self.record.updated_at);
+        let d = Arc::new(Discovered {
+            version: old.version.clone(),
+            metadata: old.metadata.clone().set_jwks(jwks),
+            fetched: old.fetched,
+            keys_refreshed: Some(Instant::now()),
+        });
+        let key = self.cache_key(tenant);
         state.discovery.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(key, d.clone());
         Ok(Some(d))
+    }
+
+    fn cache_key(&self, tenant: &Tenant) -> String {
+        format!("{}\0{}", tenant.record.name, self.record.name)
     }
 
     fn accepts_audience(&self, aud: &str) -> bool {
