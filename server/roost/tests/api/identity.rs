@@ -20,7 +20,8 @@ crate::on_both_backends!(
     the_cli_configures_providers_beside_the_running_server,
     revoking_user_tokens_refuses_every_earlier_token_and_keeps_the_keys,
     provider_settings_of_mobile_services_are_read_on_import_and_written_on_export,
-    live_sdk_tokens_log_in_with_microsoft_account
+    live_sdk_tokens_log_in_with_microsoft_account,
+    a_discovery_document_cannot_point_the_server_at_private_addresses
 );
 
 /// The well-known AMS custom-authentication sample, unchanged but for the user store (a fixed
@@ -822,4 +823,39 @@ async fn live_sdk_tokens_log_in_with_microsoft_account(app: TestApp) {
     let forged = roost::auth::mint_token("another-secret", "8f3c2e0a1b", 600);
     let r = app.request(Method::POST, "/login", &[("content-type", "application/json")], Some(&json!({"authenticationToken": forged}).to_string())).await;
     assert_eq!((r.status, r.error()), (StatusCode::UNAUTHORIZED, "Error: The authentication token has an invalid signature.".to_string()));
+}
+
+/// The attack through the discovery document: an allowed provider whose document names its keys (or
+/// token endpoint) at a private address. Every request to a provider is checked, not only the first.
+async fn a_discovery_document_cannot_point_the_server_at_private_addresses(app: TestApp) {
+    let port = reqwest::Url::parse(&app.base).unwrap().port().unwrap();
+    // The tenant itself serves a discovery document from a custom API, on the allowed address.
+    let issuer = format!("{}/t/{}/api/evil", app.base, app.tenant);
+    let api = format!(
+        "exports.register = function (api) {{ api.get('/.well-known/openid-configuration', function (req, res) {{ res.send(200, {{ issuer: '{issuer}', \
+         authorization_endpoint: 'http://127.0.0.1:9/auth', token_endpoint: 'http://10.0.0.1/token', jwks_uri: 'http://127.0.0.1:9/keys', \
+         response_types_supported: ['code'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'] }}); }}); }};"
+    );
+    let r = app.put_script("api", "evil", &api, json!({"permissions": {"routes": {"*": {"permission": "public"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .manage(
+            Method::PUT,
+            &format!("/tenants/{}/identity/providers/evil", app.tenant),
+            Some(json!({"discovery_url": format!("{issuer}/.well-known/openid-configuration"), "client_id": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.manage(Method::PATCH, &format!("/tenants/{}/settings", app.tenant), Some(json!({"outbound_allow": [format!("127.0.0.1:{port}")]}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let token = format!(
+        "{}.{}.{}",
+        b64(json!({"alg": "RS256", "kid": "k"})),
+        b64(json!({"iss": issuer, "sub": "s", "aud": "x", "exp": 9999999999i64, "iat": 1})),
+        "c2ln"
+    );
+    let r = app.request(Method::POST, "/login/evil", &[("content-type", "application/json")], Some(&json!({"id_token": token}).to_string())).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert!(r.text.contains("EACCES 127.0.0.1") && r.text.contains("outbound_allow"), "the keys at 127.0.0.1:9 were fetched: {}", r.text);
 }
