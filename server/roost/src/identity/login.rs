@@ -607,30 +607,22 @@ fn message(e: ApiError) -> String {
     }
 }
 
-const POST_MESSAGE_PAGE: &str = r##"<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Login</title></head><body><script>
-(function () {
-    var envelope = { type: "LoginCompleted", oauth: __OAUTH__, error: __ERROR__ };
-    if (window.opener) { window.opener.postMessage(JSON.stringify(envelope), __ORIGIN__); }
-    window.close();
-})();
-</script></body></html>
-"##;
+/// The postMessage completion page (`templates/login_postmessage.html`).
+#[derive(askama::Template)]
+#[template(path = "login_postmessage.html")]
+struct PostMessagePage {
+    oauth: String,
+    error: String,
+    origin: String,
+}
 
-const IFRAME_PAGE: &str = r##"<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Login</title></head><body><script>
-(function () {
-    var envelope = { type: "LoginCompleted", oauth: __OAUTH__, error: __ERROR__ };
-    var tries = 0;
-    (function deliver() {
-        var receiver = null;
-        try { receiver = window.opener && window.opener.frames["zumo-login-receiver"]; } catch (e) { }
-        if (receiver && receiver.transferLoginResult) { receiver.transferLoginResult(envelope); window.close(); return; }
-        if (++tries < 200) { setTimeout(deliver, 50); }
-    })();
-})();
-</script></body></html>
-"##;
+/// The iframe completion page (`templates/login_iframe.html`).
+#[derive(askama::Template)]
+#[template(path = "login_iframe.html")]
+struct IframePage {
+    oauth: String,
+    error: String,
+}
 
 fn embed(v: &Json) -> String {
     v.to_string().replace('<', "\\u003c").replace('\u{2028}', "\\u2028").replace('\u{2029}', "\\u2029")
@@ -654,8 +646,14 @@ fn complete(r: &TenantRequest, base: &str, completion: Option<(String, String)>,
             if !crate::http::cors::origin_allowed(&r.tenant.record.settings.cors_origins, &origin) {
                 return Err(ApiError::Unauthorized(msg::not_whitelisted(&origin)));
             }
-            let template = if kind == "iframe" { IFRAME_PAGE } else { POST_MESSAGE_PAGE };
-            let page = template.replace("__OAUTH__", &embed(&oauth)).replace("__ERROR__", &embed(&error)).replace("__ORIGIN__", &embed(&Json::String(origin)));
+            use askama::Template as _;
+            let (oauth, error) = (embed(&oauth), embed(&error));
+            let page = if kind == "iframe" {
+                IframePage { oauth, error }.render()
+            } else {
+                PostMessagePage { oauth, error, origin: embed(&Json::String(origin)) }.render()
+            }
+            .map_err(|e| ApiError::Internal(format!("login page: {e}")))?;
             let mut resp = (
                 StatusCode::OK,
                 [

@@ -516,6 +516,14 @@ async fn the_server_directed_login_runs_against_a_real_provider(app: TestApp) {
     let page = r.text().await.unwrap();
     assert!(page.contains("window.opener.postMessage(JSON.stringify(envelope), \"https://app.example\")"), "{page}");
     assert!(page.contains("\"LoginCompleted\"") && page.contains("\"userId\":\"local:bob\""), "{page}");
+    // The error of a redirect is anyone's to write (a link to /login/local?error=…): it reaches the
+    // page as a JSON string that cannot end the script.
+    let start = http.get(format!("{base}/login/local?completion_type=postMessage&completion_origin=https://app.example")).send().await.unwrap();
+    let (cookies, _) = flow_cookies(&start);
+    let evil = format!("{base}/login/local?error=%3C%2Fscript%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E\u{2028}&state=x");
+    let page = http.get(&evil).header("cookie", &cookies).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("</script><script>alert") && page.contains("\\u003c/script>\\u003cscript>alert(1)"), "{page}");
+    assert_eq!(page.matches("</script>").count(), 1, "{page}");
     // The iframe completion (IE) hands the envelope to the login receiver frame.
     let start = http.get(format!("{base}/login/local?completion_type=iframe&completion_origin=https://app.example")).send().await.unwrap();
     let (cookies, _) = flow_cookies(&start);
