@@ -36,6 +36,8 @@ use std::time::{Duration, Instant};
 
 /// How long a discovery document and its keys are used before they are fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// The placeholder of Entra's multi-tenant issuer.
+const TENANT_ID: &str = "{tenantid}";
 /// Discovery documents cached at most (each up to [`MAX_PROVIDER_BODY`]).
 const MAX_DISCOVERY_ENTRIES: usize = 500;
 /// The least time between two key refreshes of one provider for unknown key ids.
@@ -165,9 +167,28 @@ impl Oidc {
         let issuer =
             issuer_of(url).ok_or_else(|| ApiError::Internal(format!("the discovery URL {url} does not end with /.well-known/openid-configuration")))?;
         let issuer = IssuerUrl::new(issuer).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let metadata = CoreProviderMetadata::discover_async(issuer, &http_client(tenant))
-            .await
-            .map_err(|e| provider_failed(&self.record.name, &format!("discovery failed: {}", error_chain(&e))))?;
+        let failed = |e: &dyn std::error::Error| provider_failed(&self.record.name, &format!("discovery failed: {}", error_chain(e)));
+        let metadata = if self.kind == ProviderKind::Aad {
+            // Entra's multi-tenant documents (`common`, `organizations`) name a templated issuer
+            // (`…/{tenantid}/v2.0`) that no token carries: read as they are, the issuer is checked per
+            // token (`Oidc::expected_issuer`).
+            let req = axum::http::Request::get(url).header(header::ACCEPT, "application/json").body(Vec::new()).map_err(|e| failed(&e))?;
+            let resp = fetch(tenant, req).await.map_err(|e| failed(&e))?;
+            if !resp.status().is_success() {
+                return Err(provider_failed(&self.record.name, &format!("discovery failed: HTTP {} at {url}", resp.status())));
+            }
+            let metadata: CoreProviderMetadata = serde_json::from_slice(resp.body()).map_err(|e| failed(&e))?;
+            if !metadata.issuer().as_str().contains(TENANT_ID) && metadata.issuer() != &issuer {
+                return Err(provider_failed(
+                    &self.record.name,
+                    &format!("discovery failed: the document's issuer {} is not {}", metadata.issuer().as_str(), issuer.as_str()),
+                ));
+            }
+            let jwks = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &http_client(tenant)).await.map_err(|e| failed(&e))?;
+            metadata.set_jwks(jwks)
+        } else {
+            CoreProviderMetadata::discover_async(issuer, &http_client(tenant)).await.map_err(|e| failed(&e))?
+        };
         let d = Arc::new(Discovered { version: self.record.updated_at.clone(), metadata, fetched: Instant::now(), keys_refreshed: None });
         let mut entries = state.discovery.entries.lock().unwrap_or_else(|e| e.into_inner());
         // Providers removed (or renamed) leave entries behind: past a bound, the cache starts over.
@@ -197,6 +218,21 @@ impl Oidc {
         Ok(Some(d))
     }
 
+    /// The issuer a token must name: the document's, with an Entra template's `{tenantid}` filled
+    /// from the token's `tid` (a GUID), so tokens of any Entra tenant verify against their own issuer.
+    fn expected_issuer(&self, metadata: &CoreProviderMetadata, token: &str) -> Result<IssuerUrl> {
+        let template = metadata.issuer().as_str();
+        if !template.contains(TENANT_ID) {
+            return Ok(metadata.issuer().clone());
+        }
+        let tid = payload(token).and_then(|c| c.get("tid").and_then(Json::as_str).map(str::to_string)).unwrap_or_default();
+        let guid = tid.len() == 36 && tid.bytes().enumerate().all(|(i, b)| if [8, 13, 18, 23].contains(&i) { b == b'-' } else { b.is_ascii_hexdigit() });
+        if !guid {
+            return Err(ApiError::Unauthorized("The id_token is not valid: no Entra tenant id (tid)".into()));
+        }
+        IssuerUrl::new(template.replace(TENANT_ID, &tid)).map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
     fn cache_key(&self, tenant: &Tenant) -> String {
         format!("{}\0{}", tenant.record.name, self.record.name)
     }
@@ -224,7 +260,7 @@ impl Oidc {
         for attempt in 0..2 {
             let verifier = openidconnect::core::CoreIdTokenVerifier::new_public_client(
                 ClientId::new(client_id.clone()),
-                discovered.metadata.issuer().clone(),
+                self.expected_issuer(&discovered.metadata, token)?,
                 discovered.metadata.jwks().clone(),
             )
             .set_allowed_algs(ALGS)

@@ -21,7 +21,8 @@ crate::on_both_backends!(
     revoking_user_tokens_refuses_every_earlier_token_and_keeps_the_keys,
     provider_settings_of_mobile_services_are_read_on_import_and_written_on_export,
     live_sdk_tokens_log_in_with_microsoft_account,
-    a_discovery_document_cannot_point_the_server_at_private_addresses
+    a_discovery_document_cannot_point_the_server_at_private_addresses,
+    aad_accepts_tokens_of_any_entra_tenant_against_their_own_issuer
 );
 
 /// The well-known AMS custom-authentication sample, unchanged but for the user store (a fixed
@@ -866,4 +867,60 @@ async fn a_discovery_document_cannot_point_the_server_at_private_addresses(app: 
     let r = app.request(Method::POST, "/login/evil", &[("content-type", "application/json")], Some(&json!({"id_token": token}).to_string())).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     assert!(r.text.contains("EACCES 127.0.0.1") && r.text.contains("outbound_allow"), "the keys at 127.0.0.1:9 were fetched: {}", r.text);
+}
+
+/// `aad` for any Entra tenant: the multi-tenant discovery document names the issuer
+/// `…/{tenantid}/v2.0`; a token verifies against its own tenant's issuer (from its `tid`). The
+/// document is served by the tenant (a custom API) with the real provider's keys, which sign the tokens.
+async fn aad_accepts_tokens_of_any_entra_tenant_against_their_own_issuer(app: TestApp) {
+    let op = OidcProvider::start(json!([{"client_id": "roost-web", "client_secret": "x", "redirect_uris": ["https://unused.example/cb"]}]));
+    let port = reqwest::Url::parse(&app.base).unwrap().port().unwrap();
+    let doc: Value = reqwest::get(op.discovery_url()).await.unwrap().json().await.unwrap();
+    let base = format!("{}/t/{}/api/entra", app.base, app.tenant);
+    let api = format!(
+        "exports.register = function (api) {{ api.get('/.well-known/openid-configuration', function (req, res) {{ res.send(200, {{ issuer: '{base}/{{tenantid}}/v2.0', \
+         authorization_endpoint: '{auth}', token_endpoint: '{token}', jwks_uri: '{jwks}', response_types_supported: ['code'], \
+         subject_types_supported: ['pairwise'], id_token_signing_alg_values_supported: ['RS256'] }}); }}); }};",
+        auth = doc["authorization_endpoint"].as_str().unwrap(),
+        token = doc["token_endpoint"].as_str().unwrap(),
+        jwks = doc["jwks_uri"].as_str().unwrap()
+    );
+    let r = app.put_script("api", "entra", &api, json!({"permissions": {"routes": {"*": {"permission": "public"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .manage(
+            Method::PUT,
+            &format!("/tenants/{}/identity/providers/aad", app.tenant),
+            Some(json!({"discovery_url": format!("{base}/.well-known/openid-configuration"), "client_id": "roost-web"})),
+        )
+        .await;
+    assert_eq!((r.status, r.json()["uid_prefix"].clone()), (StatusCode::OK, json!("Aad")), "{}", r.text);
+    let allow = json!({"outbound_allow": [format!("127.0.0.1:{port}"), format!("127.0.0.1:{}", op.port)]});
+    assert_eq!(app.manage(Method::PATCH, &format!("/tenants/{}/settings", app.tenant), Some(allow)).await.status, StatusCode::OK);
+    let post = |token: String| {
+        let app = &app;
+        async move { app.request(Method::POST, "/login/aad", &[("content-type", "application/json")], Some(&json!({"id_token": token}).to_string())).await }
+    };
+    for tid in ["72f988bf-86f1-41af-91ab-2d7cd011db47", "9188040d-6c67-4c5b-b112-36a304b66dad"] {
+        let token =
+            op.sign(json!({"iss": format!("{base}/{tid}/v2.0"), "tid": tid, "sub": format!("s-{tid}"), "aud": "roost-web", "jti": uuid_like()}), "rs256").await;
+        let r = post(token).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json()["user"]["userId"], format!("Aad:s-{tid}"));
+    }
+    let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    for (what, claims) in [
+        (
+            "an issuer of another tenant than its tid",
+            json!({"iss": format!("{base}/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"), "tid": tid, "sub": "m", "aud": "roost-web"}),
+        ),
+        ("the template itself as issuer", json!({"iss": format!("{base}/{{tenantid}}/v2.0"), "tid": "{tenantid}", "sub": "m", "aud": "roost-web"})),
+        ("no tid", json!({"iss": format!("{base}/{tid}/v2.0"), "sub": "m", "aud": "roost-web"})),
+        ("a tid that is not a GUID", json!({"iss": format!("{base}/x/v2.0"), "tid": "x", "sub": "m", "aud": "roost-web"})),
+    ] {
+        let mut claims = claims;
+        claims["jti"] = json!(uuid_like());
+        let r = post(op.sign(claims, "rs256").await).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.text);
+    }
 }
