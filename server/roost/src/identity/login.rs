@@ -478,6 +478,9 @@ impl LoginLimiter {
 /// The rate limits of §5.5's endpoints: 429 with `Retry-After`.
 fn admit(state: &AppState, r: &TenantRequest, provider: &str, address: Option<std::net::SocketAddr>) -> Result<()> {
     let address = address.map(|a| a.ip().to_string()).unwrap_or_default();
+    // Names that are no provider of the tenant share one count (a client may not grow the limiter's
+    // table with made-up names).
+    let provider = if r.tenant.provider(provider).is_some() { provider } else { "\0unknown" };
     state.login_limits.admit(&r.tenant.record.name, provider, &address).map_err(ApiError::TooManyRequests)
 }
 

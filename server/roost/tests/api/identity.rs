@@ -636,8 +636,13 @@ fn uuid_like() -> String {
 }
 
 /// A client address may make 60 login requests a minute to a tenant, a provider gets 600 from all
-/// addresses: beyond, 429 with Retry-After, before any work (the provider is not even configured).
+/// addresses: beyond, 429 with Retry-After, before any work (names that are no provider share one
+/// count).
 async fn logins_are_rate_limited_per_address_and_per_provider(app: TestApp) {
+    for name in ["google", "apple"] {
+        let r = app.manage(Method::PUT, &format!("/tenants/{}/identity/providers/{name}", app.tenant), Some(json!({"client_id": "web"}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
     let url = format!("{}/t/{}/login/google", app.base, app.tenant);
     let from = |last: u8| reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, last])).build().unwrap();
     let first = from(2);
@@ -670,6 +675,12 @@ async fn logins_are_rate_limited_per_address_and_per_provider(app: TestApp) {
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "the provider's limit");
     // Other providers of the tenant are counted apart.
     assert_eq!(from(252).post(format!("{}/t/{}/login/apple", app.base, app.tenant)).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // Made-up names count against the address like any login request.
+    let c = from(253);
+    for i in 0..per_address {
+        assert_eq!(c.post(format!("{}/t/{}/login/made-up-{i}", app.base, app.tenant)).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(c.post(format!("{}/t/{}/login/made-up-x", app.base, app.tenant)).send().await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
 /// `roost identity …` beside the running server: the secret from the environment (never the command
