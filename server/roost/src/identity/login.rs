@@ -592,6 +592,19 @@ async fn start(state: &AppState, r: &TenantCall, name: &str, sent: HashMap<Strin
     for s in &p.config.scopes {
         auth = auth.add_scope(Scope::new(s.clone()));
     }
+    // §5.5's optional start parameters: more scopes (`scope`, comma- or space-separated), and the
+    // provider's `display` and `access_type`, passed on when they are plain tokens.
+    let plain = |v: &str| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b));
+    for s in query(r, "scope").unwrap_or("").split([',', ' ']).filter(|s| plain(s)).take(10) {
+        if !p.config.scopes.iter().any(|c| c == s) && s != "openid" {
+            auth = auth.add_scope(Scope::new(s.to_string()));
+        }
+    }
+    for name in ["display", "access_type"] {
+        if let Some(v) = query(r, name).filter(|v| plain(v)) {
+            auth = auth.add_extra_param(name, v);
+        }
+    }
     let (url, csrf, nonce) = auth.url();
     let mut cookies = Cookies::new(r);
     cookies.add("wams_state", csrf.secret());
