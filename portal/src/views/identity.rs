@@ -26,6 +26,7 @@ pub fn Identity(tenant: String) -> impl IntoView {
     let secret = RwSignal::new(String::new());
     let scopes = RwSignal::new("profile email".to_string());
     let audiences = RwSignal::new(String::new());
+    let entra = RwSignal::new(String::new());
     let editing = RwSignal::new(false);
     let token_days = RwSignal::new(String::new());
     let reload = move || {
@@ -52,6 +53,7 @@ pub fn Identity(tenant: String) -> impl IntoView {
         secret.set(String::new());
         scopes.set("profile email".into());
         audiences.set(String::new());
+        entra.set(String::new());
         ctx.dirty.set(false);
     };
     let edit = move |p: ProviderOut| {
@@ -63,6 +65,7 @@ pub fn Identity(tenant: String) -> impl IntoView {
         secret.set(String::new());
         scopes.set(p.scopes.join(" "));
         audiences.set(p.audiences.join("\n"));
+        entra.set(p.entra_tenants.join("\n"));
     };
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -80,6 +83,7 @@ pub fn Identity(tenant: String) -> impl IntoView {
             client_secret: Some(typed_secret).filter(|s| !s.is_empty()),
             scopes: Some(scopes.get_untracked().split_whitespace().map(str::to_string).collect()),
             audiences: lines(&audiences.get_untracked()),
+            entra_tenants: lines(&entra.get_untracked()),
         };
         crate::spawn(async move {
             match api::call::<ProviderOut>("PUT", &format!("{}/identity/providers/{}", base.get_value(), api::enc(&provider)), Some(&input)).await {
@@ -183,6 +187,9 @@ pub fn Identity(tenant: String) -> impl IntoView {
                 <input name="client-secret" type="password" autocomplete="new-password" prop:value=secret on:input=move |ev| { secret.set(event_target_value(&ev)); ctx.dirty.set(true); }/></label>
             {input("Scopes beyond openid (space-separated)", "scopes", scopes, "text")}
             <label>"Other client ids accepted as audience (one per line)"<textarea name="audiences" rows="2" prop:value=audiences on:input=move |ev| { audiences.set(event_target_value(&ev)); ctx.dirty.set(true); }></textarea></label>
+            {move || (kind.get() == "aad").then(|| view! {
+                <label>"Entra tenant ids whose users may sign in (one per line; empty: any)"<textarea name="entra-tenants" rows="2" prop:value=entra on:input=move |ev| { entra.set(event_target_value(&ev)); ctx.dirty.set(true); }></textarea></label>
+            })}
             <button type="submit" class="primary">"Save provider"</button>
             {move || editing.get().then(|| view! { <button type="button" on:click=move |_| clear()>"Cancel"</button> })}
         </form>

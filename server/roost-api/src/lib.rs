@@ -789,6 +789,9 @@ pub struct ProviderIn {
     /// Other client ids accepted as an id token's audience (an iOS and a web client of one app).
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// `aad`: the Entra tenant ids whose users may sign in (`MS_AadTenants`); empty: any.
+    #[serde(default)]
+    pub entra_tenants: Vec<String>,
 }
 
 /// An identity provider as `/manage/v1` shows it: never the secret, only its last characters.
@@ -812,6 +815,9 @@ pub struct ProviderOut {
     pub scopes: Vec<String>,
     /// Other accepted audiences.
     pub audiences: Vec<String>,
+    /// `aad`: the Entra tenant ids whose users may sign in; empty: any.
+    #[serde(default)]
+    pub entra_tenants: Vec<String>,
     /// The server-directed login URL, below the tenant's base.
     pub login_path: String,
     /// ISO-8601.

@@ -109,6 +109,9 @@ enum IdentityCmd {
         /// Another client id accepted as an id token's audience (repeatable).
         #[arg(long = "audience")]
         audiences: Vec<String>,
+        /// aad: an Entra tenant id whose users may sign in (repeatable; none: any tenant).
+        #[arg(long = "entra-tenant")]
+        entra_tenants: Vec<String>,
     },
     /// Remove a provider.
     Remove { tenant: String, name: String },
@@ -390,7 +393,7 @@ async fn identity(config: &Config, cmd: IdentityCmd) -> anyhow::Result<()> {
                 }
             }
         }
-        IdentityCmd::Set { tenant, name, client_id, kind, discovery_url, secret_stdin, scopes, audiences } => {
+        IdentityCmd::Set { tenant, name, client_id, kind, discovery_url, secret_stdin, scopes, audiences, entra_tenants } => {
             let kind = match kind {
                 Some(k) => Some(roost_api::ProviderKind::parse(&k).ok_or_else(|| ManageError::BadInput(format!("Unknown provider kind '{k}'.")))?),
                 None => None,
@@ -411,6 +414,7 @@ async fn identity(config: &Config, cmd: IdentityCmd) -> anyhow::Result<()> {
                 client_secret,
                 scopes: scopes.map(|s| s.split_whitespace().map(str::to_string).collect()),
                 audiences,
+                entra_tenants,
             };
             let p = roost::identity::put(&state, &tenant, &name, input).await?;
             println!("Saved provider {} of {tenant}: /login/{} (user ids {}:<subject>)", p.name, p.name, p.uid_prefix);

@@ -12,7 +12,7 @@
 //! settings.json                  Roost's addition: the service's settings as Mobile Services named them
 //!                                (§6.13), a flat object of strings: the identity providers'
 //!                                `MS_GoogleClientID|ClientSecret|Scope`, `MS_MicrosoftClientID|…`,
-//!                                `MS_FacebookAppID|AppSecret|Scope`, `MS_AadClientID`, and app settings
+//!                                `MS_FacebookAppID|AppSecret|Scope`, `MS_AadClientID|Tenants`, and app settings
 //!                                (any other name not starting with `MS_`)
 //! ```
 //!
@@ -48,10 +48,11 @@ enum ProviderField {
     ClientId,
     Secret,
     Scope,
+    Tenants,
 }
 
 /// The §6.13 settings of identity providers: setting, provider, what it sets.
-const PROVIDER_SETTINGS: [(&str, &str, ProviderField); 10] = [
+const PROVIDER_SETTINGS: [(&str, &str, ProviderField); 11] = [
     ("MS_GoogleClientID", "google", ProviderField::ClientId),
     ("MS_GoogleClientSecret", "google", ProviderField::Secret),
     ("MS_GoogleScope", "google", ProviderField::Scope),
@@ -62,6 +63,7 @@ const PROVIDER_SETTINGS: [(&str, &str, ProviderField); 10] = [
     ("MS_FacebookAppSecret", "facebook", ProviderField::Secret),
     ("MS_FacebookScope", "facebook", ProviderField::Scope),
     ("MS_AadClientID", "aad", ProviderField::ClientId),
+    ("MS_AadTenants", "aad", ProviderField::Tenants),
 ];
 
 /// The folder's `settings.json` as providers (by name) and app settings; other `MS_` names are
@@ -76,6 +78,7 @@ fn split_settings(settings: &BTreeMap<String, String>) -> (BTreeMap<&'static str
                     ProviderField::ClientId => p.client_id = v.clone(),
                     ProviderField::Secret => p.client_secret = Some(v.clone()),
                     ProviderField::Scope => p.scopes = Some(v.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string).collect()),
+                    ProviderField::Tenants => p.entra_tenants = v.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string).collect(),
                 }
             }
             None if k.len() >= 3 && k[..3].eq_ignore_ascii_case("MS_") => ignored.push(k.clone()),
@@ -385,6 +388,7 @@ pub async fn export(app: &crate::AppState, name: &str, dir: &Path, with_secrets:
             let value = match field {
                 ProviderField::ClientId => Some(p.client_id.clone()),
                 ProviderField::Scope => Some(config.scopes.join(" ")),
+                ProviderField::Tenants => Some(config.entra_tenants.join(",")).filter(|t| !t.is_empty()),
                 ProviderField::Secret if with_secrets && !p.secret_sealed.is_empty() => {
                     Some(app.identity_key.open(&tenant.record.name, &p.name, &p.secret_sealed).map_err(|e| anyhow::anyhow!("{e}"))?.expose_secret().to_string())
                 }

@@ -36,6 +36,11 @@ use std::time::{Duration, Instant};
 
 /// How long a discovery document and its keys are used before they are fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// A GUID in its usual form (an Entra tenant id).
+pub(crate) fn is_guid(s: &str) -> bool {
+    s.len() == 36 && s.bytes().enumerate().all(|(i, b)| if [8, 13, 18, 23].contains(&i) { b == b'-' } else { b.is_ascii_hexdigit() })
+}
+
 /// The placeholder of Entra's multi-tenant issuer.
 const TENANT_ID: &str = "{tenantid}";
 /// Discovery documents cached at most (each up to [`MAX_PROVIDER_BODY`]).
@@ -226,9 +231,11 @@ impl Oidc {
             return Ok(metadata.issuer().clone());
         }
         let tid = payload(token).and_then(|c| c.get("tid").and_then(Json::as_str).map(str::to_string)).unwrap_or_default();
-        let guid = tid.len() == 36 && tid.bytes().enumerate().all(|(i, b)| if [8, 13, 18, 23].contains(&i) { b == b'-' } else { b.is_ascii_hexdigit() });
-        if !guid {
+        if !is_guid(&tid) {
             return Err(ApiError::Unauthorized("The id_token is not valid: no Entra tenant id (tid)".into()));
+        }
+        if !self.config.entra_tenants.is_empty() && !self.config.entra_tenants.contains(&tid.to_ascii_lowercase()) {
+            return Err(ApiError::Unauthorized(format!("The id_token is not valid: users of the Entra tenant {tid} may not sign in to this service")));
         }
         IssuerUrl::new(template.replace(TENANT_ID, &tid)).map_err(|e| ApiError::Internal(e.to_string()))
     }

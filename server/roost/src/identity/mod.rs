@@ -150,6 +150,9 @@ pub struct ProviderConfig {
     pub scopes: Vec<String>,
     /// Other accepted audiences.
     pub audiences: Vec<String>,
+    /// `aad`: the Entra tenant ids whose users may sign in (empty: any), lower-case.
+    #[serde(default)]
+    pub entra_tenants: Vec<String>,
     /// The prefix of user ids.
     pub uid_prefix: String,
 }
@@ -230,7 +233,17 @@ pub fn record(key: &IdentityKey, tenant: &str, name: &str, input: ProviderIn, st
         None => stored.map(|p| (p.secret_sealed.clone(), p.secret_hint.clone())).unwrap_or_default(),
     };
     let uid_prefix = if kind == ProviderKind::Oidc { name.clone() } else { preset_prefix.to_string() };
-    let config = ProviderConfig { discovery_url, scopes, audiences: input.audiences, uid_prefix };
+    if !input.entra_tenants.is_empty() && kind != ProviderKind::Aad {
+        return Err(ManageError::BadInput("entra_tenants is an aad provider's setting.".into()));
+    }
+    if input.entra_tenants.len() > MAX_AUDIENCES {
+        return Err(ManageError::BadInput(format!("At most {MAX_AUDIENCES} Entra tenants.")));
+    }
+    let entra_tenants: Vec<String> = input.entra_tenants.iter().map(|t| t.trim().to_ascii_lowercase()).collect();
+    if let Some(bad) = entra_tenants.iter().find(|t| !login::is_guid(t)) {
+        return Err(ManageError::BadInput(format!("An Entra tenant id is a GUID: {bad:?}")));
+    }
+    let config = ProviderConfig { discovery_url, scopes, audiences: input.audiences, entra_tenants, uid_prefix };
     Ok(ProviderRecord {
         name,
         kind: kind.as_str().into(),
@@ -255,6 +268,7 @@ pub fn provider_out(p: &ProviderRecord) -> ProviderOut {
         client_secret_hint: Some(&p.secret_hint).filter(|h| !h.is_empty()).map(|h| format!("…{h}")),
         scopes: config.scopes,
         audiences: config.audiences,
+        entra_tenants: config.entra_tenants,
         login_path: format!("/login/{}", p.name),
         updated_at: p.updated_at.clone(),
     }

@@ -781,6 +781,7 @@ async fn provider_settings_of_mobile_services_are_read_on_import_and_written_on_
     let settings = json!({
         "MS_GoogleClientID": "imported.apps.googleusercontent.com", "MS_GoogleClientSecret": "google-secret-1111", "MS_GoogleScope": "email,profile",
         "MS_MicrosoftClientID": "0000000040112233", "MS_MicrosoftClientSecret": "msa-secret-2222",
+        "MS_AadClientID": "aad-client", "MS_AadTenants": "72f988bf-86f1-41af-91ab-2d7cd011db47",
         "MS_MasterKey": "not-taken", "THEME": "dark"
     });
     std::fs::write(dir.join("settings.json"), settings.to_string()).unwrap();
@@ -804,6 +805,7 @@ async fn provider_settings_of_mobile_services_are_read_on_import_and_written_on_
     assert_eq!(exported["MS_GoogleClientID"], "imported.apps.googleusercontent.com");
     assert_eq!(exported["MS_GoogleScope"], "email profile");
     assert_eq!(exported["THEME"], "dark");
+    assert_eq!((exported["MS_AadClientID"].as_str(), exported["MS_AadTenants"].as_str()), (Some("aad-client"), Some("72f988bf-86f1-41af-91ab-2d7cd011db47")));
     assert!(exported.get("MS_GoogleClientSecret").is_none(), "secrets only when asked for: {exported}");
     let with = dir.join("with-secrets");
     let (ok, _, err) = app.cli(&["tenant", "export", &app.tenant, with.to_str().unwrap(), "--with-secrets"]);
@@ -924,7 +926,22 @@ async fn aad_accepts_tokens_of_any_entra_tenant_against_their_own_issuer(app: Te
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json()["user"]["userId"], format!("Aad:s-{tid}"));
     }
+    // Limited to some Entra tenants (MS_AadTenants), the others' users are refused.
+    let only = json!({"discovery_url": format!("{base}/.well-known/openid-configuration"), "client_id": "roost-web", "entra_tenants": ["72F988BF-86F1-41AF-91AB-2D7CD011DB47"]});
+    let r = app.manage(Method::PUT, &format!("/tenants/{}/identity/providers/aad", app.tenant), Some(only)).await;
+    assert_eq!((r.status, r.json()["entra_tenants"].clone()), (StatusCode::OK, json!(["72f988bf-86f1-41af-91ab-2d7cd011db47"])), "{}", r.text);
+    let other = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    let r =
+        post(op.sign(json!({"iss": format!("{base}/{other}/v2.0"), "tid": other, "sub": "o", "aud": "roost-web", "jti": uuid_like()}), "rs256").await).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert!(r.error().contains("may not sign in"), "{}", r.text);
     let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let r = post(op.sign(json!({"iss": format!("{base}/{tid}/v2.0"), "tid": tid, "sub": "p", "aud": "roost-web", "jti": uuid_like()}), "rs256").await).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .manage(Method::PUT, &format!("/tenants/{}/identity/providers/aad", app.tenant), Some(json!({"client_id": "x", "entra_tenants": ["not-a-guid"]})))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     for (what, claims) in [
         (
             "an issuer of another tenant than its tid",
