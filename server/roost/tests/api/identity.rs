@@ -858,13 +858,14 @@ async fn a_discovery_document_cannot_point_the_server_at_private_addresses(app: 
     let port = reqwest::Url::parse(&app.base).unwrap().port().unwrap();
     // The tenant itself serves a discovery document from a custom API, on the allowed address.
     let issuer = format!("{}/t/{}/api/evil", app.base, app.tenant);
-    let api = format!(
-        "exports.register = function (api) {{ api.get('/.well-known/openid-configuration', function (req, res) {{ res.send(200, {{ issuer: '{issuer}', \
-         authorization_endpoint: 'http://127.0.0.1:9/auth', token_endpoint: 'http://10.0.0.1/token', jwks_uri: 'http://127.0.0.1:9/keys', \
-         response_types_supported: ['code'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'] }}); }}); }};"
-    );
-    let r = app.put_script("api", "evil", &api, json!({"permissions": {"routes": {"*": {"permission": "public"}}}})).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    serve_discovery(
+        &app,
+        "evil",
+        json!({"issuer": issuer, "authorization_endpoint": "http://127.0.0.1:9/auth", "token_endpoint": "http://10.0.0.1/token",
+            "jwks_uri": "http://127.0.0.1:9/keys", "response_types_supported": ["code"], "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"]}),
+    )
+    .await;
     let r = app
         .manage(
             Method::PUT,
@@ -895,16 +896,12 @@ async fn aad_accepts_tokens_of_any_entra_tenant_against_their_own_issuer(app: Te
     let port = reqwest::Url::parse(&app.base).unwrap().port().unwrap();
     let doc: Value = reqwest::get(op.discovery_url()).await.unwrap().json().await.unwrap();
     let base = format!("{}/t/{}/api/entra", app.base, app.tenant);
-    let api = format!(
-        "exports.register = function (api) {{ api.get('/.well-known/openid-configuration', function (req, res) {{ res.send(200, {{ issuer: '{base}/{{tenantid}}/v2.0', \
-         authorization_endpoint: '{auth}', token_endpoint: '{token}', jwks_uri: '{jwks}', response_types_supported: ['code'], \
-         subject_types_supported: ['pairwise'], id_token_signing_alg_values_supported: ['RS256'] }}); }}); }};",
-        auth = doc["authorization_endpoint"].as_str().unwrap(),
-        token = doc["token_endpoint"].as_str().unwrap(),
-        jwks = doc["jwks_uri"].as_str().unwrap()
-    );
-    let r = app.put_script("api", "entra", &api, json!({"permissions": {"routes": {"*": {"permission": "public"}}}})).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mut entra = json!({"issuer": format!("{base}/{{tenantid}}/v2.0"), "response_types_supported": ["code"],
+        "subject_types_supported": ["pairwise"], "id_token_signing_alg_values_supported": ["RS256"]});
+    for k in ["authorization_endpoint", "token_endpoint", "jwks_uri"] {
+        entra[k] = doc[k].clone();
+    }
+    serve_discovery(&app, "entra", entra).await;
     let r = app
         .manage(
             Method::PUT,
@@ -956,4 +953,12 @@ async fn aad_accepts_tokens_of_any_entra_tenant_against_their_own_issuer(app: Te
         let r = post(op.sign(claims, "rs256").await).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.text);
     }
+}
+
+/// A discovery document the tenant itself serves, from a custom API `name`, at
+/// `…/api/{name}/.well-known/openid-configuration` (for documents no real provider would send).
+async fn serve_discovery(app: &TestApp, name: &str, doc: Value) {
+    let api = format!("var doc = {doc};\nexports.register = function (api) {{ api.get('/.well-known/openid-configuration', function (req, res) {{ res.send(200, doc); }}); }};");
+    let r = app.put_script("api", name, &api, json!({"permissions": {"routes": {"*": {"permission": "public"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
