@@ -33,6 +33,10 @@ pub struct Config {
     pub admin_token: SecretString,
     /// The key sealing identity-provider secrets (64 hex digits; empty: generated into the data folder).
     pub identity_key: SecretString,
+    /// Facebook Login's OAuth dialog.
+    pub facebook_dialog_url: String,
+    /// Facebook's Graph API (no trailing slash).
+    pub facebook_graph_url: String,
     /// Domain for `{tenant}.{domain}` addressing.
     pub tenant_domain: String,
     /// Honour `X-Forwarded-Proto`.
@@ -172,6 +176,13 @@ impl Config {
         }
         if !self.npm_registry.starts_with("https://") && !self.npm_registry.starts_with("http://") {
             anyhow::bail!("npm_registry must be an http(s) URL");
+        }
+        for (key, url) in [("facebook_dialog_url", &self.facebook_dialog_url), ("facebook_graph_url", &self.facebook_graph_url)] {
+            let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("{key} = {url:?}: {e}"))?;
+            let host = parsed.host_str().unwrap_or_default().trim_matches(|c| c == '[' || c == ']');
+            if !(parsed.scheme() == "https" || parsed.scheme() == "http" && crate::identity::is_loopback_host(host)) || url.ends_with('/') {
+                anyhow::bail!("{key} must be an https:// URL (http:// only to a loopback host), without a trailing /: {url:?}");
+            }
         }
         if !self.manage_listen.is_empty() {
             self.manage_listen.parse::<SocketAddr>().map_err(|e| anyhow::anyhow!("manage_listen = {:?}: {e}", self.manage_listen))?;

@@ -58,6 +58,7 @@ pub mod msg {
     pub fn post_needs(provider: &str, what: &str) -> String {
         format!("The POST {provider} login request must contain {what} in the body of the request.")
     }
+    pub const FACEBOOK_POST_NEEDS_TOKEN: &str = "The POST Facebook login request must specify the access token in the body of the request.";
     pub const TOKEN_REPLAYED: &str = "The token has already been used.";
     pub const TOO_MANY_LOGINS: &str = "Too many login requests. Try again later.";
     pub const VERSION_REJECTED: &str = "This version (1.0.0) of the server does not support the use of the zumo-api-version in the request.  For more information and supported clients see: http://go.microsoft.com/fwlink/?LinkID=690568#1.0.0";

@@ -51,6 +51,8 @@ pub struct App {
     pub replays: identity::login::ReplayGuard,
     /// The login rate limits.
     pub login_limits: identity::login::LoginLimiter,
+    /// Where Facebook Login is reached.
+    pub facebook: identity::facebook::Endpoints,
     /// `{tenant}.{domain}` addressing, lower-case, if configured.
     pub tenant_domain: Option<String>,
     /// Honour `X-Forwarded-Proto`.
@@ -173,6 +175,7 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         discovery: Default::default(),
         replays: Default::default(),
         login_limits: Default::default(),
+        facebook: identity::facebook::Endpoints { dialog: config.facebook_dialog_url.clone(), graph: config.facebook_graph_url.clone() },
         tenant_domain,
         trust_forwarded_proto: config.trust_forwarded_proto,
         data_lock,

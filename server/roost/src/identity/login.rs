@@ -1,4 +1,5 @@
-//! `/login/{provider}` (protocol.md §5.5) for OpenID Connect providers: the server-directed flow
+//! `/login/{provider}` (protocol.md §5.5) for OpenID Connect providers (and Facebook, whose OAuth 2.0
+//! and Graph calls are in [`super::facebook`]): the server-directed flow
 //! (authorization code with PKCE, `state` and `nonce` in `wams_*` cookies, the id token verified,
 //! then every completion: `/login/done#token=`, the `postMessage` and `iframe` pages) and the
 //! client-directed one (`POST` with the provider's `id_token`, or an `access_token` for its userinfo
@@ -83,7 +84,7 @@ struct Discovered {
 pub struct FetchError(String);
 
 /// One request to a tenant's provider, under the tenant's outbound address rules.
-async fn fetch(tenant: &Tenant, req: openidconnect::HttpRequest) -> std::result::Result<openidconnect::HttpResponse, FetchError> {
+pub(super) async fn fetch(tenant: &Tenant, req: openidconnect::HttpRequest) -> std::result::Result<openidconnect::HttpResponse, FetchError> {
     let fail = |m: String| FetchError(m);
     let url = reqwest::Url::parse(&req.uri().to_string()).map_err(|e| fail(format!("invalid provider URL: {e}")))?;
     let host = url.host_str().ok_or_else(|| fail("a provider URL without a host".into()))?.trim_matches(|c| c == '[' || c == ']').to_string();
@@ -149,9 +150,6 @@ impl Oidc {
             ApiError::Unauthorized(if known { msg::login_not_enabled(name) } else { msg::login_not_supported(name) })
         })?;
         let kind = ProviderKind::parse(&record.kind).unwrap_or(ProviderKind::Oidc);
-        if kind == ProviderKind::Facebook {
-            return Err(ApiError::Unauthorized(msg::login_not_enabled(name)));
-        }
         let config: ProviderConfig = serde_json::from_str(&record.config).map_err(|e| ApiError::Internal(format!("provider config: {e}")))?;
         let secret = match record.secret_sealed.as_str() {
             "" => None,
@@ -238,6 +236,12 @@ impl Oidc {
             return Err(ApiError::Unauthorized(format!("The id_token is not valid: users of the Entra tenant {tid} may not sign in to this service")));
         }
         IssuerUrl::new(template.replace(TENANT_ID, &tid)).map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// The tenant's Facebook app (a provider of kind `facebook` with its secret set).
+    fn facebook_app(&self) -> Option<super::facebook::FacebookApp<'_>> {
+        let secret = self.secret.as_deref()?;
+        (self.kind == ProviderKind::Facebook).then_some(super::facebook::FacebookApp { id: &self.record.client_id, secret })
     }
 
     fn cache_key(&self, tenant: &Tenant) -> String {
@@ -591,21 +595,36 @@ async fn start(state: &AppState, r: &TenantCall, name: &str, sent: HashMap<Strin
         }
         (None, None) => None,
     };
+    // §5.5's optional start parameters: more scopes (`scope`, comma- or space-separated), and the
+    // provider's `display` and `access_type`, passed on when they are plain tokens.
+    let plain = |v: &str| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b));
+    let mut scopes = p.config.scopes.clone();
+    for s in query(r, "scope").unwrap_or("").split([',', ' ']).filter(|s| plain(s)).take(10) {
+        if !scopes.iter().any(|c| c == s) && s != "openid" {
+            scopes.push(s.to_string());
+        }
+    }
+    let mut cookies = Cookies::new(r);
+    if let Some(c) = completion {
+        cookies.add("wams_completionAction", &c.to_string());
+    }
+    if p.kind == ProviderKind::Facebook {
+        let app = p.facebook_app().ok_or_else(|| ApiError::Unauthorized(msg::login_not_enabled(name)))?;
+        let csrf = CsrfToken::new_random();
+        let (redirect, _) = urls(r, name);
+        let display = query(r, "display").filter(|v| plain(v)).unwrap_or("touch");
+        let url = super::facebook::authorize_url(&state.facebook, &app, &redirect, csrf.secret(), &scopes, display);
+        cookies.add("wams_state", csrf.secret());
+        let resp = (StatusCode::FOUND, [(header::LOCATION, url)]).into_response();
+        return Ok(cookies.finish(&sent, resp));
+    }
     let discovered = p.metadata(state, &r.tenant).await?;
     let (redirect, _) = urls(r, name);
     let client = p.client(&discovered, Some(&redirect))?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut auth = client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).set_pkce_challenge(challenge);
-    for s in &p.config.scopes {
+    for s in &scopes {
         auth = auth.add_scope(Scope::new(s.clone()));
-    }
-    // §5.5's optional start parameters: more scopes (`scope`, comma- or space-separated), and the
-    // provider's `display` and `access_type`, passed on when they are plain tokens.
-    let plain = |v: &str| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b));
-    for s in query(r, "scope").unwrap_or("").split([',', ' ']).filter(|s| plain(s)).take(10) {
-        if !p.config.scopes.iter().any(|c| c == s) && s != "openid" {
-            auth = auth.add_scope(Scope::new(s.to_string()));
-        }
     }
     for name in ["display", "access_type"] {
         if let Some(v) = query(r, name).filter(|v| plain(v)) {
@@ -613,13 +632,9 @@ async fn start(state: &AppState, r: &TenantCall, name: &str, sent: HashMap<Strin
         }
     }
     let (url, csrf, nonce) = auth.url();
-    let mut cookies = Cookies::new(r);
     cookies.add("wams_state", csrf.secret());
     cookies.add("wams_nonce", nonce.secret());
     cookies.add("wams_pkce", verifier.secret());
-    if let Some(c) = completion {
-        cookies.add("wams_completionAction", &c.to_string());
-    }
     let resp = (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response();
     Ok(cookies.finish(&sent, resp))
 }
@@ -637,6 +652,11 @@ async fn callback(state: &AppState, r: &TenantCall, name: &str, sent: &HashMap<S
         return Err(msg::redirect_bad_state(name));
     }
     let code = query(r, "code").ok_or_else(|| format!("Redirect from {name} does not contain an authorization code."))?;
+    if let Some(app) = p.facebook_app() {
+        let (redirect, _) = urls(r, name);
+        let (claims, access) = super::facebook::from_code(&state.facebook, &r.tenant, &app, code, &redirect).await?;
+        return Ok(login_body(state, &r.tenant, &p, &claims, Some(&access)));
+    }
     let nonce = Nonce::new(sent.get("wams_nonce").cloned().ok_or_else(|| msg::redirect_without_state_cookie(name))?);
     let verifier = PkceCodeVerifier::new(sent.get("wams_pkce").cloned().ok_or_else(|| msg::redirect_without_state_cookie(name))?);
     let discovered = p.metadata(state, &r.tenant).await.map_err(message)?;
@@ -651,7 +671,6 @@ async fn callback(state: &AppState, r: &TenantCall, name: &str, sent: &HashMap<S
         .map_err(|e| format!("Logging in with {name} failed: the code exchange failed: {}", error_chain(&e)))?;
     let id_token = token.id_token().ok_or_else(|| format!("Logging in with {name} failed: the provider sent no id_token."))?;
     let claims = p.verify(state, &r.tenant, &id_token.to_string(), Some(&nonce)).await.map_err(message)?;
-    let _ = p.kind;
     Ok(login_body(state, &r.tenant, &p, &claims, Some(token.access_token().secret())))
 }
 
@@ -748,6 +767,13 @@ pub async fn login_post(
     let p = Oidc::find(&state.identity_key, &r.tenant, &name)?;
     let body: Json = r.body.as_deref().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Json::Null);
     let display = p.config.uid_prefix.clone();
+    if p.kind == ProviderKind::Facebook {
+        // §5.5: the Facebook SDK's access token, checked with Graph (`identity/facebook.rs`).
+        let app = p.facebook_app().ok_or_else(|| ApiError::Unauthorized(msg::login_not_enabled(&name)))?;
+        let token = body.get("access_token").and_then(Json::as_str).ok_or_else(|| ApiError::Unauthorized(msg::FACEBOOK_POST_NEEDS_TOKEN.into()))?;
+        let (claims, long) = super::facebook::from_access_token(&state.facebook, &r.tenant, &app, token).await.map_err(ApiError::Unauthorized)?;
+        return Ok(axum::Json(login_body(&state, &r.tenant, &p, &claims, Some(&long))).into_response());
+    }
     if let Some(token) = body.get("id_token").and_then(Json::as_str) {
         let claims = p.verify(&state, &r.tenant, token, None).await?;
         let exp = claims.get("exp").and_then(Json::as_i64).unwrap_or(0);

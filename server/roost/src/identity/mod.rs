@@ -7,6 +7,7 @@
 //! data: a sealed secret copied to another tenant's or provider's row does not open. Nothing shows a
 //! stored secret again, only its last four characters.
 
+pub mod facebook;
 pub mod login;
 
 use crate::manage::ManageError;
@@ -208,12 +209,18 @@ pub fn record(key: &IdentityKey, tenant: &str, name: &str, input: ProviderIn, st
         check_discovery_url(url)?;
     }
     check_token("client_id", &input.client_id, MAX_CLIENT_ID)?;
-    let scopes = input.scopes.unwrap_or_else(|| vec!["profile".into(), "email".into()]);
+    let scopes = input.scopes.unwrap_or_else(|| match kind {
+        ProviderKind::Facebook => vec!["public_profile".into(), "email".into()],
+        _ => vec!["profile".into(), "email".into()],
+    });
     if scopes.len() > MAX_SCOPES {
         return Err(ManageError::BadInput(format!("At most {MAX_SCOPES} scopes.")));
     }
     for s in &scopes {
         check_token("A scope", s, 64)?;
+    }
+    if kind == ProviderKind::Facebook && !input.audiences.is_empty() {
+        return Err(ManageError::BadInput("A facebook provider accepts the tokens of its own app only: leave audiences out.".into()));
     }
     if input.audiences.len() > MAX_AUDIENCES {
         return Err(ManageError::BadInput(format!("At most {MAX_AUDIENCES} audiences.")));

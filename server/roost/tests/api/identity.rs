@@ -1,7 +1,7 @@
 //! Identity (protocol.md §5): custom authentication as Mobile Services apps wrote it.
 
 use crate::helpers::TestApp;
-use crate::oidc::OidcProvider;
+use crate::oidc::{FacebookReceiver, OidcProvider};
 use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret as _;
@@ -22,7 +22,8 @@ crate::on_both_backends!(
     provider_settings_of_mobile_services_are_read_on_import_and_written_on_export,
     live_sdk_tokens_log_in_with_microsoft_account,
     a_discovery_document_cannot_point_the_server_at_private_addresses,
-    aad_accepts_tokens_of_any_entra_tenant_against_their_own_issuer
+    aad_accepts_tokens_of_any_entra_tenant_against_their_own_issuer,
+    facebook_logs_in_both_ways_through_the_graph_api
 );
 
 /// The well-known AMS custom-authentication sample, unchanged but for the user store (a fixed
@@ -961,4 +962,138 @@ async fn serve_discovery(app: &TestApp, name: &str, doc: Value) {
     let api = format!("var doc = {doc};\nexports.register = function (api) {{ api.get('/.well-known/openid-configuration', function (req, res) {{ res.send(200, doc); }}); }};");
     let r = app.put_script("api", name, &api, json!({"permissions": {"routes": {"*": {"permission": "public"}}}})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+/// Facebook Login (§5.5) against the Facebook receiver (`tests/oidc/facebook.mjs`): Facebook's
+/// dialog and Graph API with their checks (registered redirect URIs, single-use codes, the app
+/// secret, `appsecret_proof`, tokens bound to their app).
+async fn facebook_logs_in_both_ways_through_the_graph_api(app: TestApp) {
+    let fb = FacebookReceiver::start(json!([]));
+    let (dialog, graph) = (fb.dialog_url(), fb.graph_url());
+    let app = TestApp::spawn_with(app.backend, move |c| {
+        c.facebook_dialog_url = dialog;
+        c.facebook_graph_url = graph;
+    })
+    .await;
+    let base = format!("{}/t/{}", app.base, app.tenant);
+    fb.register(json!({"app_id": "1001", "app_secret": "fb-secret", "redirect_uris": [format!("{base}/login/facebook")]})).await;
+    fb.register(json!({"app_id": "2002", "app_secret": "other-secret", "redirect_uris": []})).await;
+    let put = |body: Value| {
+        let app = &app;
+        async move { app.manage(Method::PUT, &format!("/tenants/{}/identity/providers/facebook", app.tenant), Some(body)).await }
+    };
+    // A Facebook app has no discovery document and accepts its own tokens only.
+    let r = put(json!({"client_id": "1001", "audiences": ["2002"]})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = put(json!({"client_id": "1001"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let p = r.json();
+    assert_eq!((p["kind"].as_str(), p["uid_prefix"].as_str()), (Some("facebook"), Some("Facebook")), "{p}");
+    assert_eq!(p["scopes"], json!(["public_profile", "email"]));
+    // Without the app secret it is not enabled (§5.5's message).
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = http.get(format!("{base}/login/facebook")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), r#"{"code":401,"error":"Error: Logging in with facebook is not enabled."}"#);
+    assert_eq!(put(json!({"client_id": "1001", "client_secret": "fb-secret"})).await.status, StatusCode::OK);
+
+    // Client-directed: the SDK's access token. Graph is on loopback here: until the admin allows
+    // its address, the server does not call it.
+    let (sdk, dana) = fb.sdk_token("1001", "dana").await;
+    let post = |body: Value| {
+        let (http, url) = (http.clone(), format!("{base}/login/facebook"));
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let (status, text) = post(json!({"access_token": sdk})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("outbound_allow"), "{text}");
+    let r = app
+        .manage(
+            Method::PATCH,
+            &format!("/tenants/{}/settings", app.tenant),
+            Some(json!({"outbound_allow": [format!("127.0.0.1:{}", fb.port)], "cors_origins": ["app.example"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let (status, text) = post(json!({})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(text, r#"{"code":401,"error":"Error: The POST Facebook login request must specify the access token in the body of the request."}"#);
+    let (status, text) = post(json!({"access_token": sdk})).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let user_id = format!("Facebook:{dana}");
+    assert_eq!(body["user"]["userId"], user_id.as_str());
+    let token = body["authenticationToken"].as_str().unwrap().to_string();
+    let claims = claims_of(&token);
+    assert_eq!((claims["aud"].as_str(), claims["uid"].as_str()), (Some("Facebook"), Some(user_id.as_str())), "{claims}");
+    whoami_table(&app).await;
+    let r = app.request(Method::GET, "/tables/whoami", &[("X-ZUMO-APPLICATION", &app.app_key), ("X-ZUMO-AUTH", &token)], None).await;
+    assert_eq!(r.json(), json!({"userId": user_id, "level": "authenticated"}), "{}", r.text);
+    // getIdentities() (§5.6): `facebook`, with the long-lived token the server exchanged the SDK's for.
+    app.create_table("ids", json!({"permissions": {"read": "user"}})).await;
+    app.script("table", "ids.read", "function read(query, user, request) { request.respond(200, user.getIdentities()); }").await;
+    let r = app.request(Method::GET, "/tables/ids", &[("X-ZUMO-APPLICATION", &app.app_key), ("X-ZUMO-AUTH", &token)], None).await;
+    let ids = r.json();
+    assert_eq!(ids["facebook"]["userId"], user_id.as_str(), "{}", r.text);
+    assert_eq!(ids["facebook"]["name"], "User dana", "{}", r.text);
+    let long = ids["facebook"]["accessToken"].as_str().unwrap_or_default().to_string();
+    assert!(!long.is_empty() && long != sdk, "the long-lived token: {}", r.text);
+    // Graph answers for that token (and the server sent the proof Graph requires).
+    let calls = fb.calls().await;
+    assert_eq!((calls["/debug_token"].as_i64(), calls["/me"].as_i64()), (Some(1), Some(1)), "{calls}");
+
+    // The token another app obtained for the same person is refused (token substitution); so are
+    // tokens Facebook does not know.
+    let (other, dana_elsewhere) = fb.sdk_token("2002", "dana").await;
+    assert_ne!(dana_elsewhere, dana, "ids are app-scoped");
+    let (status, text) = post(json!({"access_token": other})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("issued to another Facebook app"), "{text}");
+    let (status, text) = post(json!({"access_token": "EAAforged"})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("refused by Facebook: Invalid OAuth access token."), "{text}");
+
+    // Server-directed: the dialog with state and `display=touch`, the code exchanged with the secret.
+    let start = http.get(format!("{base}/login/facebook")).send().await.unwrap();
+    assert_eq!(start.status(), StatusCode::FOUND);
+    let authorize = start.headers()["location"].to_str().unwrap().to_string();
+    assert!(authorize.starts_with(&format!("{}?", fb.dialog_url())), "{authorize}");
+    let query: std::collections::HashMap<String, String> = reqwest::Url::parse(&authorize).unwrap().query_pairs().into_owned().collect();
+    assert_eq!(query["client_id"], "1001");
+    assert_eq!(query["redirect_uri"], format!("{base}/login/facebook"));
+    assert_eq!((query["display"].as_str(), query["scope"].as_str()), ("touch", "public_profile,email"));
+    assert!(query["state"].len() >= 16, "{authorize}");
+    let (cookies, _) = flow_cookies(&start);
+    assert!(cookies.contains("wams_state="), "{cookies}");
+    let back = fb.sign_in(&authorize, "erin").await;
+    assert!(back.starts_with(&format!("{base}/login/facebook?")), "{back}");
+    let r = http.get(&back).send().await.unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().contains("wams_state%20cookie"), "{:?}", r.headers());
+    let r = http.get(&back).header("cookie", &cookies).send().await.unwrap();
+    let done = r.headers()["location"].to_str().unwrap().to_string();
+    let fragment = done.strip_prefix(&format!("{base}/login/done#token=")).unwrap_or_else(|| panic!("{done}"));
+    let body: Value = serde_json::from_str(&percent_encoding::percent_decode_str(fragment).decode_utf8().unwrap()).unwrap();
+    let (_, erin) = fb.sdk_token("1001", "erin").await;
+    assert_eq!(body["user"]["userId"], format!("Facebook:{erin}"));
+    // Codes are single-use.
+    let r = http.get(&back).header("cookie", &cookies).send().await.unwrap();
+    let again = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(again.contains("#error=") && again.contains("expired"), "{again}");
+    // A person who cancels at the dialog comes back with Facebook's error.
+    let r = http
+        .get(format!("{base}/login/facebook?error=access_denied&error_reason=user_denied&error_description=Permissions+error&state=x"))
+        .header("cookie", &cookies)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().contains("#error=Error%3A%20access_denied%3A%20Permissions%20error"), "{:?}", r.headers());
+
+    // A wrong app secret: Graph refuses the exchange, and so does the server.
+    assert_eq!(put(json!({"client_id": "1001", "client_secret": "not-the-secret"})).await.status, StatusCode::OK);
+    let (sdk, _) = fb.sdk_token("1001", "dana").await;
+    let (status, text) = post(json!({"access_token": sdk})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("Invalid OAuth access token signature") || text.contains("client secret"), "{text}");
 }

@@ -105,3 +105,85 @@ impl Drop for OidcProvider {
         let _ = self.child.wait();
     }
 }
+
+/// The Facebook Login receiver (`tests/oidc/facebook.mjs`): Facebook's OAuth dialog and the Graph
+/// API calls a server makes, on 127.0.0.1, for apps `[{app_id, app_secret, redirect_uris}]`.
+pub struct FacebookReceiver {
+    pub base: String,
+    pub port: u16,
+    child: Child,
+}
+
+impl FacebookReceiver {
+    pub fn start(apps: Value) -> Self {
+        let mut child = Command::new("node")
+            .arg("facebook.mjs")
+            .arg(json!({"port": 0, "apps": apps}).to_string())
+            .current_dir(dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node (Node.js) runs the Facebook receiver");
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        out.read_line(&mut line).expect("the receiver's first line");
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("the receiver did not start ({e}): {line:?}"));
+        let base = v["base"].as_str().expect("base").to_string();
+        let port = base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        FacebookReceiver { base, port, child }
+    }
+
+    /// The dialog and Graph API addresses Roost is configured with (Graph API version v21.0).
+    pub fn dialog_url(&self) -> String {
+        format!("{}/v21.0/dialog/oauth", self.base)
+    }
+    pub fn graph_url(&self) -> String {
+        format!("{}/v21.0", self.base)
+    }
+
+    /// The user access token an app's native SDK holds for `login`, and the person's app-scoped id.
+    pub async fn sdk_token(&self, app_id: &str, login: &str) -> (String, String) {
+        let r = reqwest::Client::new().post(format!("{}/__test/token", self.base)).json(&json!({"app_id": app_id, "login": login})).send().await.expect("token");
+        let v: Value = r.json().await.expect("json");
+        (v["access_token"].as_str().expect("access_token").to_string(), v["user_id"].as_str().expect("user_id").to_string())
+    }
+
+    /// Registers an app (or replaces one) with its redirect URIs.
+    pub async fn register(&self, app: Value) {
+        let r = reqwest::Client::new().post(format!("{}/__test/apps", self.base)).json(&app).send().await.expect("register");
+        assert!(r.status().is_success());
+    }
+
+    /// Requests the receiver answered, by path (version prefix removed).
+    pub async fn calls(&self) -> Value {
+        reqwest::get(format!("{}/__test/calls", self.base)).await.expect("calls").json().await.expect("json")
+    }
+
+    /// A browser at the dialog: signs in as `login` and returns where Facebook sends it back (the
+    /// fragment `#_=_` Facebook adds dropped, as a browser does not send it).
+    pub async fn sign_in(&self, authorize_url: &str, login: &str) -> String {
+        let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let page = browser.get(authorize_url).send().await.expect("dialog");
+        assert_eq!(page.status(), 200, "the dialog refused {authorize_url}");
+        let page = page.text().await.expect("page");
+        let start = page.find("name=\"request\" value=\"").expect("the login form") + 22;
+        let request = &page[start..start + page[start..].find('"').expect("quote")];
+        let r = browser
+            .post(format!("{}/dialog/oauth/confirm", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("request={request}&login={login}"))
+            .send()
+            .await
+            .expect("confirm");
+        let back = r.headers().get("location").and_then(|l| l.to_str().ok()).expect("a redirect back").to_string();
+        back.split('#').next().unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for FacebookReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
