@@ -51,15 +51,16 @@ pub(super) fn authorize_url(ep: &Endpoints, app: &FacebookApp, redirect: &str, s
 }
 
 /// The person behind a code the dialog sent back: their claims and the user access token.
-pub(super) async fn from_code(ep: &Endpoints, tenant: &Tenant, app: &FacebookApp<'_>, code: &str, redirect: &str) -> Result<(Map<String, Json>, String), String> {
-    let answer = graph(
-        ep,
-        tenant,
-        "/oauth/access_token",
-        &[("client_id", app.id), ("client_secret", app.secret), ("redirect_uri", redirect), ("code", code)],
-    )
-    .await
-    .map_err(|e| format!("Logging in with facebook failed: the code exchange failed: {e}"))?;
+pub(super) async fn from_code(
+    ep: &Endpoints,
+    tenant: &Tenant,
+    app: &FacebookApp<'_>,
+    code: &str,
+    redirect: &str,
+) -> Result<(Map<String, Json>, String), String> {
+    let answer = graph(ep, tenant, "/oauth/access_token", &[("client_id", app.id), ("client_secret", app.secret), ("redirect_uri", redirect), ("code", code)])
+        .await
+        .map_err(|e| format!("Logging in with facebook failed: the code exchange failed: {e}"))?;
     let token = access_token_of(&answer)?;
     let claims = me(ep, tenant, app, &token).await?;
     Ok((claims, token))
@@ -139,10 +140,7 @@ fn appsecret_proof(secret: &str, token: &str) -> String {
 async fn graph(ep: &Endpoints, tenant: &Tenant, path: &str, params: &[(&str, &str)]) -> Result<Json, String> {
     let mut url = reqwest::Url::parse(&format!("{}{path}", ep.graph)).map_err(|e| format!("facebook_graph_url: {e}"))?;
     url.query_pairs_mut().extend_pairs(params);
-    let req = axum::http::Request::get(url.as_str())
-        .header(axum::http::header::ACCEPT, "application/json")
-        .body(Vec::new())
-        .map_err(|e| e.to_string())?;
+    let req = axum::http::Request::get(url.as_str()).header(axum::http::header::ACCEPT, "application/json").body(Vec::new()).map_err(|e| e.to_string())?;
     let resp = super::login::fetch(tenant, req).await.map_err(|e| e.to_string())?;
     let body: Json = serde_json::from_slice(resp.body()).unwrap_or(Json::Null);
     if !resp.status().is_success() {
@@ -157,6 +155,9 @@ mod tests {
     #[test]
     fn appsecret_proofs_are_hmacs_of_the_token() {
         // HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog"), RFC 4231's companion example.
-        assert_eq!(super::appsecret_proof("key", "The quick brown fox jumps over the lazy dog"), "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+        assert_eq!(
+            super::appsecret_proof("key", "The quick brown fox jumps over the lazy dog"),
+            "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+        );
     }
 }

@@ -144,7 +144,8 @@ impl FacebookReceiver {
 
     /// The user access token an app's native SDK holds for `login`, and the person's app-scoped id.
     pub async fn sdk_token(&self, app_id: &str, login: &str) -> (String, String) {
-        let r = reqwest::Client::new().post(format!("{}/__test/token", self.base)).json(&json!({"app_id": app_id, "login": login})).send().await.expect("token");
+        let r =
+            reqwest::Client::new().post(format!("{}/__test/token", self.base)).json(&json!({"app_id": app_id, "login": login})).send().await.expect("token");
         let v: Value = r.json().await.expect("json");
         (v["access_token"].as_str().expect("access_token").to_string(), v["user_id"].as_str().expect("user_id").to_string())
     }
