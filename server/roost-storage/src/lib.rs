@@ -17,6 +17,7 @@ pub mod identity;
 pub mod items;
 pub mod packages;
 pub mod pg_batch;
+pub mod push;
 pub mod scripts;
 pub mod sqlite_engine;
 pub mod tsql;
@@ -611,6 +612,8 @@ impl Storage {
                 self.catalog_exec("delete from tenant_packages where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from identity_providers where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from tenant_token_secrets where tenant = ?", &[&name]).await?;
+                self.catalog_exec("delete from push_registrations where tenant = ?", &[&name]).await?;
+                self.catalog_exec("delete from push_credentials where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from tenants where name = ?", &[&name]).await?;
                 self.close_tenant_pool(&name);
                 remove_sqlite_files(&self.tenant_file(&name));
@@ -624,6 +627,8 @@ impl Storage {
                 sqlx::query("delete from roost.tenant_packages where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 sqlx::query("delete from roost.identity_providers where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 sqlx::query("delete from roost.tenant_token_secrets where tenant = $1").bind(&name).execute(&mut *tx).await?;
+                sqlx::query("delete from roost.push_registrations where tenant = $1").bind(&name).execute(&mut *tx).await?;
+                sqlx::query("delete from roost.push_credentials where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 let ddl = format!("drop schema if exists {} cascade", roost_odata::sql::quote(&tenant_schema(&name)));
                 sqlx::query(&ddl).execute(&mut *tx).await?;
                 tx.commit().await?;

@@ -37,6 +37,8 @@ pub struct Config {
     pub facebook_dialog_url: String,
     /// Facebook's Graph API (no trailing slash).
     pub facebook_graph_url: String,
+    /// Push registrations one tenant may hold.
+    pub push_max_registrations: u64,
     /// Domain for `{tenant}.{domain}` addressing.
     pub tenant_domain: String,
     /// Honour `X-Forwarded-Proto`.

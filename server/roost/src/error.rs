@@ -79,12 +79,16 @@ pub enum ApiError {
     Syntax(String),
     /// 401 with a message (`Unauthorized` or a token message).
     Unauthorized(String),
+    /// 403 with a message (a limit of the service reached).
+    Forbidden(String),
     /// 404 with a message.
     NotFound(String),
     /// 405 with an `Allow` header and an empty body.
     MethodNotAllowed(&'static str),
     /// 409 duplicate id.
     Duplicate,
+    /// 410 with a message (a push registration id that is gone: the client makes a new one).
+    Gone(String),
     /// 412 with the current server item as a bare JSON body and its ETag.
     PreconditionFailed(serde_json::Value),
     /// 413.
@@ -130,6 +134,8 @@ impl ApiError {
             ApiError::HttpsRequired => e(StatusCode::FORBIDDEN, msg::HTTPS_REQUIRED.into()),
             ApiError::Unauthorized(m) => e(StatusCode::UNAUTHORIZED, format!("Error: {m}")),
             ApiError::NotFound(m) => e(StatusCode::NOT_FOUND, format!("Error: {m}")),
+            ApiError::Forbidden(m) => e(StatusCode::FORBIDDEN, format!("Error: {m}")),
+            ApiError::Gone(m) => e(StatusCode::GONE, format!("Error: {m}")),
             ApiError::MethodNotAllowed(_) => e(StatusCode::METHOD_NOT_ALLOWED, "Error: Method Not Allowed".into()),
             ApiError::Duplicate => e(StatusCode::CONFLICT, format!("Error: {}", msg::DUPLICATE)),
             ApiError::PreconditionFailed(item) => (412, item),
@@ -163,6 +169,8 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unauthorized(m) => json_error(StatusCode::UNAUTHORIZED, format!("Error: {m}")),
             ApiError::NotFound(m) => json_error(StatusCode::NOT_FOUND, format!("Error: {m}")),
+            ApiError::Forbidden(m) => json_error(StatusCode::FORBIDDEN, format!("Error: {m}")),
+            ApiError::Gone(m) => json_error(StatusCode::GONE, format!("Error: {m}")),
             ApiError::MethodNotAllowed(allow) => (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, HeaderValue::from_static(allow))]).into_response(),
             ApiError::Duplicate => json_error(StatusCode::CONFLICT, format!("Error: {}", msg::DUPLICATE)),
             ApiError::PreconditionFailed(item) => {

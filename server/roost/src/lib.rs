@@ -13,6 +13,7 @@ pub mod manage;
 pub mod outbound;
 pub mod packages;
 pub mod passwords;
+pub mod push;
 pub mod scheduler;
 pub mod scripting;
 pub mod tables;
@@ -51,6 +52,8 @@ pub struct App {
     pub replays: identity::login::ReplayGuard,
     /// The login rate limits.
     pub login_limits: identity::login::LoginLimiter,
+    /// Push registrations one tenant may hold.
+    pub push_max_registrations: u64,
     /// Where Facebook Login is reached.
     pub facebook: identity::facebook::Endpoints,
     /// `{tenant}.{domain}` addressing, lower-case, if configured.
@@ -175,6 +178,7 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         discovery: Default::default(),
         replays: Default::default(),
         login_limits: Default::default(),
+        push_max_registrations: config.push_max_registrations,
         facebook: identity::facebook::Endpoints { dialog: config.facebook_dialog_url.clone(), graph: config.facebook_graph_url.clone() },
         tenant_domain,
         trust_forwarded_proto: config.trust_forwarded_proto,

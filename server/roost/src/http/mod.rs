@@ -13,6 +13,7 @@ pub mod extract;
 pub mod jobs;
 pub mod manage;
 pub mod portal;
+pub mod push;
 pub mod tables;
 
 use crate::auth;
@@ -127,6 +128,8 @@ pub fn tenant_routes(state: AppState) -> Router {
         .route(&at("/jobs/{name}"), any(jobs::run_job))
         .route(&at("/login/{provider}"), get(crate::identity::login::login_get).post(crate::identity::login::login_post))
         .route(&at("/login"), axum::routing::post(crate::identity::login::login_post_bare))
+        .route(&at("/push"), any(push::route))
+        .route(&at("/push/{*rest}"), any(push::route))
         .route(&at("/diagnostics"), only("GET", get(diagnostics::get_diagnostics)))
         .route(&at("/crossdomain/{page}"), any(crossdomain::serve_page))
         .route(&at("/status"), only("GET", get(|| async { StatusCode::OK })))

@@ -13,6 +13,7 @@ mod manage;
 mod odata;
 mod packages;
 mod permissions;
+mod push;
 mod robustness;
 mod scripts;
 mod shutdown;
