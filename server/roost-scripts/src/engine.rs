@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Semaphore};
 
 /// The JavaScript of the Mobile Services API, loaded into every fresh context.
-const PRELUDE: &str = concat!(include_str!("js/core.js"), include_str!("js/query.js"), include_str!("js/table.js"), include_str!("js/api.js"));
+const PRELUDE: &str =
+    concat!(include_str!("js/core.js"), include_str!("js/query.js"), include_str!("js/push.js"), include_str!("js/table.js"), include_str!("js/api.js"));
 
 /// The intrinsics of a script context: what Node-era scripts use (no Proxy, BigInt, WeakRef or
 /// `performance`), which makes a fresh context cheaper.

@@ -43,6 +43,25 @@ pub enum HostCall {
     /// `require('roost-auth').verifyPassword`: whether a password matches a PHC string.
     #[serde(rename = "password.verify")]
     PasswordVerify(PasswordVerify),
+    /// `push.send` and its platform forms (§7.1): a send queued in the durable outbox.
+    #[serde(rename = "push.send")]
+    PushSend(PushSend),
+}
+
+/// `push.send` arguments (what they mean is the server's `push::send`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PushSend {
+    /// `template`, `webpush`, `gcm`, `apns`, `wns` or `mpns`.
+    pub platform: String,
+    /// `null`, a tag, a tag expression or an array of tags.
+    #[serde(default)]
+    pub tags: Json,
+    /// Template properties or the native payload.
+    #[serde(default)]
+    pub payload: Json,
+    /// `ttl`, `urgency`, `topic`.
+    #[serde(default)]
+    pub options: Map<String, Json>,
 }
 
 /// `password.hash` arguments.

@@ -19,7 +19,7 @@ pub enum Db {
     SqliteEngine(std::sync::Arc<crate::sqlite_engine::SqliteEngine>),
 }
 
-fn sqlite_args(params: &[Value]) -> Result<SqliteArguments<'static>> {
+pub(crate) fn sqlite_args(params: &[Value]) -> Result<SqliteArguments<'static>> {
     let mut a = SqliteArguments::default();
     for p in params {
         let r = match p {
@@ -36,7 +36,7 @@ fn sqlite_args(params: &[Value]) -> Result<SqliteArguments<'static>> {
     Ok(a)
 }
 
-fn pg_args(params: &[Value]) -> Result<PgArguments> {
+pub(crate) fn pg_args(params: &[Value]) -> Result<PgArguments> {
     let mut a = PgArguments::default();
     for p in params {
         let r = match p {

@@ -186,3 +186,248 @@ mod tests {
         assert_eq!(super::dialect_sql(roost_odata::sql::Dialect::Sqlite, "select 1 from {p}t where a = ?"), "select 1 from t where a = ?");
     }
 }
+
+/// One `push.send` and what became of its notifications.
+#[derive(Debug, Clone, PartialEq, Eq, Default, sqlx::FromRow)]
+pub struct SendRecord {
+    /// The send's id.
+    pub id: String,
+    /// `template`, `webpush`, `gcm` or `apns` (which registrations it was for).
+    pub platform: String,
+    /// The tag expression (`''`: every registration).
+    pub tags: String,
+    /// ISO-8601.
+    pub created_at: String,
+    /// Notifications queued (one per registration).
+    pub queued: i64,
+    /// Delivered (the push service accepted them).
+    pub delivered: i64,
+    /// Attempts that are retried later (429, 5xx, no answer).
+    pub retried: i64,
+    /// Dropped when their time to live ran out before delivery.
+    pub expired: i64,
+    /// Refused by the push service, or out of attempts.
+    pub failed: i64,
+    /// Their registration was gone at the push service (404/410): it is removed.
+    pub pruned: i64,
+}
+
+/// One notification waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Default, sqlx::FromRow)]
+pub struct OutboxRow {
+    /// Its row id (0 before it is stored).
+    pub id: i64,
+    /// The tenant.
+    pub tenant: String,
+    /// The send it belongs to.
+    pub send_id: String,
+    /// The registration it goes to.
+    pub registration_id: String,
+    /// The registration's platform.
+    pub platform: String,
+    /// Where it goes (the Web Push endpoint, the FCM or APNs token).
+    pub endpoint: String,
+    /// Web Push: the subscription's keys (JSON).
+    pub keys: String,
+    /// The payload, as sent.
+    pub payload: String,
+    /// Time to live, seconds.
+    pub ttl: i64,
+    /// Web Push `Urgency` (`''`: none).
+    pub urgency: String,
+    /// Web Push `Topic` (`''`: none).
+    pub topic: String,
+    /// When it expires, epoch milliseconds.
+    pub expires_at: i64,
+    /// When it is next due, epoch milliseconds.
+    pub next_at: i64,
+    /// Attempts so far.
+    pub attempts: i64,
+}
+
+/// What became of one claimed notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted by the push service.
+    Delivered,
+    /// The registration is gone (removed with it).
+    Pruned,
+    /// Refused, or out of attempts.
+    Failed,
+    /// Its time to live ran out.
+    Expired,
+    /// Tried again at this time (epoch milliseconds).
+    Retry(i64),
+}
+
+const OUTBOX_COLUMNS: &str = "id, tenant, send_id, registration_id, platform, endpoint, keys, payload, ttl, urgency, topic, expires_at, next_at, attempts";
+/// Outbox rows per insert statement.
+const INSERT_CHUNK: usize = 400;
+
+use roost_odata::sql::Value;
+
+impl Storage {
+    async fn push_exec(&self, sql: &str, params: Vec<Value>) -> Result<u64> {
+        let sql = self.push_sql(sql);
+        Ok(match &self.catalog {
+            crate::Db::Sqlite(p) => sqlx::query_with(&sql, crate::db::sqlite_args(&params)?).execute(p).await?.rows_affected(),
+            crate::Db::Postgres(p) => sqlx::query_with(&sql, crate::db::pg_args(&params)?).execute(p).await?.rows_affected(),
+            crate::Db::SqliteEngine(_) => return Err(crate::StorageError::Internal("the catalog is never a tenant engine".into())),
+        })
+    }
+
+    async fn push_rows<T>(&self, sql: &str, params: Vec<Value>) -> Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let sql = self.push_sql(sql);
+        Ok(match &self.catalog {
+            crate::Db::Sqlite(p) => sqlx::query_as_with(&sql, crate::db::sqlite_args(&params)?).fetch_all(p).await?,
+            crate::Db::Postgres(p) => sqlx::query_as_with(&sql, crate::db::pg_args(&params)?).fetch_all(p).await?,
+            crate::Db::SqliteEngine(_) => return Err(crate::StorageError::Internal("the catalog is never a tenant engine".into())),
+        })
+    }
+
+    /// Stores a send and its notifications in one transaction: when this returns, every one of them
+    /// is durable (or none is).
+    pub async fn enqueue_push(&self, tenant: &str, send: &SendRecord, rows: &[OutboxRow]) -> Result<()> {
+        let tenant = tenant.to_ascii_lowercase();
+        let send_sql = self.push_sql("insert into {p}push_sends (tenant, id, platform, tags, created_at, queued) values (?, ?, ?, ?, ?, ?)");
+        let send_params = vec![
+            Value::Text(tenant.clone()),
+            Value::Text(send.id.clone()),
+            Value::Text(send.platform.clone()),
+            Value::Text(send.tags.clone()),
+            Value::Text(send.created_at.clone()),
+            Value::Int(rows.len() as i64),
+        ];
+        let mut statements = vec![(send_sql, send_params)];
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut sql = String::from(
+                "insert into {p}push_outbox (tenant, send_id, registration_id, platform, endpoint, keys, payload, ttl, urgency, topic, expires_at, next_at) values ",
+            );
+            let mut params = Vec::with_capacity(chunk.len() * 12);
+            for (i, r) in chunk.iter().enumerate() {
+                sql += if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" };
+                params.extend([
+                    Value::Text(tenant.clone()),
+                    Value::Text(send.id.clone()),
+                    Value::Text(r.registration_id.clone()),
+                    Value::Text(r.platform.clone()),
+                    Value::Text(r.endpoint.clone()),
+                    Value::Text(r.keys.clone()),
+                    Value::Text(r.payload.clone()),
+                    Value::Int(r.ttl),
+                    Value::Text(r.urgency.clone()),
+                    Value::Text(r.topic.clone()),
+                    Value::Int(r.expires_at),
+                    Value::Int(r.next_at),
+                ]);
+            }
+            statements.push((self.push_sql(&sql), params));
+        }
+        self.push_tx(statements).await
+    }
+
+    /// Runs statements (already in the dialect) in one transaction.
+    async fn push_tx(&self, statements: Vec<(String, Vec<Value>)>) -> Result<()> {
+        match &self.catalog {
+            crate::Db::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                for (sql, params) in &statements {
+                    sqlx::query_with(sql, crate::db::sqlite_args(params)?).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+            crate::Db::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                for (sql, params) in &statements {
+                    sqlx::query_with(sql, crate::db::pg_args(params)?).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+            crate::Db::SqliteEngine(_) => return Err(crate::StorageError::Internal("the catalog is never a tenant engine".into())),
+        }
+        Ok(())
+    }
+
+    /// Claims up to `limit` due notifications until `lease_until` (epoch ms): on PostgreSQL with
+    /// `FOR UPDATE SKIP LOCKED`, so that nodes never claim the same row; on SQLite this node is the
+    /// only claiming writer.
+    pub async fn claim_push(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<OutboxRow>> {
+        let lock = if self.dialect() == Dialect::Postgres { " for update skip locked" } else { "" };
+        let sql = format!(
+            "update {{p}}push_outbox set claimed_until = ? where id in (select id from {{p}}push_outbox where next_at <= ? and claimed_until <= ? \
+             order by next_at, id limit ?{lock}) returning {OUTBOX_COLUMNS}"
+        );
+        self.push_rows(&sql, vec![Value::Int(lease_until), Value::Int(now), Value::Int(now), Value::Int(limit)]).await
+    }
+
+    /// Records what became of a claimed notification (and of its registration, when pruned).
+    pub async fn finish_push(&self, row: &OutboxRow, outcome: Outcome) -> Result<()> {
+        let counter = match outcome {
+            Outcome::Delivered => "delivered",
+            Outcome::Pruned => "pruned",
+            Outcome::Failed => "failed",
+            Outcome::Expired => "expired",
+            Outcome::Retry(_) => "retried",
+        };
+        let mut statements = Vec::with_capacity(3);
+        match outcome {
+            Outcome::Retry(at) => statements.push((
+                self.push_sql("update {p}push_outbox set next_at = ?, attempts = attempts + 1, claimed_until = 0 where id = ?"),
+                vec![Value::Int(at), Value::Int(row.id)],
+            )),
+            _ => statements.push((self.push_sql("delete from {p}push_outbox where id = ?"), vec![Value::Int(row.id)])),
+        }
+        if outcome == Outcome::Pruned {
+            statements.push((
+                self.push_sql("delete from {p}push_registrations where tenant = ? and id = ?"),
+                vec![Value::Text(row.tenant.clone()), Value::Text(row.registration_id.clone())],
+            ));
+        }
+        let sql = format!("update {{p}}push_sends set {counter} = {counter} + 1 where tenant = ? and id = ?");
+        statements.push((self.push_sql(&sql), vec![Value::Text(row.tenant.clone()), Value::Text(row.send_id.clone())]));
+        self.push_tx(statements).await
+    }
+
+    /// Gives claimed notifications back (a stopping node; on SQLite at start, every claim, since
+    /// only this process claims).
+    pub async fn release_push(&self, ids: Option<&[i64]>) -> Result<u64> {
+        match ids {
+            None => self.push_exec("update {p}push_outbox set claimed_until = 0 where claimed_until <> 0", vec![]).await,
+            Some(ids) => {
+                let mut n = 0;
+                for id in ids {
+                    n += self.push_exec("update {p}push_outbox set claimed_until = 0 where id = ?", vec![Value::Int(*id)]).await?;
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// A tenant's sends, newest first (at most `limit`), and how many of each are still waiting.
+    pub async fn push_sends(&self, tenant: &str, limit: i64) -> Result<Vec<(SendRecord, i64)>> {
+        let tenant = tenant.to_ascii_lowercase();
+        let sends: Vec<SendRecord> = self
+            .push_rows(
+                "select id, platform, tags, created_at, queued, delivered, retried, expired, failed, pruned from {p}push_sends where tenant = ? order by created_at desc, id limit ?",
+                vec![Value::Text(tenant.clone()), Value::Int(limit)],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(sends.len());
+        for s in sends {
+            let waiting: Vec<(i64,)> = self
+                .push_rows("select count(*) from {p}push_outbox where tenant = ? and send_id = ?", vec![Value::Text(tenant.clone()), Value::Text(s.id.clone())])
+                .await?;
+            out.push((s, waiting.first().map_or(0, |w| w.0)));
+        }
+        Ok(out)
+    }
+
+    /// Notifications waiting in the outbox, for every tenant.
+    pub async fn push_waiting(&self) -> Result<i64> {
+        let n: Vec<(i64,)> = self.push_rows("select count(*) from {p}push_outbox", vec![]).await?;
+        Ok(n.first().map_or(0, |w| w.0))
+    }
+}

@@ -39,6 +39,8 @@ pub struct Config {
     pub facebook_graph_url: String,
     /// Push registrations one tenant may hold.
     pub push_max_registrations: u64,
+    /// The contact (VAPID `sub`) Web Push requests name.
+    pub push_contact: String,
     /// Domain for `{tenant}.{domain}` addressing.
     pub tenant_domain: String,
     /// Honour `X-Forwarded-Proto`.
@@ -185,6 +187,9 @@ impl Config {
             if !(parsed.scheme() == "https" || parsed.scheme() == "http" && crate::identity::is_loopback_host(host)) || url.ends_with('/') {
                 anyhow::bail!("{key} must be an https:// URL (http:// only to a loopback host), without a trailing /: {url:?}");
             }
+        }
+        if !(self.push_contact.starts_with("mailto:") || self.push_contact.starts_with("https://")) || self.push_contact.len() > 256 {
+            anyhow::bail!("push_contact must be a mailto: or https: URL: {:?}", self.push_contact);
         }
         if !self.manage_listen.is_empty() {
             self.manage_listen.parse::<SocketAddr>().map_err(|e| anyhow::anyhow!("manage_listen = {:?}: {e}", self.manage_listen))?;

@@ -54,6 +54,10 @@ pub struct App {
     pub login_limits: identity::login::LoginLimiter,
     /// Push registrations one tenant may hold.
     pub push_max_registrations: u64,
+    /// The VAPID `sub` of Web Push requests.
+    pub push_contact: String,
+    /// The push outbox's worker state.
+    pub outbox: push::deliver::Outbox,
     /// Where Facebook Login is reached.
     pub facebook: identity::facebook::Endpoints,
     /// `{tenant}.{domain}` addressing, lower-case, if configured.
@@ -179,6 +183,8 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         replays: Default::default(),
         login_limits: Default::default(),
         push_max_registrations: config.push_max_registrations,
+        push_contact: config.push_contact.clone(),
+        outbox: Default::default(),
         facebook: identity::facebook::Endpoints { dialog: config.facebook_dialog_url.clone(), graph: config.facebook_graph_url.clone() },
         tenant_domain,
         trust_forwarded_proto: config.trust_forwarded_proto,
@@ -235,6 +241,8 @@ pub async fn serve_with(
         Ok(_) => {}
         Err(e) => tracing::warn!(error.cause = %e, "Could not count the portal accounts"),
     }
+    let app = Arc::downgrade(&state.0);
+    state.tasks.spawn_loop("push", move |stop| push::deliver::run(app, stop));
     let app = Arc::downgrade(&state.0);
     state.tasks.spawn_loop("pruner", move |stop| async move {
         loop {

@@ -312,7 +312,4 @@
   }
   g.mssql = { query: sqlCall('query'), queryRaw: sqlCall('queryRaw') };
 
-  // ---- push: a clear error until push is configured (a later issue) ----
-  function notConfigured() { throw new Error('Push is not configured for this service.'); }
-  g.push = { send: notConfigured, gcm: { send: notConfigured }, apns: { send: notConfigured }, wns: { sendToastText01: notConfigured }, mpns: { sendToast: notConfigured } };
 })(globalThis);

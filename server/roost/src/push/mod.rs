@@ -12,6 +12,9 @@
 //! - a tenant holds at most `push_max_registrations` registrations (reserved ids count; ids reserved a
 //!   day ago and never filled are forgotten when room is needed).
 
+pub mod deliver;
+pub mod send;
+
 use crate::error::{ApiError, Result};
 use crate::AppState;
 use roost_storage::push::{RegistrationRecord, VapidRecord};
@@ -25,7 +28,7 @@ const MAX_HANDLE: usize = 2048;
 pub const MAX_TEMPLATE: usize = 4096;
 const MAX_HEADERS: usize = 20;
 /// What the sealed VAPID private key is bound to, beside the tenant.
-const VAPID_SEAL: &str = "\0push-vapid";
+pub(crate) const VAPID_SEAL: &str = "\0push-vapid";
 
 /// The platforms a registration may name.
 pub const PLATFORMS: [&str; 4] = ["webpush", "gcm", "fcm", "apns"];

@@ -116,19 +116,7 @@ pub struct FacebookReceiver {
 
 impl FacebookReceiver {
     pub fn start(apps: Value) -> Self {
-        let mut child = Command::new("node")
-            .arg("facebook.mjs")
-            .arg(json!({"port": 0, "apps": apps}).to_string())
-            .current_dir(dir())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node (Node.js) runs the Facebook receiver");
-        let mut line = String::new();
-        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-        out.read_line(&mut line).expect("the receiver's first line");
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("the receiver did not start ({e}): {line:?}"));
+        let (child, v) = spawn_node("facebook.mjs", json!({"port": 0, "apps": apps}));
         let base = v["base"].as_str().expect("base").to_string();
         let port = base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
         FacebookReceiver { base, port, child }
@@ -183,6 +171,66 @@ impl FacebookReceiver {
 }
 
 impl Drop for FacebookReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tests/oidc/<script>` with one JSON argument; the child and the first line it prints.
+fn spawn_node(script: &str, arg: Value) -> (Child, Value) {
+    assert!(dir().join("node_modules/jose").is_dir(), "tests/oidc/node_modules is missing: run `npm ci` in server/roost/tests/oidc (scripts/test does)");
+    let mut child = Command::new("node")
+        .arg(script)
+        .arg(arg.to_string())
+        .current_dir(dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("node (Node.js) runs {script}: {e}"));
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    out.read_line(&mut line).expect("the first line");
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{script} did not start ({e}): {line:?}"));
+    (child, v)
+}
+
+/// The Web Push receiver (`tests/oidc/webpush.mjs`): a push service on 127.0.0.1 that verifies
+/// VAPID and decrypts each message with the subscription's private key.
+pub struct WebPushReceiver {
+    pub base: String,
+    pub port: u16,
+    child: Child,
+}
+
+impl WebPushReceiver {
+    pub fn start() -> Self {
+        let (child, v) = spawn_node("webpush.mjs", json!({"port": 0}));
+        let base = v["base"].as_str().expect("base").to_string();
+        let port = base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        WebPushReceiver { base, port, child }
+    }
+
+    /// A subscription (`{endpoint, keys}`), answering as `behaviour` says (`ok`, `gone`, `flaky`).
+    pub async fn subscribe(&self, behaviour: Value) -> Value {
+        let r = reqwest::Client::new().post(format!("{}/__test/subscribe", self.base)).json(&behaviour).send().await.expect("subscribe");
+        r.json().await.expect("json")
+    }
+
+    /// Every message accepted so far.
+    pub async fn messages(&self) -> Vec<Value> {
+        let v: Value = reqwest::get(format!("{}/__test/messages", self.base)).await.expect("messages").json().await.expect("json");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Requests by status, and refusals by reason.
+    pub async fn stats(&self) -> Value {
+        reqwest::get(format!("{}/__test/stats", self.base)).await.expect("stats").json().await.expect("json")
+    }
+}
+
+impl Drop for WebPushReceiver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

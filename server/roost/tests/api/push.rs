@@ -2,6 +2,7 @@
 //! and the tenant's Web Push key pair.
 
 use crate::helpers::TestApp;
+use crate::oidc::WebPushReceiver;
 use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -10,7 +11,8 @@ crate::on_both_backends!(
     registrations_follow_the_protocol,
     registrations_are_checked_and_kept_per_tenant,
     each_tenant_has_its_own_web_push_key,
-    a_client_cannot_reserve_ids_without_end
+    a_client_cannot_reserve_ids_without_end,
+    sends_reach_web_push_subscriptions_through_the_outbox
 );
 
 /// A browser subscription's keys (RFC 8291's example user agent).
@@ -219,4 +221,110 @@ async fn a_client_cannot_reserve_ids_without_end(app: TestApp) {
     let r = app.request(Method::DELETE, &format!("/push/registrations/{}", ids[0]), &[("X-ZUMO-APPLICATION", &app.app_key)], None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     new_id(&app).await;
+}
+
+/// A subscription of the receiver registered with `tags` (and a template when given); its id at
+/// the receiver.
+async fn subscribe(app: &TestApp, rx: &WebPushReceiver, behaviour: Value, tags: Value, template: Option<&str>) -> String {
+    let sub = rx.subscribe(behaviour).await;
+    let id = new_id(app).await;
+    let mut body = json!({"platform": "webpush", "deviceId": sub["endpoint"], "keys": sub["keys"], "tags": tags});
+    if let Some(t) = template {
+        body["templateName"] = json!("t");
+        body["templateBody"] = json!(t);
+    }
+    let r = put(app, &id, body, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    sub["endpoint"].as_str().unwrap().rsplit('/').next().unwrap().to_string()
+}
+
+/// Waits (at most 20 s) until the receiver holds `n` messages.
+async fn wait_for_messages(rx: &WebPushReceiver, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let m = rx.messages().await;
+        if m.len() >= n {
+            return m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the receiver has {:?}, not {n} messages; stats {}", rx.messages().await, rx.stats().await)
+}
+
+async fn sends_reach_web_push_subscriptions_through_the_outbox(app: TestApp) {
+    let rx = WebPushReceiver::start();
+    let r = app.manage(Method::PATCH, &format!("/tenants/{}/settings", app.tenant), Some(json!({"outbound_allow": [format!("127.0.0.1:{}", rx.port)]}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let plain = subscribe(&app, &rx, json!({}), json!(["news"]), None).await;
+    let sport = subscribe(&app, &rx, json!({}), json!(["sport"]), None).await;
+    let gone = subscribe(&app, &rx, json!({"behaviour": "gone"}), json!(["news"]), None).await;
+    let flaky = subscribe(&app, &rx, json!({"behaviour": "flaky", "failures": 2}), json!(["news"]), None).await;
+    let templated = subscribe(&app, &rx, json!({}), json!(["news"]), Some(r#"{"title":"{'News: ' + $(title)}","count":#(n)}"#)).await;
+    // A custom API sends as Mobile Services scripts did; `success` hears of it once it is queued.
+    let api = r#"exports.post = function (request, response) {
+        var b = request.body;
+        var send = b.platform === 'template' ? request.service.push.send : request.service.push[b.platform].send;
+        send(b.tags, b.payload, b.options || {}, {
+            success: function (result) { response.send(200, result); },
+            error: function (err) { response.send(400, { message: err.message }); }
+        });
+    };"#;
+    let r = app.put_script("api", "notify", api, json!({"permissions": {"routes": {"*": {"permission": "application"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let notify = |body: Value| {
+        let app = &app;
+        async move { app.call(Method::POST, "/api/notify", Some(body)).await }
+    };
+    let r = notify(json!({"platform": "template", "tags": "news", "payload": {"title": "Hi \"all\"", "n": 3}, "options": {"ttl": 600, "urgency": "high", "topic": "updates"}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{} {:?}", r.text, app.logs().await);
+    let result = r.json();
+    assert_eq!((result["queued"].as_i64(), &result["skipped"]), (Some(4), &json!({})), "{result}");
+    let send_id = result["id"].as_str().unwrap().to_string();
+
+    // Three delivered (the flaky one after two 503s with Retry-After), the gone one pruned.
+    let messages = wait_for_messages(&rx, 3).await;
+    let of = |sub: &str| messages.iter().find(|m| m["subscription"] == sub).cloned();
+    let m = of(&plain).expect("the plain subscription's message");
+    assert_eq!(serde_json::from_str::<Value>(m["payload"].as_str().unwrap()).unwrap(), json!({"title": "Hi \"all\"", "n": 3}));
+    assert_eq!((m["ttl"].as_i64(), m["urgency"].as_str(), m["topic"].as_str()), (Some(600), Some("high"), Some("updates")), "{m}");
+    let m = of(&templated).expect("the template's message");
+    assert_eq!(serde_json::from_str::<Value>(m["payload"].as_str().unwrap()).unwrap(), json!({"title": "News: Hi \"all\"", "count": 3}));
+    assert!(of(&flaky).is_some() && of(&sport).is_none() && of(&gone).is_none(), "{messages:?}");
+    let stats = rx.stats().await;
+    assert_eq!(stats["refused"], json!({}), "the receiver refused nothing: {stats}");
+    assert_eq!((stats["byStatus"]["503"].as_i64(), stats["byStatus"]["410"].as_i64()), (Some(2), Some(1)), "{stats}");
+    // The send's counts add up, and the gone registration is removed.
+    let mut counts = None;
+    for _ in 0..100 {
+        let sends = app.state.storage.push_sends(&app.tenant, 10).await.unwrap();
+        let (s, waiting) = sends.into_iter().find(|(s, _)| s.id == send_id).expect("the send");
+        if waiting == 0 {
+            counts = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let s = counts.expect("every notification of the send ended");
+    assert_eq!((s.queued, s.delivered, s.pruned, s.retried, s.failed, s.expired), (4, 3, 1, 2, 0, 0), "{s:?}");
+    let left: Vec<String> = app.state.storage.registrations(&app.tenant, Some("webpush"), None).await.unwrap().iter().map(|g| g.device_id.clone()).collect();
+    assert_eq!(left.len(), 4);
+    assert!(!left.iter().any(|d| d.ends_with(&gone)), "{left:?}");
+
+    // A native Web Push send with a tag expression reaches only the matching subscription.
+    let r = notify(json!({"platform": "webpush", "tags": "sport && !news", "payload": "plain text"})).await;
+    assert_eq!(r.json()["queued"], 1, "{}", r.text);
+    let messages = wait_for_messages(&rx, 4).await;
+    assert!(messages.iter().any(|m| m["subscription"] == sport && m["payload"] == "plain text"), "{messages:?}");
+    // Clear errors, asynchronously through `error`: Windows push, oversized payloads, bad tags.
+    for (body, why) in [
+        (json!({"platform": "wns", "tags": null, "payload": "x"}), "not supported"),
+        (json!({"platform": "webpush", "tags": null, "payload": "x".repeat(4000)}), "at most 3993"),
+        (json!({"platform": "webpush", "tags": "a &&", "payload": "x"}), "tag expression"),
+        (json!({"platform": "webpush", "tags": null, "payload": "x", "options": {"urgency": "now"}}), "urgency"),
+    ] {
+        let r = notify(body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
+        assert!(r.json()["message"].as_str().unwrap_or_default().contains(why), "{body}: {why} in {}", r.text);
+    }
+    // Nothing was queued by the refused sends.
+    assert_eq!(app.state.storage.push_waiting().await.unwrap(), 0);
 }

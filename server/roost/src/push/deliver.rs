@@ -1,0 +1,295 @@
+//! The push outbox's worker: claims due notifications (`roost_storage::push`), delivers them with
+//! bounded parallelism (per tenant and in all), and records each outcome in the same transaction
+//! that removes or reschedules its row. Nothing is lost on a crash: a row leaves the outbox only
+//! once its outcome is stored, so a notification the push service accepted just before a crash may
+//! be sent twice, never not at all.
+//!
+//! Outcomes: 2xx delivered; 404/410 the registration is gone (pruned with it); 429, 5xx or no answer
+//! retried with exponential backoff and jitter (honouring `Retry-After`), until its time to live runs
+//! out (expired) or [`MAX_ATTEMPTS`] (failed); any other answer failed. Failures go to the tenant's
+//! logs.
+//!
+//! Web Push (RFC 8030/8291/8292): the payload encrypted (`aes128gcm`) by `web-push-native`; the VAPID
+//! token (ES256, `aud` the endpoint's origin, port included, at most 12 hours) signed here with
+//! `jwt-simple`, since the crate's own leaves a non-default port out of `aud`; `TTL`, `Urgency` and
+//! `Topic` headers. Endpoints are reached under the tenant's outbound address rules: a client per
+//! tenant whose resolver refuses loopback and private addresses unless the tenant's admin-set
+//! `outbound_allow` names the host, and the same check for endpoints given as addresses.
+
+use crate::AppState;
+use futures::StreamExt as _;
+use roost_api::LogLevel;
+use roost_storage::push::{OutboxRow, Outcome};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use web_push_native::jwt_simple::prelude::*;
+
+/// Attempts before a notification fails.
+pub const MAX_ATTEMPTS: i64 = 12;
+/// Notifications claimed at once.
+const BATCH: i64 = 512;
+/// Deliveries in flight on this node.
+const PARALLEL: usize = 64;
+/// Deliveries in flight for one tenant.
+const PER_TENANT: usize = 16;
+/// How long a claim holds before another node may take the row (a crashed node's rows come back).
+const LEASE_MS: i64 = 60_000;
+/// How long one delivery may take.
+const TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest wait before a retry.
+const MAX_BACKOFF_MS: i64 = 15 * 60 * 1000;
+/// How long a VAPID token is valid (RFC 8292: at most 24 hours).
+const VAPID_VALID: Duration = Duration::from_secs(12 * 3600);
+
+/// What the worker shares between deliveries: HTTP clients per tenant, and a wake-up for new sends.
+#[derive(Default)]
+pub struct Outbox {
+    /// Woken when a send is queued.
+    pub wake: tokio::sync::Notify,
+    clients: Mutex<HashMap<String, (Vec<String>, reqwest::Client)>>,
+    tenants: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The worker loop (a managed task): claims and delivers until the server stops.
+pub async fn run(app: Weak<crate::App>, stop: CancellationToken) {
+    if let Some(state) = app.upgrade().map(AppState) {
+        // SQLite has one server per data folder: every claim left is this folder's crashed run's.
+        if state.storage.dialect() == roost_odata::sql::Dialect::Sqlite {
+            if let Err(e) = state.storage.release_push(None).await {
+                tracing::warn!(error.cause = %e, "Could not release the push outbox's claims");
+            }
+        }
+    }
+    loop {
+        let Some(state) = app.upgrade().map(AppState) else { return };
+        let worked = match state.storage.claim_push(now_ms(), now_ms() + LEASE_MS, BATCH).await {
+            Ok(rows) if !rows.is_empty() => {
+                deliver_all(&state, rows).await;
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error.cause = %e, "Could not claim push notifications");
+                false
+            }
+        };
+        if stop.is_cancelled() {
+            return;
+        }
+        if !worked {
+            let wake = async { state.outbox.wake.notified().await };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = wake => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+}
+
+async fn deliver_all(state: &AppState, rows: Vec<OutboxRow>) {
+    // The tenants' keys and records, once per batch.
+    let mut tenants: HashMap<String, Option<(Arc<roost_storage::Tenant>, Arc<ES256KeyPair>)>> = HashMap::new();
+    for row in &rows {
+        if !tenants.contains_key(&row.tenant) {
+            let loaded = load_tenant(state, &row.tenant).await;
+            tenants.insert(row.tenant.clone(), loaded);
+        }
+    }
+    futures::stream::iter(rows)
+        .for_each_concurrent(PARALLEL, |row| {
+            let ctx = tenants.get(&row.tenant).cloned().flatten();
+            async move {
+                let limit = state
+                    .outbox
+                    .tenants
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(row.tenant.clone())
+                    .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PER_TENANT)))
+                    .clone();
+                let _slot = limit.acquire_owned().await;
+                let outcome = match &ctx {
+                    None => Outcome::Failed,
+                    Some((tenant, key)) => attempt(state, tenant, key, &row).await,
+                };
+                if let Err(e) = state.storage.finish_push(&row, outcome).await {
+                    tracing::warn!(error.cause = %e, tenant.name = %row.tenant, "Could not record a push outcome (the notification will be tried again)");
+                }
+            }
+        })
+        .await;
+}
+
+async fn load_tenant(state: &AppState, name: &str) -> Option<(Arc<roost_storage::Tenant>, Arc<ES256KeyPair>)> {
+    let tenant = state.storage.tenant(name).await.ok().flatten()?;
+    let vapid = super::vapid(state, name, false).await.ok()?;
+    let hex = state.identity_key.open(name, super::VAPID_SEAL, &vapid.vapid_private).ok()?;
+    use secrecy::ExposeSecret as _;
+    let bytes: Vec<u8> = (0..hex.expose_secret().len() / 2).filter_map(|i| u8::from_str_radix(&hex.expose_secret()[2 * i..2 * i + 2], 16).ok()).collect();
+    let key = ES256KeyPair::from_bytes(&bytes).ok()?;
+    Some((tenant, Arc::new(key)))
+}
+
+/// One delivery attempt and what it comes to.
+async fn attempt(state: &AppState, tenant: &roost_storage::Tenant, key: &ES256KeyPair, row: &OutboxRow) -> Outcome {
+    let now = now_ms();
+    if now >= row.expires_at {
+        return Outcome::Expired;
+    }
+    let log = |m: String| state.logs.write(&tenant.record.name, LogLevel::Error, "/push", &m);
+    if row.platform != "webpush" {
+        log(format!("Push to {} registration {} failed: this platform's delivery is not configured.", row.platform, row.registration_id));
+        return Outcome::Failed;
+    }
+    let result = match webpush_request(state, tenant, key, row) {
+        Ok((client, req)) => {
+            tokio::time::timeout(TIMEOUT, client.execute(req)).await.map_err(|_| "no answer in 15 s".to_string()).and_then(|r| r.map_err(|e| e.to_string()))
+        }
+        Err(m) => {
+            log(format!("Push to registration {} failed: {m}", row.registration_id));
+            return Outcome::Failed;
+        }
+    };
+    match result {
+        Ok(resp) if resp.status().is_success() => Outcome::Delivered,
+        Ok(resp) if resp.status().as_u16() == 404 || resp.status().as_u16() == 410 => Outcome::Pruned,
+        Ok(resp) if resp.status().as_u16() == 429 || resp.status().is_server_error() => {
+            let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+            retry(row, now, retry_after, &format!("HTTP {}", resp.status()), &log)
+        }
+        Ok(resp) => {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            log(format!("Push to registration {} was refused: HTTP {status} {}", row.registration_id, body.chars().take(200).collect::<String>()));
+            Outcome::Failed
+        }
+        Err(m) => retry(row, now, None, &m, &log),
+    }
+}
+
+/// The next attempt's time: 1 s × 2^attempts (at most 15 minutes), ±20 % jitter, and no sooner than
+/// the push service's `Retry-After`; or the end, past the time to live or the attempts.
+fn retry(row: &OutboxRow, now: i64, retry_after: Option<i64>, why: &str, log: &dyn Fn(String)) -> Outcome {
+    if row.attempts + 1 >= MAX_ATTEMPTS {
+        log(format!("Push to registration {} failed after {MAX_ATTEMPTS} attempts: {why}", row.registration_id));
+        return Outcome::Failed;
+    }
+    let base = (1000i64 << row.attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
+    let jitter = (base as f64 * (rand::random::<f64>() * 0.4 - 0.2)) as i64;
+    let wait = (base + jitter).max(retry_after.unwrap_or(0).clamp(0, 3600) * 1000);
+    if now + wait >= row.expires_at {
+        return Outcome::Expired;
+    }
+    Outcome::Retry(now + wait)
+}
+
+/// The encrypted, signed request for a Web Push notification, and the tenant's client to send it.
+fn webpush_request(
+    state: &AppState,
+    tenant: &roost_storage::Tenant,
+    key: &ES256KeyPair,
+    row: &OutboxRow,
+) -> Result<(reqwest::Client, reqwest::Request), String> {
+    let keys: serde_json::Value = serde_json::from_str(&row.keys).map_err(|_| "the subscription's keys are unreadable".to_string())?;
+    let b64 = |s: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| "the subscription's keys are unreadable".to_string())
+    };
+    let ua_public = web_push_native::p256::PublicKey::from_sec1_bytes(&b64(keys["p256dh"].as_str().unwrap_or_default())?).map_err(|e| e.to_string())?;
+    let auth = b64(keys["auth"].as_str().unwrap_or_default())?;
+    if auth.len() != 16 {
+        return Err("the subscription's auth secret is not 16 bytes".into());
+    }
+    let url = reqwest::Url::parse(&row.endpoint).map_err(|e| format!("the endpoint is not a URL: {e}"))?;
+    let host = url.host_str().unwrap_or_default().trim_matches(|c| c == '[' || c == ']').to_string();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let allow = &tenant.record.settings.outbound_allow;
+    let admin_allowed = allow.iter().any(|a| a.eq_ignore_ascii_case(&host) || a.eq_ignore_ascii_case(&format!("{host}:{port}")));
+    match url.scheme() {
+        "https" => {}
+        "http" if admin_allowed => {}
+        s => return Err(format!("endpoints must be https ({s}:// is allowed only to hosts the service's outbound_allow names)")),
+    }
+    let names_other_port = allow.iter().any(|a| a.split_once(':').is_some_and(|(h, _)| h.eq_ignore_ascii_case(&host)));
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        if crate::outbound::is_private(ip) && !admin_allowed {
+            return Err(format!("the endpoint {host} is a loopback or private address, which the service's outbound_allow does not name"));
+        }
+    } else if names_other_port && !admin_allowed {
+        return Err(format!("the service's outbound_allow names {host} with another port"));
+    }
+    let uri: axum::http::Uri = row.endpoint.parse().map_err(|e| format!("the endpoint is not a URL: {e}"))?;
+    let builder = web_push_native::WebPushBuilder::new(uri, ua_public, web_push_native::Auth::clone_from_slice(&auth));
+    let built = builder.build(row.payload.as_bytes().to_vec()).map_err(|e| e.to_string())?;
+    let origin = match url.port() {
+        Some(p) => format!("{}://{host}:{p}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    };
+    let claims = Claims::create(VAPID_VALID.into()).with_audience(origin).with_subject(state.push_contact.clone());
+    let token = key.sign(claims).map_err(|e| e.to_string())?;
+    use base64::Engine as _;
+    let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.public_key().public_key().to_bytes_uncompressed());
+    let client = client_for(state, &tenant.record.name, allow)?;
+    let (parts, body) = built.into_parts();
+    let mut req = client.post(url).body(body).header("authorization", format!("vapid t={token}, k={k}")).header("ttl", row.ttl.to_string());
+    for (name, value) in &parts.headers {
+        if name != "ttl" && name != "authorization" {
+            req = req.header(name, value);
+        }
+    }
+    if !row.urgency.is_empty() {
+        req = req.header("urgency", &row.urgency);
+    }
+    if !row.topic.is_empty() {
+        req = req.header("topic", &row.topic);
+    }
+    let req = req.build().map_err(|e| e.to_string())?;
+    Ok((client, req))
+}
+
+/// The tenant's HTTP client (kept while its `outbound_allow` stays the same).
+fn client_for(state: &AppState, tenant: &str, allow: &[String]) -> Result<reqwest::Client, String> {
+    let mut clients = state.outbox.clients.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((a, c)) = clients.get(tenant) {
+        if a == allow {
+            return Ok(c.clone());
+        }
+    }
+    let client = reqwest::Client::builder()
+        .dns_resolver(Arc::new(TenantResolver { allow: allow.to_vec() }))
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(TIMEOUT)
+        .pool_max_idle_per_host(PER_TENANT)
+        .build()
+        .map_err(|e| e.to_string())?;
+    clients.insert(tenant.to_string(), (allow.to_vec(), client.clone()));
+    Ok(client)
+}
+
+/// Name resolution under a tenant's address rules: loopback and private addresses only for hosts
+/// its `outbound_allow` names.
+struct TenantResolver {
+    allow: Vec<String>,
+}
+
+impl reqwest::dns::Resolve for TenantResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        let allowed = self.allow.iter().any(|a| a.eq_ignore_ascii_case(&host) || a.split_once(':').is_some_and(|(h, _)| h.eq_ignore_ascii_case(&host)));
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let ok: Vec<std::net::SocketAddr> = addrs.into_iter().filter(|a| allowed || !crate::outbound::is_private(a.ip())).collect();
+            if ok.is_empty() {
+                return Err(format!("{host} resolves only to loopback or private addresses, which the service's outbound_allow does not name").into());
+            }
+            Ok(Box::new(ok.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
