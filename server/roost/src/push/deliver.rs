@@ -52,6 +52,9 @@ pub struct Outbox {
     tenants: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
+/// A tenant ready to deliver for: its record and its VAPID key.
+type Sender = (Arc<roost_storage::Tenant>, Arc<ES256KeyPair>);
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -95,7 +98,7 @@ pub async fn run(app: Weak<crate::App>, stop: CancellationToken) {
 
 async fn deliver_all(state: &AppState, rows: Vec<OutboxRow>) {
     // The tenants' keys and records, once per batch.
-    let mut tenants: HashMap<String, Option<(Arc<roost_storage::Tenant>, Arc<ES256KeyPair>)>> = HashMap::new();
+    let mut tenants: HashMap<String, Option<Sender>> = HashMap::new();
     for row in &rows {
         if !tenants.contains_key(&row.tenant) {
             let loaded = load_tenant(state, &row.tenant).await;
@@ -127,7 +130,7 @@ async fn deliver_all(state: &AppState, rows: Vec<OutboxRow>) {
         .await;
 }
 
-async fn load_tenant(state: &AppState, name: &str) -> Option<(Arc<roost_storage::Tenant>, Arc<ES256KeyPair>)> {
+async fn load_tenant(state: &AppState, name: &str) -> Option<Sender> {
     let tenant = state.storage.tenant(name).await.ok().flatten()?;
     let vapid = super::vapid(state, name, false).await.ok()?;
     let hex = state.identity_key.open(name, super::VAPID_SEAL, &vapid.vapid_private).ok()?;
