@@ -59,7 +59,7 @@ pub struct PushSend {
     /// Template properties or the native payload.
     #[serde(default)]
     pub payload: Json,
-    /// `ttl`, `urgency`, `topic`.
+    /// `ttl` (seconds), `urgency` (`very-low`, `low`, `normal`, `high`), `topic` (Web Push).
     #[serde(default)]
     pub options: Map<String, Json>,
 }

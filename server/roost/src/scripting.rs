@@ -318,10 +318,7 @@ impl HostInner {
                 let hash = crate::passwords::hash_for_tenant(&self.tenant.record.name, a.password).await.map_err(|m| HostError::new(400, m))?;
                 Ok(Json::String(hash))
             }
-            HostCall::PushSend(a) => {
-                let args = crate::push::send::SendArgs { platform: a.platform, tags: a.tags, payload: a.payload, options: a.options };
-                crate::push::send::send(&self.app, &self.tenant.record.name, args).await
-            }
+            HostCall::PushSend(a) => crate::push::send::send(&self.app, &self.tenant.record.name, a).await,
             HostCall::PasswordVerify(a) => {
                 let ok = crate::passwords::verify_for_tenant(&self.tenant.record.name, a.password, a.hash).await.map_err(|m| HostError::new(400, m))?;
                 Ok(Json::Bool(ok))

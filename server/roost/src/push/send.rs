@@ -10,7 +10,7 @@
 //! - `tags`: `null` (every registration), one tag, an array (any of them), or an expression of tags
 //!   with `&&`, `||`, `!` and parentheses (at most 20 tags, as Notification Hubs).
 
-use roost_scripts::host::HostError;
+use roost_scripts::host::{HostError, PushSend};
 use roost_storage::push::{OutboxRow, RegistrationRecord, SendRecord};
 use serde_json::{json, Map, Value as Json};
 
@@ -308,26 +308,10 @@ fn concatenation(chars: &[char], at: usize, props: &Map<String, Json>) -> Result
     }
 }
 
-/// What a script's send asks for.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct SendArgs {
-    /// `template`, `webpush`, `gcm` or `apns` (`wns`, `mpns`: refused).
-    pub platform: String,
-    /// Who: see [`parse_tags`].
-    #[serde(default)]
-    pub tags: Json,
-    /// Template properties, or the native payload.
-    #[serde(default)]
-    pub payload: Json,
-    /// `ttl` (seconds), `urgency` (`very-low`, `low`, `normal`, `high`), `topic` (Web Push).
-    #[serde(default)]
-    pub options: Map<String, Json>,
-}
-
 /// Queues a send: its notifications are in the outbox (durably) when this returns. Its answer is
 /// the script's `success` result: `{id, queued, skipped}` (`skipped`: matching registrations of
 /// platforms this service cannot deliver to, by platform).
-pub async fn send(state: &crate::AppState, tenant: &str, args: SendArgs) -> Result<Json, HostError> {
+pub async fn send(state: &crate::AppState, tenant: &str, args: PushSend) -> Result<Json, HostError> {
     let bad = |m: String| HostError::new(400, m);
     let platform = args.platform.to_ascii_lowercase();
     match platform.as_str() {
