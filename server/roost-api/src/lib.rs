@@ -824,6 +824,153 @@ pub struct ProviderOut {
     pub updated_at: String,
 }
 
+/// `PUT /manage/v1/tenants/{t}/push/fcm`: FCM HTTP v1 credentials, a Google service account.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FcmCredentialsIn {
+    /// The service account's JSON key file, as Google gives it (`project_id`, `client_email`,
+    /// `private_key`; write-only).
+    pub service_account: String,
+}
+
+/// The FCM credentials as `/manage/v1` shows them (never the private key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FcmCredentialsOut {
+    /// The Firebase project.
+    pub project_id: String,
+    /// The service account.
+    pub client_email: String,
+    /// The key's id (`private_key_id`), to tell keys apart.
+    pub private_key_id: String,
+    /// ISO-8601.
+    pub updated_at: String,
+}
+
+/// Which APNs a tenant's app is built for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApnsEnvironment {
+    /// `api.push.apple.com` (App Store and TestFlight builds).
+    #[default]
+    Production,
+    /// `api.sandbox.push.apple.com` (development builds).
+    Sandbox,
+}
+
+/// `PUT /manage/v1/tenants/{t}/push/apns`: APNs token authentication.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApnsCredentialsIn {
+    /// The `.p8` signing key's text (write-only; omitted on a change: the stored one is kept).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The key's id (10 characters).
+    pub key_id: String,
+    /// The team id (10 characters).
+    pub team_id: String,
+    /// The app's bundle id (`apns-topic`).
+    pub topic: String,
+    /// Production (default) or sandbox.
+    #[serde(default)]
+    pub environment: ApnsEnvironment,
+}
+
+/// The APNs credentials as `/manage/v1` shows them (never the key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApnsCredentialsOut {
+    /// The key's id.
+    pub key_id: String,
+    /// The team id.
+    pub team_id: String,
+    /// The app's bundle id.
+    pub topic: String,
+    /// Production or sandbox.
+    pub environment: ApnsEnvironment,
+    /// ISO-8601.
+    pub updated_at: String,
+}
+
+/// `GET /manage/v1/tenants/{t}/push`: a tenant's push set-up at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushOut {
+    /// The Web Push public key (VAPID, base64url), which browsers subscribe with.
+    pub vapid_public_key: String,
+    /// When the key pair was made or last rotated (ISO-8601).
+    pub vapid_updated_at: String,
+    /// FCM, if configured.
+    pub fcm: Option<FcmCredentialsOut>,
+    /// APNs, if configured.
+    pub apns: Option<ApnsCredentialsOut>,
+    /// Registrations the tenant holds (reserved ids too).
+    pub registrations: u64,
+}
+
+/// A registration as `/manage/v1` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationOut {
+    /// The registration id.
+    pub registration_id: String,
+    /// `webpush`, `gcm`, `fcm` or `apns`.
+    pub platform: String,
+    /// The device's handle (a Web Push endpoint, an FCM or APNs token).
+    pub device_id: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// A template registration's name (else empty).
+    pub template_name: String,
+    /// The `X-ZUMO-INSTALLATION-ID` it registered with (else empty).
+    pub installation_id: String,
+    /// The user it registered as (else empty).
+    pub user_id: String,
+    /// ISO-8601.
+    pub created_at: String,
+    /// ISO-8601.
+    pub updated_at: String,
+}
+
+/// One `push.send` (from a script or the portal's test) and what became of its notifications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushSendOut {
+    /// The send's id.
+    pub id: String,
+    /// `template`, `webpush`, `gcm` or `apns`.
+    pub platform: String,
+    /// The tag expression (empty: every registration).
+    pub tags: String,
+    /// ISO-8601.
+    pub created_at: String,
+    /// Notifications queued.
+    pub queued: i64,
+    /// Accepted by the push service.
+    pub delivered: i64,
+    /// Attempts to be tried again (429, 5xx, no answer).
+    pub retried: i64,
+    /// Dropped when their time to live ran out.
+    pub expired: i64,
+    /// Refused, or out of attempts.
+    pub failed: i64,
+    /// Their registration was gone at the push service, and is removed.
+    pub pruned: i64,
+    /// Still waiting in the outbox.
+    pub waiting: i64,
+}
+
+/// `POST /manage/v1/tenants/{t}/push/test`: a test notification to a tag expression or to one
+/// registration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushTestIn {
+    /// A tag or tag expression (none: every registration, unless `registration_id` is given).
+    #[serde(default)]
+    pub tags: Option<String>,
+    /// One registration.
+    #[serde(default)]
+    pub registration_id: Option<String>,
+    /// The text: sent as the template property `message` (and as the alert or data `message` of
+    /// a native registration without a template).
+    pub message: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

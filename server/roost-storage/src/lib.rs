@@ -616,6 +616,7 @@ impl Storage {
                 self.catalog_exec("delete from push_credentials where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from push_sends where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from push_outbox where tenant = ?", &[&name]).await?;
+                self.catalog_exec("delete from push_platform_credentials where tenant = ?", &[&name]).await?;
                 self.catalog_exec("delete from tenants where name = ?", &[&name]).await?;
                 self.close_tenant_pool(&name);
                 remove_sqlite_files(&self.tenant_file(&name));
@@ -633,6 +634,7 @@ impl Storage {
                 sqlx::query("delete from roost.push_credentials where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 sqlx::query("delete from roost.push_sends where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 sqlx::query("delete from roost.push_outbox where tenant = $1").bind(&name).execute(&mut *tx).await?;
+                sqlx::query("delete from roost.push_platform_credentials where tenant = $1").bind(&name).execute(&mut *tx).await?;
                 let ddl = format!("drop schema if exists {} cascade", roost_odata::sql::quote(&tenant_schema(&name)));
                 sqlx::query(&ddl).execute(&mut *tx).await?;
                 tx.commit().await?;

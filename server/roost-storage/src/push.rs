@@ -265,6 +265,7 @@ const OUTBOX_COLUMNS: &str = "id, tenant, send_id, registration_id, platform, en
 const INSERT_CHUNK: usize = 400;
 
 use roost_odata::sql::Value;
+use serde_json::Value as Json;
 
 impl Storage {
     async fn push_exec(&self, sql: &str, params: Vec<Value>) -> Result<u64> {
@@ -429,5 +430,104 @@ impl Storage {
     pub async fn push_waiting(&self) -> Result<i64> {
         let n: Vec<(i64,)> = self.push_rows("select count(*) from {p}push_outbox", vec![]).await?;
         Ok(n.first().map_or(0, |w| w.0))
+    }
+}
+
+/// A tenant's credentials for one native push service (`fcm` or `apns`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PlatformCredentialRecord {
+    /// `fcm` or `apns`.
+    pub platform: String,
+    /// The parts that may be shown, as JSON.
+    pub config: String,
+    /// The private key, sealed by the server.
+    pub secret: String,
+    /// ISO-8601.
+    pub updated_at: String,
+}
+
+impl Storage {
+    /// The tenant's native push credentials (at most one per platform).
+    pub async fn platform_credentials(&self, tenant: &str) -> Result<Vec<PlatformCredentialRecord>> {
+        self.push_rows(
+            "select platform, config, secret, updated_at from {p}push_platform_credentials where tenant = ? order by platform",
+            vec![Value::Text(tenant.to_ascii_lowercase())],
+        )
+        .await
+    }
+
+    /// Stores (or replaces) a platform's credentials.
+    pub async fn put_platform_credential(&self, tenant: &str, platform: &str, config: &str, secret_sealed: &str) -> Result<()> {
+        self.push_exec(
+            "insert into {p}push_platform_credentials (tenant, platform, config, secret, updated_at) values (?, ?, ?, ?, ?) \
+             on conflict (tenant, platform) do update set config = excluded.config, secret = excluded.secret, updated_at = excluded.updated_at",
+            vec![
+                Value::Text(tenant.to_ascii_lowercase()),
+                Value::Text(platform.to_string()),
+                Value::Text(config.to_string()),
+                Value::Text(secret_sealed.to_string()),
+                Value::Text(now_iso()),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a platform's credentials; `false` if there were none.
+    pub async fn delete_platform_credential(&self, tenant: &str, platform: &str) -> Result<bool> {
+        let n = self
+            .push_exec(
+                "delete from {p}push_platform_credentials where tenant = ? and platform = ?",
+                vec![Value::Text(tenant.to_ascii_lowercase()), Value::Text(platform.to_string())],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// A tenant's registrations matching a filter, for the portal and `/manage/v1` (filled ones only;
+    /// `tag` a tag they carry, `user` the user who registered), newest first, at most `limit`.
+    pub async fn find_registrations(
+        &self,
+        tenant: &str,
+        platform: Option<&str>,
+        tag: Option<&str>,
+        user: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RegistrationRecord>> {
+        let mut sql = format!("select {COLUMNS} from {{p}}push_registrations where tenant = ? and platform <> ''");
+        let mut params = vec![Value::Text(tenant.to_ascii_lowercase())];
+        if let Some(p) = platform {
+            sql += " and platform = ?";
+            params.push(Value::Text(p.to_string()));
+        }
+        if let Some(t) = tag {
+            // Tags are JSON strings without quotes or backslashes (the push module's rule): the
+            // quoted tag is found exactly, `_` escaped for LIKE.
+            sql += " and tags like ? escape '\\'";
+            params.push(Value::Text(format!("%{}%", Json::from(t).to_string().replace('\\', "\\\\").replace('_', "\\_").replace('%', "\\%"))));
+        }
+        if let Some(u) = user {
+            sql += " and user_id = ?";
+            params.push(Value::Text(u.to_string()));
+        }
+        sql += " order by created_at desc, id limit ?";
+        params.push(Value::Int(limit));
+        self.push_rows(&sql, params).await
+    }
+
+    /// One send of a tenant and how many of its notifications still wait.
+    pub async fn push_send(&self, tenant: &str, id: &str) -> Result<Option<(SendRecord, i64)>> {
+        let tenant = tenant.to_ascii_lowercase();
+        let sends: Vec<SendRecord> = self
+            .push_rows(
+                "select id, platform, tags, created_at, queued, delivered, retried, expired, failed, pruned from {p}push_sends where tenant = ? and id = ?",
+                vec![Value::Text(tenant.clone()), Value::Text(id.to_string())],
+            )
+            .await?;
+        let Some(s) = sends.into_iter().next() else { return Ok(None) };
+        let waiting: Vec<(i64,)> = self
+            .push_rows("select count(*) from {p}push_outbox where tenant = ? and send_id = ?", vec![Value::Text(tenant), Value::Text(s.id.clone())])
+            .await?;
+        Ok(Some((s, waiting.first().map_or(0, |w| w.0))))
     }
 }

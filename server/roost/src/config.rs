@@ -41,6 +41,14 @@ pub struct Config {
     pub push_max_registrations: u64,
     /// The contact (VAPID `sub`) Web Push requests name.
     pub push_contact: String,
+    /// FCM's API (no trailing slash).
+    pub push_fcm_url: String,
+    /// The OAuth 2.0 token endpoint of FCM's service accounts.
+    pub push_oauth_token_url: String,
+    /// APNs' provider API, production (no trailing slash).
+    pub push_apns_url: String,
+    /// APNs' provider API, sandbox (no trailing slash).
+    pub push_apns_sandbox_url: String,
     /// Domain for `{tenant}.{domain}` addressing.
     pub tenant_domain: String,
     /// Honour `X-Forwarded-Proto`.
@@ -181,7 +189,14 @@ impl Config {
         if !self.npm_registry.starts_with("https://") && !self.npm_registry.starts_with("http://") {
             anyhow::bail!("npm_registry must be an http(s) URL");
         }
-        for (key, url) in [("facebook_dialog_url", &self.facebook_dialog_url), ("facebook_graph_url", &self.facebook_graph_url)] {
+        for (key, url) in [
+            ("facebook_dialog_url", &self.facebook_dialog_url),
+            ("facebook_graph_url", &self.facebook_graph_url),
+            ("push_fcm_url", &self.push_fcm_url),
+            ("push_oauth_token_url", &self.push_oauth_token_url),
+            ("push_apns_url", &self.push_apns_url),
+            ("push_apns_sandbox_url", &self.push_apns_sandbox_url),
+        ] {
             let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("{key} = {url:?}: {e}"))?;
             let host = parsed.host_str().unwrap_or_default().trim_matches(|c| c == '[' || c == ']');
             if !(parsed.scheme() == "https" || parsed.scheme() == "http" && crate::identity::is_loopback_host(host)) || url.ends_with('/') {

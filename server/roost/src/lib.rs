@@ -58,6 +58,8 @@ pub struct App {
     pub push_contact: String,
     /// The push outbox's worker state.
     pub outbox: push::deliver::Outbox,
+    /// Where the native push services are reached.
+    pub push_services: push::native::Services,
     /// Where Facebook Login is reached.
     pub facebook: identity::facebook::Endpoints,
     /// `{tenant}.{domain}` addressing, lower-case, if configured.
@@ -185,6 +187,12 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         push_max_registrations: config.push_max_registrations,
         push_contact: config.push_contact.clone(),
         outbox: Default::default(),
+        push_services: push::native::Services {
+            fcm: config.push_fcm_url.clone(),
+            oauth_token: config.push_oauth_token_url.clone(),
+            apns: config.push_apns_url.clone(),
+            apns_sandbox: config.push_apns_sandbox_url.clone(),
+        },
         facebook: identity::facebook::Endpoints { dialog: config.facebook_dialog_url.clone(), graph: config.facebook_graph_url.clone() },
         tenant_domain,
         trust_forwarded_proto: config.trust_forwarded_proto,

@@ -215,6 +215,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tenants/{tenant}/scripts", get(list_scripts))
         .route("/tenants/{tenant}/scripts/{kind}/{name}", get(get_script).put(put_script).delete(delete_script))
         .route("/tenants/{tenant}/packages", get(get_packages).put(put_packages))
+        .route("/tenants/{tenant}/push", get(push_show))
+        .route("/tenants/{tenant}/push/vapid/rotate", post(push_rotate))
+        .route("/tenants/{tenant}/push/fcm", put(push_put_fcm).delete(push_delete_fcm))
+        .route("/tenants/{tenant}/push/apns", put(push_put_apns).delete(push_delete_apns))
+        .route("/tenants/{tenant}/push/registrations", get(push_registrations))
+        .route("/tenants/{tenant}/push/registrations/{id}", delete(push_delete_registration))
+        .route("/tenants/{tenant}/push/sends", get(push_sends))
+        .route("/tenants/{tenant}/push/sends/{id}", get(push_send))
+        .route("/tenants/{tenant}/push/test", post(push_test))
         .route("/tenants/{tenant}/identity/providers", get(list_providers))
         .route("/tenants/{tenant}/identity/providers/{name}", get(get_provider).put(put_provider).delete(delete_provider))
         .route("/tenants/{tenant}/logs", get(get_logs))
@@ -597,6 +606,103 @@ async fn put_provider(
 async fn delete_provider(State(s): State<AppState>, Path((tenant, name)): Path<(String, String)>) -> R<StatusCode> {
     crate::identity::remove(&s, &tenant, &name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /tenants/{t}/push`: the Web Push public key, FCM and APNs credentials (never a key) and
+/// the number of registrations.
+async fn push_show(State(s): State<AppState>, Path(tenant): Path<String>) -> R<Json<roost_api::PushOut>> {
+    Ok(Json(crate::push::admin::show(&s, &tenant).await?))
+}
+
+/// `POST /tenants/{t}/push/vapid/rotate`: a new Web Push key pair.
+async fn push_rotate(State(s): State<AppState>, Path(tenant): Path<String>) -> R<Json<roost_api::PushOut>> {
+    Ok(Json(crate::push::admin::rotate_vapid(&s, &tenant).await?))
+}
+
+/// `PUT /tenants/{t}/push/fcm`: FCM HTTP v1 credentials (a service account's key file).
+async fn push_put_fcm(
+    State(s): State<AppState>,
+    Path(tenant): Path<String>,
+    AppJson(input): AppJson<roost_api::FcmCredentialsIn>,
+) -> R<Json<roost_api::FcmCredentialsOut>> {
+    Ok(Json(crate::push::native::put_fcm(&s, &tenant, input).await?))
+}
+
+/// `DELETE /tenants/{t}/push/fcm`.
+async fn push_delete_fcm(State(s): State<AppState>, Path(tenant): Path<String>) -> R<StatusCode> {
+    crate::push::native::remove(&s, &tenant, "fcm").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /tenants/{t}/push/apns`: APNs token authentication (a change without `key` keeps the stored one).
+async fn push_put_apns(
+    State(s): State<AppState>,
+    Path(tenant): Path<String>,
+    AppJson(input): AppJson<roost_api::ApnsCredentialsIn>,
+) -> R<Json<roost_api::ApnsCredentialsOut>> {
+    Ok(Json(crate::push::native::put_apns(&s, &tenant, input).await?))
+}
+
+/// `DELETE /tenants/{t}/push/apns`.
+async fn push_delete_apns(State(s): State<AppState>, Path(tenant): Path<String>) -> R<StatusCode> {
+    crate::push::native::remove(&s, &tenant, "apns").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Filters of `GET /tenants/{t}/push/registrations`.
+#[derive(Deserialize)]
+struct RegistrationFilter {
+    platform: Option<String>,
+    tag: Option<String>,
+    user: Option<String>,
+}
+
+/// `GET /tenants/{t}/push/registrations?platform&tag&user`: newest first, at most 500.
+async fn push_registrations(
+    State(s): State<AppState>,
+    Path(tenant): Path<String>,
+    q: Result<Query<RegistrationFilter>, QueryRejection>,
+) -> R<Json<Vec<roost_api::RegistrationOut>>> {
+    let Query(f) = q.map_err(|e| ManageError::BadInput(e.body_text()))?;
+    let nonempty = |o: Option<String>| o.filter(|v| !v.is_empty());
+    let (platform, tag, user) = (nonempty(f.platform), nonempty(f.tag), nonempty(f.user));
+    Ok(Json(crate::push::admin::registrations(&s, &tenant, platform.as_deref(), tag.as_deref(), user.as_deref()).await?))
+}
+
+/// `DELETE /tenants/{t}/push/registrations/{id}`.
+async fn push_delete_registration(State(s): State<AppState>, Path((tenant, id)): Path<(String, String)>) -> R<StatusCode> {
+    crate::push::admin::delete_registration(&s, &tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?limit` of `GET /tenants/{t}/push/sends`.
+#[derive(Deserialize)]
+struct SendsQuery {
+    limit: Option<i64>,
+}
+
+/// `GET /tenants/{t}/push/sends?limit`: recent sends with their counts, newest first.
+async fn push_sends(
+    State(s): State<AppState>,
+    Path(tenant): Path<String>,
+    q: Result<Query<SendsQuery>, QueryRejection>,
+) -> R<Json<Vec<roost_api::PushSendOut>>> {
+    let Query(q) = q.map_err(|e| ManageError::BadInput(e.body_text()))?;
+    Ok(Json(crate::push::admin::sends(&s, &tenant, q.limit.unwrap_or(50)).await?))
+}
+
+/// `GET /tenants/{t}/push/sends/{id}`: one send's status.
+async fn push_send(State(s): State<AppState>, Path((tenant, id)): Path<(String, String)>) -> R<Json<roost_api::PushSendOut>> {
+    Ok(Json(crate::push::admin::send_status(&s, &tenant, &id).await?))
+}
+
+/// `POST /tenants/{t}/push/test`: a test notification; answers the send (poll it for its status).
+async fn push_test(
+    State(s): State<AppState>,
+    Path(tenant): Path<String>,
+    AppJson(input): AppJson<roost_api::PushTestIn>,
+) -> R<(StatusCode, Json<roost_api::PushSendOut>)> {
+    Ok((StatusCode::ACCEPTED, Json(crate::push::admin::test(&s, &tenant, input).await?)))
 }
 
 /// `POST /tenants/{t}/tokens/revoke`: every user token of the tenant stops working (the keys stay).

@@ -50,10 +50,30 @@ pub struct Outbox {
     pub wake: tokio::sync::Notify,
     clients: Mutex<HashMap<String, (Vec<String>, reqwest::Client)>>,
     tenants: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// The native services' tokens and clients.
+    pub(crate) native: super::native::Clients,
 }
 
-/// A tenant ready to deliver for: its record and its VAPID key.
-type Sender = (Arc<roost_storage::Tenant>, Arc<ES256KeyPair>);
+/// A tenant ready to deliver for: its record and its keys.
+struct Sender {
+    tenant: Arc<roost_storage::Tenant>,
+    vapid: Option<Arc<ES256KeyPair>>,
+    fcm: Option<Arc<super::native::Fcm>>,
+    apns: Option<Arc<super::native::Apns>>,
+}
+
+/// What a push service answered one notification.
+#[derive(Debug)]
+pub enum Answer {
+    /// Accepted.
+    Delivered,
+    /// The registration is gone (Web Push 404/410, FCM `UNREGISTERED`, APNs 410 or `BadDeviceToken`).
+    Gone,
+    /// Try again (429, 5xx, no answer), no sooner than `Retry-After` seconds if given.
+    Retry(Option<i64>, String),
+    /// Refused for good.
+    Refused(String),
+}
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -98,7 +118,7 @@ pub async fn run(app: Weak<crate::App>, stop: CancellationToken) {
 
 async fn deliver_all(state: &AppState, rows: Vec<OutboxRow>) {
     // The tenants' keys and records, once per batch.
-    let mut tenants: HashMap<String, Option<Sender>> = HashMap::new();
+    let mut tenants: HashMap<String, Option<Arc<Sender>>> = HashMap::new();
     for row in &rows {
         if !tenants.contains_key(&row.tenant) {
             let loaded = load_tenant(state, &row.tenant).await;
@@ -120,7 +140,7 @@ async fn deliver_all(state: &AppState, rows: Vec<OutboxRow>) {
                 let _slot = limit.acquire_owned().await;
                 let outcome = match &ctx {
                     None => Outcome::Failed,
-                    Some((tenant, key)) => attempt(state, tenant, key, &row).await,
+                    Some(sender) => attempt(state, sender, &row).await,
                 };
                 if let Err(e) = state.storage.finish_push(&row, outcome).await {
                     tracing::warn!(error.cause = %e, tenant.name = %row.tenant, "Could not record a push outcome (the notification will be tried again)");
@@ -130,50 +150,72 @@ async fn deliver_all(state: &AppState, rows: Vec<OutboxRow>) {
         .await;
 }
 
-async fn load_tenant(state: &AppState, name: &str) -> Option<Sender> {
+async fn load_tenant(state: &AppState, name: &str) -> Option<Arc<Sender>> {
     let tenant = state.storage.tenant(name).await.ok().flatten()?;
-    let vapid = super::vapid(state, name, false).await.ok()?;
-    let hex = state.identity_key.open(name, super::VAPID_SEAL, &vapid.vapid_private).ok()?;
-    use secrecy::ExposeSecret as _;
-    let bytes: Vec<u8> = (0..hex.expose_secret().len() / 2).filter_map(|i| u8::from_str_radix(&hex.expose_secret()[2 * i..2 * i + 2], 16).ok()).collect();
-    let key = ES256KeyPair::from_bytes(&bytes).ok()?;
-    Some((tenant, Arc::new(key)))
+    let vapid = match super::vapid(state, name, false).await {
+        Ok(v) => {
+            use secrecy::ExposeSecret as _;
+            let hex = state.identity_key.open(name, super::VAPID_SEAL, &v.vapid_private).ok();
+            hex.and_then(|hex| {
+                let hex = hex.expose_secret();
+                let bytes: Vec<u8> = (0..hex.len() / 2).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
+                ES256KeyPair::from_bytes(&bytes).ok().map(Arc::new)
+            })
+        }
+        Err(_) => None,
+    };
+    let (fcm, apns) = super::native::open(state, name).await;
+    Some(Arc::new(Sender { tenant, vapid, fcm, apns }))
 }
 
 /// One delivery attempt and what it comes to.
-async fn attempt(state: &AppState, tenant: &roost_storage::Tenant, key: &ES256KeyPair, row: &OutboxRow) -> Outcome {
+async fn attempt(state: &AppState, sender: &Sender, row: &OutboxRow) -> Outcome {
     let now = now_ms();
     if now >= row.expires_at {
         return Outcome::Expired;
     }
-    let log = |m: String| state.logs.write(&tenant.record.name, LogLevel::Error, "/push", &m);
-    if row.platform != "webpush" {
-        log(format!("Push to {} registration {} failed: this platform's delivery is not configured.", row.platform, row.registration_id));
-        return Outcome::Failed;
-    }
-    let result = match webpush_request(state, tenant, key, row) {
-        Ok((client, req)) => {
-            tokio::time::timeout(TIMEOUT, client.execute(req)).await.map_err(|_| "no answer in 15 s".to_string()).and_then(|r| r.map_err(|e| e.to_string()))
-        }
-        Err(m) => {
-            log(format!("Push to registration {} failed: {m}", row.registration_id));
-            return Outcome::Failed;
-        }
+    let name = &sender.tenant.record.name;
+    let log = |m: String| state.logs.write(name, LogLevel::Error, "/push", &m);
+    let answer = match (row.platform.as_str(), &sender.vapid, &sender.fcm, &sender.apns) {
+        ("webpush", Some(key), _, _) => webpush(state, &sender.tenant, key, row).await,
+        ("gcm" | "fcm", _, Some(fcm), _) => super::native::fcm_send(state, name, fcm, row).await,
+        ("apns", _, _, Some(apns)) => super::native::apns_send(state, name, apns, row).await,
+        (p, ..) => Answer::Refused(format!("the service has no {} credentials (or they do not open with this server's key)", p.to_ascii_uppercase())),
     };
-    match result {
-        Ok(resp) if resp.status().is_success() => Outcome::Delivered,
-        Ok(resp) if resp.status().as_u16() == 404 || resp.status().as_u16() == 410 => Outcome::Pruned,
-        Ok(resp) if resp.status().as_u16() == 429 || resp.status().is_server_error() => {
-            let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
-            retry(row, now, retry_after, &format!("HTTP {}", resp.status()), &log)
-        }
-        Ok(resp) => {
-            let status = resp.status();
-            let body = resp.text().await.unwrap_or_default();
-            log(format!("Push to registration {} was refused: HTTP {status} {}", row.registration_id, body.chars().take(200).collect::<String>()));
+    match answer {
+        Answer::Delivered => Outcome::Delivered,
+        Answer::Gone => Outcome::Pruned,
+        Answer::Retry(after, why) => retry(row, now, after, &why, &log),
+        Answer::Refused(why) => {
+            log(format!("Push to {} registration {} failed: {why}", row.platform, row.registration_id));
             Outcome::Failed
         }
-        Err(m) => retry(row, now, None, &m, &log),
+    }
+}
+
+/// One Web Push delivery.
+async fn webpush(state: &AppState, tenant: &roost_storage::Tenant, key: &ES256KeyPair, row: &OutboxRow) -> Answer {
+    let (client, req) = match webpush_request(state, tenant, key, row) {
+        Ok(r) => r,
+        Err(m) => return Answer::Refused(m),
+    };
+    let resp = match tokio::time::timeout(TIMEOUT, client.execute(req)).await {
+        Err(_) => return Answer::Retry(None, "no answer in 15 s".into()),
+        Ok(Err(e)) => return Answer::Retry(None, e.to_string()),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    match status.as_u16() {
+        200..=299 => Answer::Delivered,
+        404 | 410 => Answer::Gone,
+        429 | 500..=599 => {
+            let after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+            Answer::Retry(after, format!("HTTP {status}"))
+        }
+        _ => {
+            let body = resp.text().await.unwrap_or_default();
+            Answer::Refused(format!("the push service refused it: HTTP {status} {}", body.chars().take(200).collect::<String>()))
+        }
     }
 }
 

@@ -12,7 +12,9 @@
 //! - a tenant holds at most `push_max_registrations` registrations (reserved ids count; ids reserved a
 //!   day ago and never filled are forgotten when room is needed).
 
+pub mod admin;
 pub mod deliver;
+pub mod native;
 pub mod send;
 
 use crate::error::{ApiError, Result};

@@ -310,8 +310,13 @@ fn concatenation(chars: &[char], at: usize, props: &Map<String, Json>) -> Result
 
 /// Queues a send: its notifications are in the outbox (durably) when this returns. Its answer is
 /// the script's `success` result: `{id, queued, skipped}` (`skipped`: matching registrations of
-/// platforms this service cannot deliver to, by platform).
+/// native platforms the service has no credentials for, by service: `fcm`, `apns`).
 pub async fn send(state: &crate::AppState, tenant: &str, args: PushSend) -> Result<Json, HostError> {
+    send_to(state, tenant, args, None).await
+}
+
+/// [`send`], to one registration only when `only` names it (the portal's test notification).
+pub async fn send_to(state: &crate::AppState, tenant: &str, args: PushSend, only: Option<&str>) -> Result<Json, HostError> {
     let bad = |m: String| HostError::new(400, m);
     let platform = args.platform.to_ascii_lowercase();
     match platform.as_str() {
@@ -345,10 +350,11 @@ pub async fn send(state: &crate::AppState, tenant: &str, args: PushSend) -> Resu
         other => other.to_string(),
     };
     let registrations = state.storage.registrations(tenant, None, None).await.map_err(|e| HostError::new(500, e.to_string()))?;
+    let configured = super::native::configured(state, tenant).await.map_err(|e| HostError::new(500, e.to_string()))?;
     let now = chrono::Utc::now().timestamp_millis();
     let mut rows = Vec::new();
     let mut skipped: Map<String, Json> = Map::new();
-    for r in registrations.iter().filter(|r| expr.matches(&super::tags_of(r))) {
+    for r in registrations.iter().filter(|r| only.is_none_or(|id| r.id == id) && expr.matches(&super::tags_of(r))) {
         let payload = match (&platform[..], r.template_body.is_empty()) {
             ("template", false) => {
                 render(&r.template_body, &props).map_err(|m| bad(format!("The template '{}' of registration {}: {m}", r.template_name, r.id)))?
@@ -358,11 +364,23 @@ pub async fn send(state: &crate::AppState, tenant: &str, args: PushSend) -> Resu
             (p, true) if p == r.platform || p == "gcm" && r.platform == "fcm" => native.clone(),
             _ => continue,
         };
-        if r.platform != "webpush" {
-            // FCM and APNs delivery need credentials this service does not hold yet.
-            *skipped.entry(r.platform.clone()).or_insert(json!(0)) = json!(skipped.get(&r.platform).and_then(Json::as_i64).unwrap_or(0) + 1);
+        let native = match r.platform.as_str() {
+            "gcm" | "fcm" => Some("fcm"),
+            "apns" => Some("apns"),
+            _ => None,
+        };
+        if let Some(service) = native.filter(|p| !configured.iter().any(|c| c == p)) {
+            // A platform this service has no credentials for: counted, not queued.
+            let n = skipped.get(service).and_then(Json::as_i64).unwrap_or(0) + 1;
+            skipped.insert(service.to_string(), json!(n));
             continue;
         }
+        let payload = match native {
+            Some("fcm") => super::native::fcm_message(&payload, ttl, &urgency, &topic).map(|m| m.to_string()),
+            Some(_) => super::native::apns_payload(&payload).map(|m| m.to_string()),
+            None => Ok(payload),
+        }
+        .map_err(|m| bad(format!("The notification for registration {}: {m}", r.id)))?;
         let max = if r.platform == "webpush" { MAX_WEBPUSH_PAYLOAD } else { MAX_NATIVE_PAYLOAD };
         if payload.len() > max {
             return Err(bad(format!("The notification for registration {} is {} bytes; a {} notification is at most {max}.", r.id, payload.len(), r.platform)));
@@ -373,7 +391,10 @@ pub async fn send(state: &crate::AppState, tenant: &str, args: PushSend) -> Resu
     let record = SendRecord {
         id: id.clone(),
         platform: platform.clone(),
-        tags: tags_text,
+        tags: match only {
+            Some(id) => format!("registration {id}"),
+            None => tags_text,
+        },
         created_at: roost_odata::format_datetime(&chrono::Utc::now()),
         ..Default::default()
     };

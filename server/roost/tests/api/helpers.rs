@@ -71,6 +71,31 @@ impl TestApp {
         Self::spawn_with(backend, |_| {}).await
     }
 
+    /// [`TestApp::spawn_with`] on a database of its own (on PostgreSQL a new database of the test
+    /// server; SQLite folders are always the server's own). The suite's servers otherwise share one
+    /// PostgreSQL catalog as the nodes of a cluster do, but unlike them with keys and settings of
+    /// their own: a test whose background work (the push outbox) must be claimed by its server only
+    /// runs alone.
+    pub async fn spawn_alone(backend: Backend, tweak: impl FnOnce(&mut roost::Config)) -> TestApp {
+        if backend == Backend::Sqlite {
+            return Self::spawn_with(backend, tweak).await;
+        }
+        use sqlx::Connection as _;
+        let base = postgres_url();
+        let name = random_name("roost_alone_");
+        let mut c = sqlx::PgConnection::connect(&base).await.expect("connect");
+        sqlx::query(&format!("create database \"{name}\"")).execute(&mut c).await.expect("create database");
+        let url = match base.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("ROOST_TEST_DATABASE_URL names no database: {base}"),
+        };
+        Self::spawn_with(backend, move |config| {
+            config.database_url = url.into();
+            tweak(config)
+        })
+        .await
+    }
+
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut roost::Config)) -> TestApp {
         let dir = std::env::temp_dir().join(random_name("roost-test-"));
         std::fs::create_dir_all(&dir).expect("temp dir");

@@ -236,3 +236,63 @@ impl Drop for WebPushReceiver {
         let _ = self.child.wait();
     }
 }
+
+/// The native push receivers (`tests/oidc/native.mjs`): FCM HTTP v1 with its OAuth token endpoint,
+/// and APNs over HTTP/2, verifying the service-account assertion and the ES256 provider token.
+pub struct NativeReceiver {
+    /// The FCM (and OAuth, and test) base URL.
+    pub fcm: String,
+    /// The APNs base URL (HTTP/2 without TLS).
+    pub apns: String,
+    /// The service account's key file (JSON text).
+    pub service_account: String,
+    /// The APNs .p8 key.
+    pub apns_key: String,
+    pub key_id: String,
+    pub team_id: String,
+    pub topic: String,
+    child: Child,
+}
+
+impl NativeReceiver {
+    pub fn start() -> Self {
+        let (child, v) = spawn_node("native.mjs", json!({}));
+        let s = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("{k}")).to_string();
+        NativeReceiver {
+            fcm: s("fcm"),
+            apns: s("apns"),
+            service_account: s("serviceAccount"),
+            apns_key: s("apnsKey"),
+            key_id: s("keyId"),
+            team_id: s("teamId"),
+            topic: s("topic"),
+            child,
+        }
+    }
+
+    /// Points a server's native push settings at this receiver.
+    pub fn configure(&self, c: &mut roost::Config) {
+        c.push_fcm_url = self.fcm.clone();
+        c.push_oauth_token_url = format!("{}/token", self.fcm);
+        c.push_apns_url = self.apns.clone();
+        c.push_apns_sandbox_url = self.apns.clone();
+    }
+
+    /// Every message accepted so far.
+    pub async fn messages(&self) -> Vec<Value> {
+        let v: Value = reqwest::get(format!("{}/__test/messages", self.fcm)).await.expect("messages").json().await.expect("json");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Answers by service and status, token requests, refusals by reason.
+    pub async fn stats(&self) -> Value {
+        reqwest::get(format!("{}/__test/stats", self.fcm)).await.expect("stats").json().await.expect("json")
+    }
+}
+
+impl Drop for NativeReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -2,7 +2,7 @@
 //! and the tenant's Web Push key pair.
 
 use crate::helpers::TestApp;
-use crate::oidc::WebPushReceiver;
+use crate::oidc::{NativeReceiver, WebPushReceiver};
 use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -12,7 +12,9 @@ crate::on_both_backends!(
     registrations_are_checked_and_kept_per_tenant,
     each_tenant_has_its_own_web_push_key,
     a_client_cannot_reserve_ids_without_end,
-    sends_reach_web_push_subscriptions_through_the_outbox
+    sends_reach_web_push_subscriptions_through_the_outbox,
+    native_credentials_are_checked_and_never_shown,
+    sends_reach_fcm_and_apns_devices
 );
 
 /// A browser subscription's keys (RFC 8291's example user agent).
@@ -252,6 +254,7 @@ async fn wait_for_messages(rx: &WebPushReceiver, n: usize) -> Vec<Value> {
 
 async fn sends_reach_web_push_subscriptions_through_the_outbox(app: TestApp) {
     let rx = WebPushReceiver::start();
+    let app = TestApp::spawn_alone(app.backend, |_| {}).await;
     let r = app.manage(Method::PATCH, &format!("/tenants/{}/settings", app.tenant), Some(json!({"outbound_allow": [format!("127.0.0.1:{}", rx.port)]}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let plain = subscribe(&app, &rx, json!({}), json!(["news"]), None).await;
@@ -327,4 +330,233 @@ async fn sends_reach_web_push_subscriptions_through_the_outbox(app: TestApp) {
     }
     // Nothing was queued by the refused sends.
     assert_eq!(app.state.storage.push_waiting().await.unwrap(), 0);
+}
+
+/// The custom API the send tests call: `{platform, tags, payload, options}` → the send's result.
+const NOTIFY_API: &str = r#"exports.post = function (request, response) {
+    var b = request.body;
+    var send = b.platform === 'template' ? request.service.push.send : request.service.push[b.platform].send;
+    send(b.tags, b.payload, b.options || {}, {
+        success: function (result) { response.send(200, result); },
+        error: function (err) { response.send(400, { message: err.message }); }
+    });
+};"#;
+
+async fn native_credentials_are_checked_and_never_shown(app: TestApp) {
+    let rx = NativeReceiver::start();
+    let path = |p: &str| format!("/tenants/{}/push{p}", app.tenant);
+    // Bad service accounts and keys: clear 400s, nothing stored.
+    let account: Value = serde_json::from_str(&rx.service_account).unwrap();
+    let mut wrong_key = account.clone();
+    wrong_key["private_key"] = json!(rx.apns_key);
+    let mut no_project = account.clone();
+    no_project["project_id"] = json!("");
+    for (body, why) in [
+        (json!({"service_account": "not json"}), "JSON key file"),
+        (json!({"service_account": wrong_key.to_string()}), "not an RSA private key"),
+        (json!({"service_account": no_project.to_string()}), "project_id"),
+        (json!({"service_account": json!({"type": "authorized_user"}).to_string()}), "not a service account"),
+    ] {
+        let r = app.manage(Method::PUT, &path("/fcm"), Some(body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert!(r.text.contains(why), "{why}: {}", r.text);
+    }
+    let apns = json!({"key": rx.apns_key, "key_id": rx.key_id, "team_id": rx.team_id, "topic": rx.topic, "environment": "sandbox"});
+    for (patch, why) in [
+        (json!({"key_id": "short"}), "key_id"),
+        (json!({"team_id": "lower12345"}), "team_id"),
+        (json!({"topic": "com.example/../x"}), "topic"),
+        (json!({"key": account["private_key"]}), ".p8"),
+        (json!({"key": null}), "no APNs key is stored"),
+    ] {
+        let mut body = apns.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = app.manage(Method::PUT, &path("/apns"), Some(body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert!(r.text.contains(why), "{why}: {}", r.text);
+    }
+    let r = app.manage(Method::GET, &path(""), None).await;
+    assert_eq!((r.json()["fcm"].clone(), r.json()["apns"].clone()), (Value::Null, Value::Null), "{}", r.text);
+
+    // Stored: shown without their keys, sealed at rest.
+    let r = app.manage(Method::PUT, &path("/fcm"), Some(json!({"service_account": rx.service_account}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!((r.json()["project_id"].as_str(), r.json()["private_key_id"].as_str()), (Some("roost-test-project"), Some("key-1")), "{}", r.text);
+    let r = app.manage(Method::PUT, &path("/apns"), Some(apns.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["environment"], "sandbox");
+    // A change without the key keeps the stored one.
+    let mut change = apns.clone();
+    change.as_object_mut().unwrap().remove("key");
+    change["environment"] = json!("production");
+    let r = app.manage(Method::PUT, &path("/apns"), Some(change)).await;
+    assert_eq!((r.status, r.json()["environment"].as_str()), (StatusCode::OK, Some("production")), "{}", r.text);
+    let r = app.manage(Method::GET, &path(""), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.text.contains("PRIVATE KEY") && !r.text.contains("private_key\""), "{}", r.text);
+    assert_eq!(
+        (r.json()["fcm"]["client_email"].as_str(), r.json()["apns"]["key_id"].as_str()),
+        (Some(account["client_email"].as_str().unwrap()), Some(rx.key_id.as_str()))
+    );
+    assert!(r.json()["vapid_public_key"].as_str().is_some_and(|k| k.len() == 87), "{}", r.text);
+    let stored = app.state.storage.platform_credentials(&app.tenant).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    for c in &stored {
+        assert!(!c.secret.contains("PRIVATE") && !c.config.contains("PRIVATE") && c.secret.starts_with("v1."), "{c:?}");
+    }
+    // Another tenant cannot read or replace them, and has none.
+    let other = app.new_tenant().await;
+    let r = app.manage(Method::GET, &format!("/tenants/{}/push", other["name"].as_str().unwrap()), None).await;
+    assert_eq!((r.json()["fcm"].clone(), r.json()["apns"].clone()), (Value::Null, Value::Null));
+    // Rotation: a new Web Push key.
+    let before = app.manage(Method::GET, &path(""), None).await.json()["vapid_public_key"].clone();
+    let r = app.manage(Method::POST, &path("/vapid/rotate"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_ne!(r.json()["vapid_public_key"], before);
+    let served = app.request(Method::GET, "/push/vapidkey", &[], None).await.json()["publicKey"].clone();
+    assert_eq!(served, r.json()["vapid_public_key"]);
+    // Removal.
+    assert_eq!(app.manage(Method::DELETE, &path("/fcm"), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.manage(Method::DELETE, &path("/fcm"), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.manage(Method::GET, &path(""), None).await.json()["fcm"], Value::Null);
+}
+
+/// Waits (at most 20 s) until the native receiver holds `n` messages.
+async fn wait_for_native(rx: &NativeReceiver, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let m = rx.messages().await;
+        if m.len() >= n {
+            return m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the receiver has {:?}, not {n} messages; stats {}", rx.messages().await, rx.stats().await)
+}
+
+/// Waits until a send has nothing waiting; its counts.
+async fn settled(app: &TestApp, send: &str) -> Value {
+    for _ in 0..300 {
+        let r = app.manage(Method::GET, &format!("/tenants/{}/push/sends/{send}", app.tenant), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        if r.json()["waiting"] == 0 {
+            return r.json();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the send {send} did not settle")
+}
+
+async fn sends_reach_fcm_and_apns_devices(app: TestApp) {
+    let rx = NativeReceiver::start();
+    let app = TestApp::spawn_alone(app.backend, |c| rx.configure(c)).await;
+    let r = app.put_script("api", "notify", NOTIFY_API, json!({"permissions": {"routes": {"*": {"permission": "application"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let notify = |body: Value| {
+        let app = &app;
+        async move { app.call(Method::POST, "/api/notify", Some(body)).await }
+    };
+    let register = |body: Value| {
+        let app = &app;
+        async move {
+            let id = new_id(app).await;
+            let r = put(app, &id, body, None).await;
+            assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+            id
+        }
+    };
+    let hex = |p: &str| format!("{p}{}", "0123456789abcdef".repeat(4))[..64].to_string();
+    register(json!({"platform": "gcm", "deviceId": "fcm-ok-1", "tags": ["news"], "templateName": "t", "templateBody": r#"{"data":{"message":"$(message)","n":#(n)}}"#})).await;
+    register(json!({"platform": "gcm", "deviceId": "fcm-native-1", "tags": ["news"]})).await;
+    let gone_fcm = register(json!({"platform": "fcm", "deviceId": "gone-1", "tags": ["news"]})).await;
+    register(json!({"platform": "gcm", "deviceId": "flaky-1", "tags": ["news"]})).await;
+    register(json!({"platform": "apns", "deviceId": hex("aa"), "tags": ["news"], "templateName": "t", "templateBody": r#"{"aps":{"alert":"{'News: ' + $(message)}","badge":#(n)}}"#})).await;
+    register(json!({"platform": "apns", "deviceId": hex("ab"), "tags": ["news"]})).await;
+    let dead = register(json!({"platform": "apns", "deviceId": hex("dead"), "tags": ["news"]})).await;
+    let bad = register(json!({"platform": "apns", "deviceId": hex("bad0"), "tags": ["news"]})).await;
+    register(json!({"platform": "apns", "deviceId": hex("eeee"), "tags": ["news"]})).await;
+
+    // Without credentials, native registrations are counted as skipped, and nothing is queued.
+    let r = notify(json!({"platform": "gcm", "tags": "news", "payload": {"data": {"m": "x"}}})).await;
+    assert_eq!((r.json()["queued"].as_i64(), r.json()["skipped"].clone()), (Some(0), json!({"fcm": 3})), "{}", r.text);
+    let path = |p: &str| format!("/tenants/{}/push{p}", app.tenant);
+    let r = app.manage(Method::PUT, &path("/fcm"), Some(json!({"service_account": rx.service_account}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let apns = json!({"key": rx.apns_key, "key_id": rx.key_id, "team_id": rx.team_id, "topic": rx.topic});
+    assert_eq!(app.manage(Method::PUT, &path("/apns"), Some(apns)).await.status, StatusCode::OK);
+
+    // A template send reaches the two template registrations, rendered for each platform.
+    let r = notify(json!({"platform": "template", "tags": "news", "payload": {"message": "Hi \"all\"", "n": 4}})).await;
+    assert_eq!((r.json()["queued"].as_i64(), r.json()["skipped"].clone()), (Some(2), json!({})), "{}", r.text);
+    let template_send = r.json()["id"].as_str().unwrap().to_string();
+    let messages = wait_for_native(&rx, 2).await;
+    let fcm = messages.iter().find(|m| m["platform"] == "fcm").expect("fcm");
+    assert_eq!(fcm["token"], "fcm-ok-1");
+    assert_eq!(fcm["message"]["data"], json!({"message": "Hi \"all\"", "n": "4"}), "FCM data values are strings: {fcm}");
+    let apple = messages.iter().find(|m| m["platform"] == "apns").expect("apns");
+    assert_eq!(apple["payload"], json!({"aps": {"alert": "News: Hi \"all\"", "badge": 4}}));
+    assert_eq!((apple["headers"]["pushType"].as_str(), apple["headers"]["priority"].as_str()), (Some("alert"), Some("10")), "{apple}");
+    let s = settled(&app, &template_send).await;
+    assert_eq!((s["queued"].as_i64(), s["delivered"].as_i64()), (Some(2), Some(2)), "{s}");
+
+    // Native sends, in Mobile Services' payload forms: the legacy GCM form becomes a v1 message,
+    // the legacy APNs form `aps`. The gone and bad tokens are pruned, the flaky ones retried.
+    let r = notify(
+        json!({"platform": "gcm", "tags": "news", "payload": {"data": {"m": "x", "k": 1}, "collapse_key": "c1", "priority": "high"}, "options": {"ttl": 120}}),
+    )
+    .await;
+    assert_eq!(r.json()["queued"], 3, "{}", r.text);
+    let gcm_send = r.json()["id"].as_str().unwrap().to_string();
+    let r = notify(json!({"platform": "apns", "tags": "news", "payload": {"alert": "Ping", "badge": 1, "payload": {"id": 9}}, "options": {"urgency": "low", "topic": "c2"}})).await;
+    assert_eq!(r.json()["queued"], 4, "{}", r.text);
+    let apns_send = r.json()["id"].as_str().unwrap().to_string();
+    let g = settled(&app, &gcm_send).await;
+    let logs = app.logs().await;
+    assert_eq!(
+        (g["queued"].as_i64(), g["delivered"].as_i64(), g["pruned"].as_i64(), g["retried"].as_i64(), g["failed"].as_i64()),
+        (Some(3), Some(2), Some(1), Some(2), Some(0)),
+        "{g} {logs:?}"
+    );
+    let a = settled(&app, &apns_send).await;
+    assert_eq!(
+        (a["queued"].as_i64(), a["delivered"].as_i64(), a["pruned"].as_i64(), a["retried"].as_i64(), a["failed"].as_i64()),
+        (Some(4), Some(2), Some(2), Some(1), Some(0)),
+        "{a}"
+    );
+    let messages = rx.messages().await;
+    let native = messages.iter().find(|m| m["token"] == "fcm-native-1").expect("the native FCM message");
+    assert_eq!(native["message"]["data"], json!({"m": "x", "k": "1"}));
+    assert_eq!(native["message"]["android"], json!({"collapse_key": "c1", "priority": "HIGH", "ttl": "120s"}));
+    assert!(messages.iter().any(|m| m["token"] == "flaky-1"), "retried until delivered");
+    let ping = messages.iter().find(|m| m["token"] == hex("ab")).expect("the native APNs message");
+    assert_eq!(ping["payload"], json!({"id": 9, "aps": {"alert": "Ping", "badge": 1}}));
+    assert_eq!((ping["headers"]["priority"].as_str(), ping["headers"]["collapseId"].as_str()), (Some("5"), Some("c2")), "{ping}");
+    assert!(messages.iter().any(|m| m["token"] == hex("eeee")), "retried after 429");
+    let stats = rx.stats().await;
+    // One OAuth token served every FCM request (cached); nothing was refused for its form.
+    assert_eq!(stats["tokens"], 1, "{stats}");
+    let refused: Vec<&String> = stats["refused"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| !k.contains("unregistered") && !k.contains("Unregistered") && !k.contains("BadDeviceToken"))
+        .collect();
+    assert!(refused.is_empty(), "{stats}");
+    // Pruned registrations are gone.
+    for id in [&gone_fcm, &dead, &bad] {
+        assert!(app.state.storage.registration(&app.tenant, id).await.unwrap().is_none(), "{id} is pruned");
+    }
+    // The send list shows them with their counts; a test send from the portal reaches one device.
+    let r = app.manage(Method::GET, &path("/sends?limit=10"), None).await;
+    assert_eq!(r.json().as_array().map(Vec::len), Some(4), "{}", r.text);
+    let regs = app.manage(Method::GET, &path("/registrations?platform=apns&tag=news"), None).await.json();
+    assert_eq!(regs.as_array().map(Vec::len), Some(3), "{regs}");
+    let one = regs.as_array().unwrap().iter().find(|g| g["device_id"] == hex("ab")).unwrap()["registration_id"].as_str().unwrap().to_string();
+    let r = app.manage(Method::POST, &path("/test"), Some(json!({"registration_id": one, "message": "Test"}))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!((r.json()["queued"].as_i64(), r.json()["tags"].as_str()), (Some(1), Some(format!("registration {one}").as_str())), "{}", r.text);
+    let t = settled(&app, r.json()["id"].as_str().unwrap()).await;
+    assert_eq!(t["delivered"], 1, "{t}");
+    assert!(rx.messages().await.iter().any(|m| m["token"] == hex("ab") && m["payload"]["aps"]["alert"] == "Test"));
 }
