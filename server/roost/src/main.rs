@@ -75,6 +75,82 @@ enum Command {
     /// Manage a tenant's identity providers (`/login/{name}`).
     #[command(subcommand)]
     Identity(IdentityCmd),
+    /// Manage a tenant's push: credentials, the Web Push key, registrations, sends.
+    #[command(subcommand)]
+    Push(PushCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum PushCmd {
+    /// The Web Push public key, FCM and APNs credentials (never a key) and the registrations' count.
+    Show {
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set FCM HTTP v1 credentials from a service account's JSON key file.
+    Fcm {
+        tenant: String,
+        /// The key file (as downloaded from Google Cloud).
+        #[arg(long)]
+        service_account: std::path::PathBuf,
+    },
+    /// Set APNs token authentication (a .p8 key; without --key the stored key is kept).
+    Apns {
+        tenant: String,
+        /// The .p8 signing key file.
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        team_id: String,
+        /// The app's bundle id.
+        #[arg(long)]
+        topic: String,
+        /// Use APNs' sandbox (development builds) instead of production.
+        #[arg(long)]
+        sandbox: bool,
+    },
+    /// Remove a platform's credentials (fcm or apns).
+    Remove {
+        tenant: String,
+        #[arg(value_parser = ["fcm", "apns"])]
+        platform: String,
+    },
+    /// Make a new Web Push key pair (browsers must subscribe again).
+    RotateVapid { tenant: String },
+    /// List registrations, newest first.
+    Registrations {
+        tenant: String,
+        #[arg(long)]
+        platform: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recent sends and their counts (or one send's, by id).
+    Sends {
+        tenant: String,
+        /// One send.
+        id: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a test notification (`{"message": TEXT}`) to a tag expression or one registration.
+    Test {
+        tenant: String,
+        message: String,
+        #[arg(long)]
+        tags: Option<String>,
+        #[arg(long)]
+        registration: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -376,7 +452,80 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Script(cmd) => script(&config, cmd).await,
         Command::Admin(cmd) => admin(&config, cmd).await,
         Command::Identity(cmd) => identity(&config, cmd).await,
+        Command::Push(cmd) => push(&config, cmd).await,
     }
+}
+
+async fn push(config: &Config, cmd: PushCmd) -> anyhow::Result<()> {
+    use roost::push::{admin, native};
+    let state = roost::build_for_cli(config).await?;
+    let send_line = |s: &roost_api::PushSendOut| {
+        println!(
+            "{}\t{}\t{}\tqueued {}\tdelivered {}\tretried {}\texpired {}\tfailed {}\tpruned {}\twaiting {}\t{}",
+            s.id, s.created_at, s.platform, s.queued, s.delivered, s.retried, s.expired, s.failed, s.pruned, s.waiting, s.tags
+        )
+    };
+    match cmd {
+        PushCmd::Show { tenant, json } => {
+            let p = admin::show(&state, &tenant).await?;
+            if json {
+                return print_json(&p);
+            }
+            println!("Web Push public key\t{} (since {})", p.vapid_public_key, p.vapid_updated_at);
+            match &p.fcm {
+                Some(f) => println!("FCM\tproject {}\t{}\tkey {}", f.project_id, f.client_email, f.private_key_id),
+                None => println!("FCM\tnot configured"),
+            }
+            match &p.apns {
+                Some(a) => println!("APNs\tkey {}\tteam {}\t{}\t{:?}", a.key_id, a.team_id, a.topic, a.environment),
+                None => println!("APNs\tnot configured"),
+            }
+            println!("Registrations\t{}", p.registrations);
+        }
+        PushCmd::Fcm { tenant, service_account } => {
+            let text = std::fs::read_to_string(&service_account).map_err(|e| anyhow::anyhow!("{}: {e}", service_account.display()))?;
+            let f = native::put_fcm(&state, &tenant, roost_api::FcmCredentialsIn { service_account: text }).await?;
+            println!("Saved FCM credentials of {tenant}: project {} as {}", f.project_id, f.client_email);
+        }
+        PushCmd::Apns { tenant, key, key_id, team_id, topic, sandbox } => {
+            let key = match key {
+                Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?),
+                None => None,
+            };
+            let environment = if sandbox { roost_api::ApnsEnvironment::Sandbox } else { roost_api::ApnsEnvironment::Production };
+            let a = native::put_apns(&state, &tenant, roost_api::ApnsCredentialsIn { key, key_id, team_id, topic, environment }).await?;
+            println!("Saved APNs credentials of {tenant}: key {} of team {} for {} ({:?})", a.key_id, a.team_id, a.topic, a.environment);
+        }
+        PushCmd::Remove { tenant, platform } => {
+            native::remove(&state, &tenant, &platform).await?;
+            println!("Removed the {platform} credentials of {tenant}");
+        }
+        PushCmd::RotateVapid { tenant } => println!("{}", admin::rotate_vapid(&state, &tenant).await?.vapid_public_key),
+        PushCmd::Registrations { tenant, platform, tag, user, json } => {
+            let found = admin::registrations(&state, &tenant, platform.as_deref(), tag.as_deref(), user.as_deref()).await?;
+            if json {
+                return print_json(&found);
+            }
+            for g in found {
+                println!("{}\t{}\t{}\t{}\t{}\t{}", g.registration_id, g.platform, g.device_id, g.tags.join(","), g.user_id, g.created_at);
+            }
+        }
+        PushCmd::Sends { tenant, id, limit, json } => {
+            let sends = match id {
+                Some(id) => vec![admin::send_status(&state, &tenant, &id).await?],
+                None => admin::sends(&state, &tenant, limit).await?,
+            };
+            if json {
+                return print_json(&sends);
+            }
+            sends.iter().for_each(send_line);
+        }
+        PushCmd::Test { tenant, message, tags, registration } => {
+            let s = admin::test(&state, &tenant, roost_api::PushTestIn { tags, registration_id: registration, message }).await?;
+            send_line(&s);
+        }
+    }
+    Ok(())
 }
 
 async fn identity(config: &Config, cmd: IdentityCmd) -> anyhow::Result<()> {

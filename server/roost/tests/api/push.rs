@@ -410,6 +410,24 @@ async fn native_credentials_are_checked_and_never_shown(app: TestApp) {
     let other = app.new_tenant().await;
     let r = app.manage(Method::GET, &format!("/tenants/{}/push", other["name"].as_str().unwrap()), None).await;
     assert_eq!((r.json()["fcm"].clone(), r.json()["apns"].clone()), (Value::Null, Value::Null));
+    // The CLI sets and shows them the same way (here for the other tenant).
+    let other_name = other["name"].as_str().unwrap();
+    let key_file = app.data.join("service-account.json");
+    std::fs::write(&key_file, &rx.service_account).unwrap();
+    let p8 = app.data.join("AuthKey.p8");
+    std::fs::write(&p8, &rx.apns_key).unwrap();
+    let (ok, out, err) = app.cli(&["push", "fcm", other_name, "--service-account", key_file.to_str().unwrap()]);
+    assert!(ok && out.contains("project roost-test-project"), "{out} {err}");
+    let (ok, out, err) =
+        app.cli(&["push", "apns", other_name, "--key", p8.to_str().unwrap(), "--key-id", &rx.key_id, "--team-id", &rx.team_id, "--topic", &rx.topic, "--sandbox"]);
+    assert!(ok && out.contains("Sandbox"), "{out} {err}");
+    let (ok, out, err) = app.cli(&["push", "apns", other_name, "--key-id", "bad", "--team-id", &rx.team_id, "--topic", &rx.topic]);
+    assert!(!ok && err.contains("key_id"), "{out} {err}");
+    let (ok, out, _) = app.cli(&["push", "show", other_name, "--json"]);
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert!(ok && !out.contains("PRIVATE KEY"), "{out}");
+    assert_eq!((shown["fcm"]["project_id"].as_str(), shown["apns"]["environment"].as_str()), (Some("roost-test-project"), Some("sandbox")), "{out}");
+
     // Rotation: a new Web Push key.
     let before = app.manage(Method::GET, &path(""), None).await.json()["vapid_public_key"].clone();
     let r = app.manage(Method::POST, &path("/vapid/rotate"), None).await;
