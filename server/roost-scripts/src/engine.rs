@@ -767,6 +767,7 @@ fn start(ctx: &Ctx<'_>, state: &Arc<Mutex<InvState>>, inv: &Invocation, config: 
         Entry::Api => "api".to_string(),
         Entry::Job(name) => format!("job:{name}"),
         Entry::Startup => "startup".to_string(),
+        Entry::PushRegister => "push.register".to_string(),
     };
     let loader: Function = ctx.globals().get("__roost_load")?;
     match &inv.entry {
@@ -779,7 +780,7 @@ fn start(ctx: &Ctx<'_>, state: &Arc<Mutex<InvState>>, inv: &Invocation, config: 
             let text = format!("\"use strict\";{}", inv.script);
             ctx.eval_with_options::<(), _>(text, opts)?;
         }
-        Entry::Api | Entry::Startup => {
+        Entry::Api | Entry::Startup | Entry::PushRegister => {
             loader.call::<_, ()>((inv.source.clone(), inv.script.to_string()))?;
         }
     }

@@ -129,6 +129,9 @@ pub enum Entry {
     Job(String),
     /// `extensions/startup.js` (§6.12).
     Startup,
+    /// `extensions/push.js`'s `register(registration, context, done)` (§6.12), before a registration
+    /// is saved; its response's JSON body is the registration as the script left it.
+    PushRegister,
 }
 
 /// A response a script produced.

@@ -18,7 +18,7 @@ pub enum ScriptKind {
     Job(String),
     /// A shared module.
     Shared,
-    /// `extensions/startup.js`.
+    /// An extension module: `extensions/startup.js` or `extensions/push.js`.
     Startup,
 }
 

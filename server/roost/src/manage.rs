@@ -318,10 +318,12 @@ async fn script_identity(storage: &Storage, tenant: &str, kind: ScriptKind, name
             (format!("{}.{op}", tbl.record.name), roost_scripts::ScriptKind::Table(op))
         }
         ScriptKind::Extension => {
-            if !name.eq_ignore_ascii_case("startup") {
-                return Err(ManageError::BadInput(format!("'{name}' is not a supported extension (startup).")));
+            // Both are CommonJS modules: `exports.startup` (§6.12) and `exports.register` (push.js).
+            let name = name.to_ascii_lowercase();
+            if name != "startup" && name != "push" {
+                return Err(ManageError::BadInput(format!("'{name}' is not a supported extension (startup, push).")));
             }
-            ("startup".into(), roost_scripts::ScriptKind::Startup)
+            (name, roost_scripts::ScriptKind::Startup)
         }
         _ if !is_script_name(name) => {
             return Err(ManageError::BadInput(format!("'{name}' is not a valid script name (letters, digits, '_' and '-', at most 128).")))

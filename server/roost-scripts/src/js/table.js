@@ -183,6 +183,25 @@
     });
   }
 
+  // extensions/push.js (§6.12): `register(registration, context, done)` may edit the registration;
+  // done() saves it as left, done(error) fails the PUT with 500.
+  function enterPushRegister(input) {
+    var m = L.module;
+    var registration = input.registration;
+    if (!m || typeof m.register !== 'function') return L.write({ status: 200, json: registration });
+    var context = { user: user(input.user), tables: g.tables, push: g.push, mssql: g.mssql };
+    var called = false;
+    m.register(registration, context, function done(err) {
+      if (called) return;
+      called = true;
+      if (err) {
+        L.log('error', 'Registration script failed with error-' + L.format(err));
+        return L.write({ status: 500, json: { code: 500, error: 'Error: Internal Server Error' } });
+      }
+      L.write({ status: 200, json: JSON.parse(JSON.stringify(registration === undefined ? null : registration)) });
+    });
+  }
+
   __roost_entry('__roost_enter', function (kind, inputJson) {
     var input = JSON.parse(inputJson, L.revive);
     L.current.source = input.source || L.current.source;
@@ -190,6 +209,7 @@
     if (kind === 'api') return L.enterApi(input);
     if (kind.indexOf('job:') === 0) return enterJob(kind.slice(4));
     if (kind === 'startup') return enterStartup();
+    if (kind === 'push.register') return enterPushRegister(input);
     throw new Error('Unknown script entry ' + kind);
   });
 })(globalThis);

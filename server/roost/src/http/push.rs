@@ -113,6 +113,23 @@ async fn put(state: &AppState, r: &TenantCall, caller: &Caller, id: &str) -> Res
     }
     g.user_id = caller.user.as_ref().map(|u| u.user_id.clone()).unwrap_or_default();
     push::check_tags(&g)?;
+    if let Some(script) = r.tenant.script(roost_storage::scripts::ScriptKind::Extension, "push") {
+        // extensions/push.js may edit the registration (add the user's id as a tag, say); what it
+        // leaves is checked again by the same rules.
+        let input = json!({ "registration": push::registration_json(&g), "user": caller.script_user(&r.tenant.record.master_key) });
+        let invocation = roost_scripts::Invocation { source: script.source(), script: script.body.clone(), entry: roost_scripts::Entry::PushRegister, input };
+        let host = crate::scripting::Host::new(state.clone(), r.tenant.clone(), crate::scripting::Purpose::Background);
+        let resp = crate::scripting::respond(state, &r.tenant, invocation, host).await?;
+        let edited = match resp.body {
+            roost_scripts::ScriptBody::Json(j) if resp.status < 400 => j,
+            _ => return Ok(crate::scripting::into_http(resp)),
+        };
+        let (installation, user) = (g.installation_id.clone(), g.user_id.clone());
+        g = push::registration_from_body(id, &edited, &r.tenant.record.settings.outbound_allow)?;
+        g.installation_id = installation;
+        g.user_id = user;
+        push::check_tags(&g)?;
+    }
     if !state.storage.put_registration(tenant, &g).await? {
         return Err(ApiError::Gone(format!("The registration '{id}' does not exist: create a new registration id.")));
     }

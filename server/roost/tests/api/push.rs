@@ -14,7 +14,8 @@ crate::on_both_backends!(
     a_client_cannot_reserve_ids_without_end,
     sends_reach_web_push_subscriptions_through_the_outbox,
     native_credentials_are_checked_and_never_shown,
-    sends_reach_fcm_and_apns_devices
+    sends_reach_fcm_and_apns_devices,
+    the_push_extension_edits_registrations_before_they_are_saved
 );
 
 /// A browser subscription's keys (RFC 8291's example user agent).
@@ -418,8 +419,20 @@ async fn native_credentials_are_checked_and_never_shown(app: TestApp) {
     std::fs::write(&p8, &rx.apns_key).unwrap();
     let (ok, out, err) = app.cli(&["push", "fcm", other_name, "--service-account", key_file.to_str().unwrap()]);
     assert!(ok && out.contains("project roost-test-project"), "{out} {err}");
-    let (ok, out, err) =
-        app.cli(&["push", "apns", other_name, "--key", p8.to_str().unwrap(), "--key-id", &rx.key_id, "--team-id", &rx.team_id, "--topic", &rx.topic, "--sandbox"]);
+    let (ok, out, err) = app.cli(&[
+        "push",
+        "apns",
+        other_name,
+        "--key",
+        p8.to_str().unwrap(),
+        "--key-id",
+        &rx.key_id,
+        "--team-id",
+        &rx.team_id,
+        "--topic",
+        &rx.topic,
+        "--sandbox",
+    ]);
     assert!(ok && out.contains("Sandbox"), "{out} {err}");
     let (ok, out, err) = app.cli(&["push", "apns", other_name, "--key-id", "bad", "--team-id", &rx.team_id, "--topic", &rx.topic]);
     assert!(!ok && err.contains("key_id"), "{out} {err}");
@@ -577,4 +590,55 @@ async fn sends_reach_fcm_and_apns_devices(app: TestApp) {
     let t = settled(&app, r.json()["id"].as_str().unwrap()).await;
     assert_eq!(t["delivered"], 1, "{t}");
     assert!(rx.messages().await.iter().any(|m| m["token"] == hex("ab") && m["payload"]["aps"]["alert"] == "Test"));
+}
+
+async fn the_push_extension_edits_registrations_before_they_are_saved(app: TestApp) {
+    // §6.12: `register(registration, context, done)` runs on every PUT before the save; here it tags
+    // the registration with its user, refuses one platform and records each call in a table.
+    app.create_table("regs", json!({})).await;
+    app.script(
+        "extension",
+        "push",
+        r#"exports.register = function (registration, context, done) {
+            if (registration.platform === 'apns') return done(new Error('no iPhones here'));
+            if (registration.deviceId === 'fcm-rewrite') registration.deviceId = 'bad token with spaces';
+            if (context.user.userId) registration.tags.push(context.user.userId.replace(':', '_'));
+            context.tables.getTable('regs').insert({ rid: registration.registrationId, level: context.user.level }, {
+                success: function () { done(); },
+                error: function (e) { done(e); }
+            });
+        };"#,
+    )
+    .await;
+    let token = roost::auth::mint_token(&app.master_key, "Custom:ana", 3600);
+    let id = new_id(&app).await;
+    let headers = [
+        ("X-ZUMO-APPLICATION", app.app_key.as_str()),
+        ("X-ZUMO-AUTH", token.as_str()),
+        ("content-type", "application/json"),
+        ("X-ZUMO-INSTALLATION-ID", "inst-1"),
+    ];
+    let body = json!({"platform": "gcm", "deviceId": "fcm-ana", "tags": ["news"]});
+    let r = app.request(Method::PUT, &format!("/push/registrations/{id}"), &headers, Some(&body.to_string())).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{} {:?}", r.text, app.logs().await);
+    let saved = list(&app, "gcm", "fcm-ana").await;
+    assert_eq!(saved[0]["tags"], json!(["news", "inst-1", "Custom_ana"]), "{saved}");
+    let rows = app.rows("/tables/regs").await;
+    assert_eq!((rows[0]["rid"].as_str(), rows[0]["level"].as_str()), (Some(id.as_str()), Some("authenticated")), "{rows:?}");
+    // done(error): 500, the registration not saved, the error logged as the original runtime did.
+    let apple = new_id(&app).await;
+    let r = put(&app, &apple, json!({"platform": "apns", "deviceId": "ab".repeat(32)}), None).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
+    assert_eq!(list(&app, "apns", &"ab".repeat(32)).await, json!([]));
+    let logs = app.logs().await;
+    assert!(
+        logs.iter().any(|l| l["message"].as_str().unwrap_or_default().contains("Registration script failed with error-")
+            && l["message"].as_str().unwrap_or_default().contains("no iPhones here")),
+        "{logs:?}"
+    );
+    // What the script leaves is checked by the same rules as the client's body.
+    let rewrite = new_id(&app).await;
+    let r = put(&app, &rewrite, json!({"platform": "gcm", "deviceId": "fcm-rewrite"}), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(list(&app, "gcm", "bad token with spaces").await, json!([]));
 }
