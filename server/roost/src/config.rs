@@ -41,6 +41,8 @@ pub struct Config {
     pub push_max_registrations: u64,
     /// The contact (VAPID `sub`) Web Push requests name.
     pub push_contact: String,
+    /// How long a claim on queued notifications holds.
+    pub push_claim_lease_ms: u64,
     /// FCM's API (no trailing slash).
     pub push_fcm_url: String,
     /// The OAuth 2.0 token endpoint of FCM's service accounts.
@@ -202,6 +204,9 @@ impl Config {
             if !(parsed.scheme() == "https" || parsed.scheme() == "http" && crate::identity::is_loopback_host(host)) || url.ends_with('/') {
                 anyhow::bail!("{key} must be an https:// URL (http:// only to a loopback host), without a trailing /: {url:?}");
             }
+        }
+        if self.push_claim_lease_ms < 1000 {
+            anyhow::bail!("push_claim_lease_ms must be at least 1000");
         }
         if !(self.push_contact.starts_with("mailto:") || self.push_contact.starts_with("https://")) || self.push_contact.len() > 256 {
             anyhow::bail!("push_contact must be a mailto: or https: URL: {:?}", self.push_contact);

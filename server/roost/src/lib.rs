@@ -58,6 +58,8 @@ pub struct App {
     pub push_contact: String,
     /// The push outbox's worker state.
     pub outbox: push::deliver::Outbox,
+    /// How long a claim on queued notifications holds, in milliseconds.
+    pub push_claim_lease_ms: i64,
     /// Where the native push services are reached.
     pub push_services: push::native::Services,
     /// Where Facebook Login is reached.
@@ -187,6 +189,7 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         push_max_registrations: config.push_max_registrations,
         push_contact: config.push_contact.clone(),
         outbox: Default::default(),
+        push_claim_lease_ms: config.push_claim_lease_ms.min(i64::MAX as u64) as i64,
         push_services: push::native::Services {
             fcm: config.push_fcm_url.clone(),
             oauth_token: config.push_oauth_token_url.clone(),

@@ -34,8 +34,6 @@ const BATCH: i64 = 512;
 const PARALLEL: usize = 64;
 /// Deliveries in flight for one tenant.
 const PER_TENANT: usize = 16;
-/// How long a claim holds before another node may take the row (a crashed node's rows come back).
-const LEASE_MS: i64 = 60_000;
 /// How long one delivery may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
 /// The longest wait before a retry.
@@ -91,9 +89,9 @@ pub async fn run(app: Weak<crate::App>, stop: CancellationToken) {
     }
     loop {
         let Some(state) = app.upgrade().map(AppState) else { return };
-        let worked = match state.storage.claim_push(now_ms(), now_ms() + LEASE_MS, BATCH).await {
+        let worked = match state.storage.claim_push(now_ms(), now_ms() + state.push_claim_lease_ms, BATCH).await {
             Ok(rows) if !rows.is_empty() => {
-                deliver_all(&state, rows).await;
+                deliver_all(&state, rows, &stop).await;
                 true
             }
             Ok(_) => false,
@@ -116,7 +114,9 @@ pub async fn run(app: Weak<crate::App>, stop: CancellationToken) {
     }
 }
 
-async fn deliver_all(state: &AppState, rows: Vec<OutboxRow>) {
+/// Delivers a claimed batch; once the server is stopping, the rows not yet started are given back
+/// (another node, or the next start, sends them).
+async fn deliver_all(state: &AppState, rows: Vec<OutboxRow>, stop: &CancellationToken) {
     // The tenants' keys and records, once per batch.
     let mut tenants: HashMap<String, Option<Arc<Sender>>> = HashMap::new();
     for row in &rows {
@@ -138,6 +138,12 @@ async fn deliver_all(state: &AppState, rows: Vec<OutboxRow>) {
                     .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PER_TENANT)))
                     .clone();
                 let _slot = limit.acquire_owned().await;
+                if stop.is_cancelled() {
+                    if let Err(e) = state.storage.release_push(Some(&[row.id])).await {
+                        tracing::warn!(error.cause = %e, "Could not give back a push claim (it ends with its lease)");
+                    }
+                    return;
+                }
                 let outcome = match &ctx {
                     None => Outcome::Failed,
                     Some(sender) => attempt(state, sender, &row).await,
