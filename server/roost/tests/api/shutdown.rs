@@ -224,7 +224,7 @@ async fn kill_9_during_push_delivery_loses_nothing(backend: Backend) {
         c.env("ROOST_PUSH_CLAIM_LEASE_MS", "3000");
         async move {
             let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-            let mut child = c.arg("serve").env("ROOST_LISTEN", format!("127.0.0.1:{port}")).spawn().expect("spawn roost serve");
+            let child = KillOnDrop(c.arg("serve").env("ROOST_LISTEN", format!("127.0.0.1:{port}")).spawn().expect("spawn roost serve"));
             let base = format!("http://127.0.0.1:{port}/t/{tenant}");
             for _ in 0..200 {
                 if reqwest::get(format!("{base}/status")).await.is_ok_and(|r| r.status() == StatusCode::OK) {
@@ -232,12 +232,11 @@ async fn kill_9_during_push_delivery_loses_nothing(backend: Backend) {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            let _ = child.kill();
+            drop(child);
             panic!("roost serve did not start");
         }
     };
-    let (child, base) = start(&node).await;
-    let mut child = KillOnDrop(child);
+    let (mut child, base) = start(&node).await;
     let client = reqwest::Client::new();
     let manage = base.replace(&format!("/t/{tenant}"), "/manage/v1");
     let r = client
@@ -291,8 +290,7 @@ async fn kill_9_during_push_delivery_loses_nothing(backend: Backend) {
     let _ = child.0.wait();
     assert!(delivered_before >= 300 && delivered_before < total, "killed at {delivered_before} of {total} delivered");
 
-    let (child, base) = start(&node).await;
-    let _child = KillOnDrop(child);
+    let (_child, base) = start(&node).await;
     let manage = base.replace(&format!("/t/{tenant}"), "/manage/v1");
     let mut messages = Vec::new();
     for _ in 0..1200 {

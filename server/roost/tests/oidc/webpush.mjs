@@ -13,6 +13,10 @@
 //        its first `failures` requests; `delayMs` holds each answer that long.
 //   GET  /__test/messages   every message accepted: [{subscription, payload, ttl, urgency, topic, at}]
 //   GET  /__test/stats      requests by answer status, and refusals by reason
+//   GET  /__test/count      {accepted, first, last}: messages accepted and when (ms), for benchmarks
+//
+// With {"sample": n} in the start argument (benchmarks), every n-th message is verified and
+// decrypted and the others only counted, so that the receiver is not what a sender's speed measures.
 import http from 'node:http';
 import { createECDH, randomBytes } from 'node:crypto';
 import * as jose from 'jose';
@@ -21,6 +25,8 @@ import ece from 'http_ece';
 const config = JSON.parse(process.argv[2] || '{}');
 const subscriptions = new Map(); // id -> {ecdh, auth, behaviour, failures, delayMs, seen}
 const messages = [];
+const counter = { accepted: 0, first: 0, last: 0 };
+let arrivals = 0;
 const stats = { byStatus: {}, refused: {} };
 let origin = '';
 
@@ -74,6 +80,10 @@ const server = http.createServer(async (req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     return res.end(JSON.stringify(messages));
   }
+  if (req.method === 'GET' && url.pathname === '/__test/count') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    return res.end(JSON.stringify(counter));
+  }
   if (req.method === 'GET' && url.pathname === '/__test/stats') {
     res.writeHead(200, { 'content-type': 'application/json' });
     return res.end(JSON.stringify(stats));
@@ -83,6 +93,14 @@ const server = http.createServer(async (req, res) => {
   const sub = subscriptions.get(m[1]);
   const data = await body(req);
   if (!sub) return refuse(res, 404, 'no such subscription');
+  arrivals += 1;
+  if (config.sample && arrivals % config.sample !== 0) {
+    if (!/^vapid t=/.test(req.headers.authorization || '') || req.headers['content-encoding'] !== 'aes128gcm') return refuse(res, 400, 'not a web push request');
+    counter.accepted += 1;
+    counter.first = counter.first || Date.now();
+    counter.last = Date.now();
+    return answer(res, 201);
+  }
   const problem = await verifyVapid(req);
   if (problem) return refuse(res, 401, problem);
   if (!/^\d+$/.test(req.headers.ttl || '')) return refuse(res, 400, 'no TTL');
@@ -98,7 +116,10 @@ const server = http.createServer(async (req, res) => {
   if (sub.delayMs) await new Promise((r) => setTimeout(r, sub.delayMs));
   if (sub.behaviour === 'gone') return answer(res, 410, 'subscription expired');
   if (sub.behaviour === 'flaky' && sub.seen <= sub.failures) return answer(res, 503, 'try later', { 'retry-after': '1' });
-  messages.push({ subscription: m[1], payload, ttl: Number(req.headers.ttl), urgency: req.headers.urgency || null, topic: req.headers.topic || null, at: Date.now() });
+  counter.accepted += 1;
+  counter.first = counter.first || Date.now();
+  counter.last = Date.now();
+  if (!config.sample) messages.push({ subscription: m[1], payload, ttl: Number(req.headers.ttl), urgency: req.headers.urgency || null, topic: req.headers.topic || null, at: Date.now() });
   answer(res, 201, '', { location: `${origin}/message/${randomBytes(6).toString('hex')}` });
 });
 
