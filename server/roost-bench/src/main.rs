@@ -8,7 +8,10 @@
 //!
 //! The same binary also runs the servers: `roost-bench serve-roost <data> <addr-file> [db-url]` and
 //! `roost-bench serve-hello <addr-file>`, and `roost-bench load <addr> <path> [seconds] [post]` drives one path
-//! of a running server with GETs, or POSTs of generated items (for profiling).
+//! of a running server with GETs, or POSTs of generated items (for profiling). `roost-bench push` measures
+//! push delivery (push.rs).
+
+mod push;
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
@@ -43,6 +46,8 @@ fn main() -> anyhow::Result<()> {
         Some("serve-roost") => serve_roost(&args[2..]),
         Some("serve-hello") => serve_hello(&args[2..]),
         // `engine`: only the script engine's cost per invocation (for profiling).
+        // `push [--registrations N]`: one push.send fanned out to Web Push registrations (push.rs).
+        Some("push") => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(push::bench(&args[2..])),
         Some("engine") => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(context_cost()),
         // `load ADDR PATH SECONDS`: GET one path with 16 connections (for profiling a running server).
         Some("load") => {
@@ -197,6 +202,12 @@ impl Conn {
     }
 
     async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> anyhow::Result<(u16, Bytes)> {
+        let (status, _, bytes) = self.exchange(method, path, headers, body).await?;
+        Ok((status, bytes))
+    }
+
+    /// `send`, with the answer's headers.
+    async fn exchange(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> anyhow::Result<(u16, hyper::HeaderMap, Bytes)> {
         let mut b = Request::builder().method(method).uri(path).header("host", &self.host);
         for (k, v) in headers {
             b = b.header(*k, *v);
@@ -208,8 +219,9 @@ impl Conn {
         self.sender.ready().await?;
         let resp = self.sender.send_request(req).await?;
         let status = resp.status().as_u16();
+        let head = resp.headers().clone();
         let bytes = resp.into_body().collect().await?.to_bytes();
-        Ok((status, bytes))
+        Ok((status, head, bytes))
     }
 }
 

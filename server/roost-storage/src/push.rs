@@ -366,29 +366,50 @@ impl Storage {
 
     /// Records what became of a claimed notification (and of its registration, when pruned).
     pub async fn finish_push(&self, row: &OutboxRow, outcome: Outcome) -> Result<()> {
-        let counter = match outcome {
-            Outcome::Delivered => "delivered",
-            Outcome::Pruned => "pruned",
-            Outcome::Failed => "failed",
-            Outcome::Expired => "expired",
-            Outcome::Retry(_) => "retried",
-        };
-        let mut statements = Vec::with_capacity(3);
-        match outcome {
-            Outcome::Retry(at) => statements.push((
-                self.push_sql("update {p}push_outbox set next_at = ?, attempts = attempts + 1, claimed_until = 0 where id = ?"),
-                vec![Value::Int(at), Value::Int(row.id)],
-            )),
-            _ => statements.push((self.push_sql("delete from {p}push_outbox where id = ?"), vec![Value::Int(row.id)])),
+        self.finish_push_many(&[(row.clone(), outcome)]).await
+    }
+
+    /// The outcomes of many deliveries in one transaction (the worker's group commit): the rows
+    /// finished leave the outbox in one statement per 256, retried ones are rescheduled, pruned
+    /// registrations removed, and each send's counters raised once per kind of outcome.
+    pub async fn finish_push_many(&self, done: &[(OutboxRow, Outcome)]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
         }
-        if outcome == Outcome::Pruned {
-            statements.push((
-                self.push_sql("delete from {p}push_registrations where tenant = ? and id = ?"),
-                vec![Value::Text(row.tenant.clone()), Value::Text(row.registration_id.clone())],
-            ));
+        let mut statements = Vec::new();
+        let mut finished = Vec::new();
+        let mut counters: std::collections::BTreeMap<(&str, &str, &str), i64> = std::collections::BTreeMap::new();
+        for (row, outcome) in done {
+            let counter = match outcome {
+                Outcome::Delivered => "delivered",
+                Outcome::Pruned => "pruned",
+                Outcome::Failed => "failed",
+                Outcome::Expired => "expired",
+                Outcome::Retry(_) => "retried",
+            };
+            *counters.entry((row.tenant.as_str(), row.send_id.as_str(), counter)).or_default() += 1;
+            match outcome {
+                Outcome::Retry(at) => statements.push((
+                    self.push_sql("update {p}push_outbox set next_at = ?, attempts = attempts + 1, claimed_until = 0 where id = ?"),
+                    vec![Value::Int(*at), Value::Int(row.id)],
+                )),
+                _ => finished.push(row.id),
+            }
+            if *outcome == Outcome::Pruned {
+                statements.push((
+                    self.push_sql("delete from {p}push_registrations where tenant = ? and id = ?"),
+                    vec![Value::Text(row.tenant.clone()), Value::Text(row.registration_id.clone())],
+                ));
+            }
         }
-        let sql = format!("update {{p}}push_sends set {counter} = {counter} + 1 where tenant = ? and id = ?");
-        statements.push((self.push_sql(&sql), vec![Value::Text(row.tenant.clone()), Value::Text(row.send_id.clone())]));
+        for ids in finished.chunks(256) {
+            let marks = vec!["?"; ids.len()].join(", ");
+            statements.push((self.push_sql(&format!("delete from {{p}}push_outbox where id in ({marks})")), ids.iter().map(|i| Value::Int(*i)).collect()));
+        }
+        for ((tenant, send, counter), n) in counters {
+            let sql = format!("update {{p}}push_sends set {counter} = {counter} + ? where tenant = ? and id = ?");
+            statements.push((self.push_sql(&sql), vec![Value::Int(n), Value::Text(tenant.to_string()), Value::Text(send.to_string())]));
+        }
         self.push_tx(statements).await
     }
 

@@ -10,8 +10,8 @@
 //! logs.
 //!
 //! Web Push (RFC 8030/8291/8292): the payload encrypted (`aes128gcm`) by `web-push-native`; the VAPID
-//! token (ES256, `aud` the endpoint's origin, port included, at most 12 hours) signed here with
-//! `jwt-simple`, since the crate's own leaves a non-default port out of `aud`; `TTL`, `Urgency` and
+//! token (ES256, `aud` the endpoint's origin, port included, valid 12 hours, reused for an origin
+//! for 11) signed here with `jwt-simple`, since the crate's own leaves a non-default port out of `aud`; `TTL`, `Urgency` and
 //! `Topic` headers. Endpoints are reached under the tenant's outbound address rules: a client per
 //! tenant whose resolver refuses loopback and private addresses unless the tenant's admin-set
 //! `outbound_allow` names the host, and the same check for endpoints given as addresses.
@@ -32,12 +32,16 @@ pub const MAX_ATTEMPTS: i64 = 12;
 const BATCH: i64 = 512;
 /// Deliveries in flight on this node.
 const PARALLEL: usize = 64;
+/// Outcomes stored in one transaction at most.
+const OUTCOMES_PER_COMMIT: usize = 256;
 /// Deliveries in flight for one tenant.
 const PER_TENANT: usize = 16;
 /// How long one delivery may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
 /// The longest wait before a retry.
 const MAX_BACKOFF_MS: i64 = 15 * 60 * 1000;
+/// VAPID headers kept at most (one per tenant and push service).
+const VAPID_CACHE: usize = 4096;
 /// How long a VAPID token is valid (RFC 8292: at most 24 hours).
 const VAPID_VALID: Duration = Duration::from_secs(12 * 3600);
 
@@ -48,6 +52,8 @@ pub struct Outbox {
     pub wake: tokio::sync::Notify,
     clients: Mutex<HashMap<String, (Vec<String>, reqwest::Client)>>,
     tenants: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// VAPID headers by (tenant, push service origin): (public key, header, renew at epoch ms).
+    vapid: Mutex<HashMap<(String, String), (String, String, i64)>>,
     /// The native services' tokens and clients.
     pub(crate) native: super::native::Clients,
 }
@@ -125,35 +131,50 @@ async fn deliver_all(state: &AppState, rows: Vec<OutboxRow>, stop: &Cancellation
             tenants.insert(row.tenant.clone(), loaded);
         }
     }
-    futures::stream::iter(rows)
-        .for_each_concurrent(PARALLEL, |row| {
-            let ctx = tenants.get(&row.tenant).cloned().flatten();
-            async move {
-                let limit = state
-                    .outbox
-                    .tenants
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .entry(row.tenant.clone())
-                    .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PER_TENANT)))
-                    .clone();
-                let _slot = limit.acquire_owned().await;
-                if stop.is_cancelled() {
-                    if let Err(e) = state.storage.release_push(Some(&[row.id])).await {
-                        tracing::warn!(error.cause = %e, "Could not give back a push claim (it ends with its lease)");
-                    }
-                    return;
-                }
-                let outcome = match &ctx {
-                    None => Outcome::Failed,
-                    Some(sender) => attempt(state, sender, &row).await,
-                };
-                if let Err(e) = state.storage.finish_push(&row, outcome).await {
-                    tracing::warn!(error.cause = %e, tenant.name = %row.tenant, "Could not record a push outcome (the notification will be tried again)");
-                }
+    // Outcomes are stored by one writer in group commits: whatever finished while the last commit
+    // ran goes into the next (at most `OUTCOMES_PER_COMMIT`). A crash loses at most those not yet
+    // committed, which are then sent again: at most twice, never not at all.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(OutboxRow, Outcome)>();
+    let writer = async {
+        let mut done = Vec::with_capacity(OUTCOMES_PER_COMMIT);
+        while done_rx.recv_many(&mut done, OUTCOMES_PER_COMMIT).await > 0 {
+            if let Err(e) = state.storage.finish_push_many(&done).await {
+                tracing::warn!(error.cause = %e, count = done.len(), "Could not record push outcomes (the notifications will be tried again)");
             }
-        })
-        .await;
+            done.clear();
+        }
+    };
+    let deliveries = async move {
+        let done_tx = &done_tx;
+        futures::stream::iter(rows)
+            .for_each_concurrent(PARALLEL, |row| {
+                let ctx = tenants.get(&row.tenant).cloned().flatten();
+                async move {
+                    let limit = state
+                        .outbox
+                        .tenants
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(row.tenant.clone())
+                        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PER_TENANT)))
+                        .clone();
+                    let _slot = limit.acquire_owned().await;
+                    if stop.is_cancelled() {
+                        if let Err(e) = state.storage.release_push(Some(&[row.id])).await {
+                            tracing::warn!(error.cause = %e, "Could not give back a push claim (it ends with its lease)");
+                        }
+                        return;
+                    }
+                    let outcome = match &ctx {
+                        None => Outcome::Failed,
+                        Some(sender) => attempt(state, sender, &row).await,
+                    };
+                    let _ = done_tx.send((row, outcome));
+                }
+            })
+            .await;
+    };
+    tokio::join!(deliveries, writer);
 }
 
 async fn load_tenant(state: &AppState, name: &str) -> Option<Arc<Sender>> {
@@ -283,13 +304,10 @@ fn webpush_request(
         Some(p) => format!("{}://{host}:{p}", url.scheme()),
         None => format!("{}://{host}", url.scheme()),
     };
-    let claims = Claims::create(VAPID_VALID.into()).with_audience(origin).with_subject(state.push_contact.clone());
-    let token = key.sign(claims).map_err(|e| e.to_string())?;
-    use base64::Engine as _;
-    let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.public_key().public_key().to_bytes_uncompressed());
+    let vapid = vapid_header(state, &tenant.record.name, key, origin)?;
     let client = client_for(state, &tenant.record.name, allow)?;
     let (parts, body) = built.into_parts();
-    let mut req = client.post(url).body(body).header("authorization", format!("vapid t={token}, k={k}")).header("ttl", row.ttl.to_string());
+    let mut req = client.post(url).body(body).header("authorization", vapid).header("ttl", row.ttl.to_string());
     for (name, value) in &parts.headers {
         if name != "ttl" && name != "authorization" {
             req = req.header(name, value);
@@ -303,6 +321,35 @@ fn webpush_request(
     }
     let req = req.build().map_err(|e| e.to_string())?;
     Ok((client, req))
+}
+
+/// The `Authorization` header for a push service's origin: a VAPID token signed once and used for
+/// every notification to that origin until an hour before it expires (RFC 8292 lets a token be
+/// reused; signing one per message was a third of a delivery's CPU). A rotated key signs anew.
+fn vapid_header(state: &AppState, tenant: &str, key: &ES256KeyPair, origin: String) -> Result<String, String> {
+    use base64::Engine as _;
+    let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.public_key().public_key().to_bytes_uncompressed());
+    let now = now_ms();
+    let cache_key = (tenant.to_string(), origin);
+    {
+        let cache = state.outbox.vapid.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((cached_k, header, renew_at)) = cache.get(&cache_key) {
+            if *cached_k == k && now < *renew_at {
+                return Ok(header.clone());
+            }
+        }
+    }
+    let claims = Claims::create(VAPID_VALID.into()).with_audience(cache_key.1.clone()).with_subject(state.push_contact.clone());
+    let token = key.sign(claims).map_err(|e| e.to_string())?;
+    let header = format!("vapid t={token}, k={k}");
+    let mut cache = state.outbox.vapid.lock().unwrap_or_else(|e| e.into_inner());
+    // Endpoints are the tenants' to choose: the cache stays bounded whatever origins they name.
+    if cache.len() >= VAPID_CACHE {
+        cache.clear();
+    }
+    let renew_at = now + VAPID_VALID.as_millis() as i64 - 3_600_000;
+    cache.insert(cache_key, (k, header.clone(), renew_at));
+    Ok(header)
 }
 
 /// The tenant's HTTP client (kept while its `outbound_allow` stays the same).
