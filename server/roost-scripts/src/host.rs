@@ -46,6 +46,37 @@ pub enum HostCall {
     /// `push.send` and its platform forms (§7.1): a send queued in the durable outbox.
     #[serde(rename = "push.send")]
     PushSend(PushSend),
+    /// The Notification Hubs registration methods of `push` (§7.1): `createRegistrationId`,
+    /// `getRegistration`, `createOrUpdateRegistration`, `listRegistrationsByTag`, ….
+    #[serde(rename = "push.registrations")]
+    PushRegistrations(PushRegistrations),
+}
+
+/// `push.*Registration*` arguments: what the script asks of the tenant's registrations.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PushRegistrations {
+    /// The operation.
+    pub action: RegistrationAction,
+}
+
+/// One registration operation (the server's `push::scripts`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RegistrationAction {
+    /// A new, empty registration id.
+    CreateId,
+    /// One registration.
+    Get { id: String },
+    /// Removes one.
+    Delete { id: String },
+    /// Stores a registration under its id, which the tenant must hold: `create` takes a reserved id
+    /// (or, with none given, reserves one); otherwise the registration must be filled already.
+    Put { registration: Json, create: bool },
+    /// A new registration for a device handle (`createNativeRegistration`,
+    /// `createTemplateRegistration`).
+    Create { platform: String, handle: Json, tags: Json, template: Option<Json>, template_name: Option<String> },
+    /// Registrations, newest first, optionally with a tag, or a platform and device handle.
+    List { tag: Option<String>, platform: Option<String>, handle: Option<String>, top: Option<i64>, skip: Option<i64> },
 }
 
 /// `push.send` arguments (what they mean is the server's `push::send`).

@@ -319,6 +319,7 @@ impl HostInner {
                 Ok(Json::String(hash))
             }
             HostCall::PushSend(a) => crate::push::send::send(&self.app, &self.tenant.record.name, a).await,
+            HostCall::PushRegistrations(a) => crate::push::scripts::registrations(&self.app, &self.tenant, a.action).await.map_err(HostError::from),
             HostCall::PasswordVerify(a) => {
                 let ok = crate::passwords::verify_for_tenant(&self.tenant.record.name, a.password, a.hash).await.map_err(|m| HostError::new(400, m))?;
                 Ok(Json::Bool(ok))

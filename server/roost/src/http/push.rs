@@ -24,9 +24,6 @@ use axum::response::{IntoResponse, Response};
 use roost_api::Permission;
 use serde_json::{json, Value as Json};
 
-/// Reserved ids never filled are forgotten after this long when a tenant needs room.
-const RESERVATION_DAYS: i64 = 1;
-
 /// Every `/push` route.
 pub async fn route(State(state): State<AppState>, r: TenantCall) -> Result<Response> {
     let at = r.raw_path.to_ascii_lowercase().rfind("/push").unwrap_or(0);
@@ -77,16 +74,7 @@ fn permitted(r: &TenantCall) -> Result<Caller> {
 }
 
 async fn create_id(state: &AppState, r: &TenantCall, _caller: &Caller, at: usize) -> Result<Response> {
-    let tenant = &r.tenant.record.name;
-    if state.storage.registration_count(tenant).await? >= state.push_max_registrations {
-        let before = roost_odata::format_datetime(&(chrono::Utc::now() - chrono::Duration::days(RESERVATION_DAYS)));
-        state.storage.prune_reserved_registrations(tenant, &before).await?;
-        if state.storage.registration_count(tenant).await? >= state.push_max_registrations {
-            return Err(ApiError::Forbidden(format!("The service has reached its limit of {} push registrations.", state.push_max_registrations)));
-        }
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    state.storage.reserve_registration(tenant, &id).await?;
+    let id = push::reserve_id(state, &r.tenant.record.name).await?;
     let host = r.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let location = format!("{}://{host}{}/push/registrations/{id}", r.scheme, &r.raw_path[..at]);
     let mut resp = StatusCode::CREATED.into_response();

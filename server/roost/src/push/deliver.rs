@@ -52,10 +52,17 @@ pub struct Outbox {
     pub wake: tokio::sync::Notify,
     clients: Mutex<HashMap<String, (Vec<String>, reqwest::Client)>>,
     tenants: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
-    /// VAPID headers by (tenant, push service origin): (public key, header, renew at epoch ms).
-    vapid: Mutex<HashMap<(String, String), (String, String, i64)>>,
+    /// VAPID headers by (tenant, push service origin).
+    vapid: Mutex<HashMap<(String, String), VapidHeader>>,
     /// The native services' tokens and clients.
     pub(crate) native: super::native::Clients,
+}
+
+/// A signed VAPID header, for the public key it was signed with, until its renewal time (epoch ms).
+struct VapidHeader {
+    public_key: String,
+    header: String,
+    renew_at: i64,
 }
 
 /// A tenant ready to deliver for: its record and its keys.
@@ -359,9 +366,9 @@ fn vapid_header(state: &AppState, tenant: &str, key: &ES256KeyPair, origin: Stri
     let cache_key = (tenant.to_string(), origin);
     {
         let cache = state.outbox.vapid.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((cached_k, header, renew_at)) = cache.get(&cache_key) {
-            if *cached_k == k && now < *renew_at {
-                return Ok(header.clone());
+        if let Some(v) = cache.get(&cache_key) {
+            if v.public_key == k && now < v.renew_at {
+                return Ok(v.header.clone());
             }
         }
     }
@@ -374,7 +381,7 @@ fn vapid_header(state: &AppState, tenant: &str, key: &ES256KeyPair, origin: Stri
         cache.clear();
     }
     let renew_at = now + VAPID_VALID.as_millis() as i64 - 3_600_000;
-    cache.insert(cache_key, (k, header.clone(), renew_at));
+    cache.insert(cache_key, VapidHeader { public_key: k, header: header.clone(), renew_at });
     Ok(header)
 }
 

@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod deliver;
 pub mod native;
+pub mod scripts;
 pub mod send;
 
 use crate::error::{ApiError, Result};
@@ -150,6 +151,25 @@ pub fn check_tags(r: &RegistrationRecord) -> Result<()> {
         return Err(ApiError::BadInput(format!("'{bad}' is not a valid tag: 1 to {MAX_TAG} letters, digits or _@#.:-")));
     }
     Ok(())
+}
+
+/// Reserved ids never filled are forgotten after this long when a tenant needs room.
+const RESERVATION_DAYS: i64 = 1;
+
+/// A new registration id reserved for the tenant (`POST /push/registrationids`, a script's
+/// `createRegistrationId`): within `push_max_registrations`, reserved ids counted, those reserved a day
+/// ago and never filled forgotten when the tenant needs room.
+pub async fn reserve_id(state: &AppState, tenant: &str) -> Result<String> {
+    if state.storage.registration_count(tenant).await? >= state.push_max_registrations {
+        let before = roost_odata::format_datetime(&(chrono::Utc::now() - chrono::Duration::days(RESERVATION_DAYS)));
+        state.storage.prune_reserved_registrations(tenant, &before).await?;
+        if state.storage.registration_count(tenant).await? >= state.push_max_registrations {
+            return Err(ApiError::Forbidden(format!("The service has reached its limit of {} push registrations.", state.push_max_registrations)));
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    state.storage.reserve_registration(tenant, &id).await?;
+    Ok(id)
 }
 
 /// A registration as `GET /push/registrations` answers it (§7.2).

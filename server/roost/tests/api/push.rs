@@ -15,7 +15,8 @@ crate::on_both_backends!(
     sends_reach_web_push_subscriptions_through_the_outbox,
     native_credentials_are_checked_and_never_shown,
     sends_reach_fcm_and_apns_devices,
-    the_push_extension_edits_registrations_before_they_are_saved
+    the_push_extension_edits_registrations_before_they_are_saved,
+    scripts_manage_registrations_with_the_notification_hubs_methods
 );
 
 /// A browser subscription's keys (RFC 8291's example user agent).
@@ -641,4 +642,111 @@ async fn the_push_extension_edits_registrations_before_they_are_saved(app: TestA
     let r = put(&app, &rewrite, json!({"platform": "gcm", "deviceId": "fcm-rewrite"}), None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     assert_eq!(list(&app, "gcm", "bad token with spaces").await, json!([]));
+}
+
+/// A custom API that calls one of push's registration methods per request.
+const REGISTRATIONS_API: &str = r#"exports.post = function (req, res) {
+    var b = req.body, p = req.service.push;
+    var cb = { success: function (r) { res.send(200, { result: r === undefined ? null : r }); },
+               error: function (e) { res.send(200, { status: e.statusCode || 500, error: e.message }); } };
+    switch (b.op) {
+        case 'id': return p.createRegistrationId(cb);
+        case 'native': return p[b.platform].createNativeRegistration(b.handle, b.tags, cb);
+        case 'template': return p[b.platform].createTemplateRegistration(b.handle, b.tags, b.template, { templateName: b.name }, cb);
+        case 'get': return p.getRegistration(b.id, cb);
+        case 'put': return p.createOrUpdateRegistration(b.registration, cb);
+        case 'update': return p.updateRegistration(b.registration, cb);
+        case 'delete': return p.deleteRegistration(b.id, cb);
+        case 'byTag': return p.listRegistrationsByTag(b.tag, { top: b.top }, cb);
+        case 'all': return p.listRegistrations(function (err, list) { res.send(200, err ? { error: err.message } : { result: list }); });
+        case 'byToken': return p.apns.listRegistrationsByToken(b.handle, cb);
+        case 'byGcm': return p.gcm.listRegistrationsByGcmRegistrationId(b.handle, cb);
+    }
+    res.send(400, { error: 'no such op' });
+};"#;
+
+async fn registration_op(app: &TestApp, body: Value) -> Value {
+    let r = app
+        .request(Method::POST, "/api/regs", &[("X-ZUMO-MASTER", app.master_key.as_str()), ("content-type", "application/json")], Some(&body.to_string()))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.json()
+}
+
+async fn scripts_manage_registrations_with_the_notification_hubs_methods(app: TestApp) {
+    // §7.1: the Notification Hubs registration methods, on the same registrations clients make.
+    app.script("api", "regs", REGISTRATIONS_API).await;
+    let token = "ab".repeat(32);
+    let gcm = registration_op(&app, json!({"op": "native", "platform": "gcm", "handle": "fcm-one", "tags": "news, sport"})).await;
+    let gcm = &gcm["result"];
+    let gcm_id = gcm["RegistrationId"].as_str().expect("an id").to_string();
+    assert_eq!(
+        (gcm["Tags"].as_str(), gcm["GcmRegistrationId"].as_str(), gcm["platform"].as_str()),
+        (Some("news,sport"), Some("fcm-one"), Some("gcm")),
+        "{gcm}"
+    );
+    let apns =
+        registration_op(&app, json!({"op": "template", "platform": "apns", "handle": token, "tags": ["news"], "template": {"aps": {"alert": "$(msg)"}}})).await;
+    let apns = &apns["result"];
+    assert_eq!((apns["DeviceToken"].as_str(), apns["TemplateName"].as_str()), (Some(token.as_str()), Some("$Default")), "{apns}");
+    assert_eq!(serde_json::from_str::<Value>(apns["BodyTemplate"].as_str().unwrap()).unwrap(), json!({"aps": {"alert": "$(msg)"}}));
+    // What a script made, a client sees through §7.2, and the other way round.
+    assert_eq!(list(&app, "gcm", "fcm-one").await[0]["tags"], json!(["news", "sport"]));
+    let client_id = new_id(&app).await;
+    let r = put(&app, &client_id, json!({"platform": "gcm", "deviceId": "fcm-client", "tags": ["news"]}), Some("inst-9")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let by_tag = registration_op(&app, json!({"op": "byTag", "tag": "news"})).await;
+    assert_eq!(by_tag["result"].as_array().map(Vec::len), Some(3), "{by_tag}");
+    let top = registration_op(&app, json!({"op": "byTag", "tag": "news", "top": 1})).await;
+    assert_eq!(top["result"].as_array().map(Vec::len), Some(1), "{top}");
+    assert_eq!(registration_op(&app, json!({"op": "byTag", "tag": "sport"})).await["result"][0]["RegistrationId"], gcm_id.as_str());
+    assert_eq!(registration_op(&app, json!({"op": "byToken", "handle": token})).await["result"][0]["DeviceToken"], token.as_str());
+    assert_eq!(registration_op(&app, json!({"op": "byGcm", "handle": "fcm-client"})).await["result"][0]["RegistrationId"], client_id.as_str());
+    assert_eq!(registration_op(&app, json!({"op": "all"})).await["result"].as_array().map(Vec::len), Some(3));
+    // createRegistrationId, then createOrUpdateRegistration with Notification Hubs' names.
+    let id = registration_op(&app, json!({"op": "id"})).await["result"].as_str().expect("id").to_string();
+    let stored = registration_op(&app, json!({"op": "put", "registration": {"RegistrationId": id, "GcmRegistrationId": "fcm-two", "Tags": "a,b"}})).await;
+    assert_eq!((stored["result"]["deviceId"].as_str(), stored["result"]["Tags"].as_str()), (Some("fcm-two"), Some("a,b")), "{stored}");
+    // An update keeps the client's installation tag owner and checks the same rules as a client's body.
+    let got = registration_op(&app, json!({"op": "get", "id": client_id})).await["result"].clone();
+    assert_eq!(got["tags"], json!(["news", "inst-9"]), "{got}");
+    let mut changed = got.clone();
+    changed["tags"] = json!(["inst-9", "vip"]);
+    changed.as_object_mut().unwrap().remove("Tags");
+    let r = registration_op(&app, json!({"op": "update", "registration": changed})).await;
+    assert_eq!(r["result"]["tags"], json!(["inst-9", "vip"]), "{r}");
+    let stored = app.state.storage.registration(&app.tenant, &client_id).await.unwrap().unwrap();
+    assert_eq!(stored.installation_id, "inst-9");
+    let bad = registration_op(&app, json!({"op": "native", "platform": "gcm", "handle": "a token with spaces", "tags": []})).await;
+    assert_eq!(bad["status"], 400, "{bad}");
+    let bad = registration_op(&app, json!({"op": "native", "platform": "gcm", "handle": "fcm-x", "tags": ["no spaces allowed"]})).await;
+    assert_eq!(bad["status"], 400, "{bad}");
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let missing = registration_op(&app, json!({"op": "update", "registration": {"RegistrationId": unknown, "GcmRegistrationId": "fcm-3"}})).await;
+    assert_eq!(missing["status"], 404, "{missing}");
+    // Refused registrations leave nothing behind: the same four as before.
+    assert_eq!(app.state.storage.registrations(&app.tenant, None, None).await.unwrap().len(), 4);
+    // Another tenant's registration is not this script's to read, change or delete.
+    let other = app.new_tenant().await;
+    let other_name = other["name"].as_str().unwrap();
+    let theirs = uuid::Uuid::new_v4().to_string();
+    app.state.storage.reserve_registration(other_name, &theirs).await.unwrap();
+    let r = reqwest::Client::new()
+        .put(format!("{}/t/{other_name}/push/registrations/{theirs}", app.base))
+        .header("X-ZUMO-APPLICATION", other["application_key"].as_str().unwrap())
+        .json(&json!({"platform": "gcm", "deviceId": "fcm-theirs"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(registration_op(&app, json!({"op": "get", "id": theirs})).await["status"], 404);
+    assert_eq!(registration_op(&app, json!({"op": "delete", "id": theirs})).await["status"], 404);
+    let taken = registration_op(&app, json!({"op": "put", "registration": {"RegistrationId": theirs, "GcmRegistrationId": "fcm-mine"}})).await;
+    assert_eq!(taken["status"], 404, "{taken}");
+    let kept = app.state.storage.registration(other_name, &theirs).await.unwrap().unwrap();
+    assert_eq!(kept.device_id, "fcm-theirs");
+    // deleteRegistration, then it is gone.
+    assert_eq!(registration_op(&app, json!({"op": "delete", "id": gcm_id})).await["result"], Value::Null);
+    assert_eq!(registration_op(&app, json!({"op": "get", "id": gcm_id})).await["status"], 404);
+    assert!(list(&app, "gcm", "fcm-one").await.as_array().unwrap().is_empty());
 }
