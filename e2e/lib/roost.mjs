@@ -113,3 +113,35 @@ export async function servePage(html) {
     stop: () => new Promise((r) => server.close(r)),
   };
 }
+
+// The push tests' Web Push receiver (server/roost/tests/oidc/webpush.mjs): a push service on 127.0.0.1
+// that verifies VAPID and decrypts every message with the subscription's private key.
+export async function startWebPush() {
+  const dir = join(repo, 'server', 'roost', 'tests', 'oidc');
+  const proc = spawn('node', ['webpush.mjs', JSON.stringify({ port: 0 })], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] });
+  const first = await new Promise((ok, fail) => {
+    let out = '';
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) ok(JSON.parse(out.slice(0, nl)));
+    });
+    proc.on('exit', (code) => fail(new Error(`the Web Push receiver exited (${code}): run npm ci in ${dir}`)));
+  });
+  proc.stdout.resume();
+  const base = first.base;
+  return {
+    base,
+    port: Number(new URL(base).port),
+    async subscribe() {
+      return (await fetch(`${base}/__test/subscribe`, { method: 'POST', body: '{}' })).json();
+    },
+    async messages() {
+      return (await fetch(`${base}/__test/messages`)).json();
+    },
+    async stop() {
+      proc.kill('SIGTERM');
+      await new Promise((r) => { if (proc.exitCode !== null) r(); else proc.on('exit', r); });
+    },
+  };
+}

@@ -2,7 +2,7 @@
 // a mobile client uses it, and a support account sees only monitoring and logs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRoost, launchBrowser, screenshot, startProvider, servePage } from '../lib/roost.mjs';
+import { startRoost, launchBrowser, screenshot, startProvider, servePage, startWebPush } from '../lib/roost.mjs';
 
 const admin = { email: 'admin@example.com', password: 'correct horse battery', role: 'admin' };
 const support = { email: 'support@example.com', password: 'support staff password', role: 'support' };
@@ -315,6 +315,83 @@ test('a provider added in the Identity view signs a user in through the web clie
   } finally {
     await op.stop();
     await app.stop();
+  }
+});
+
+test('the Push view shows a registration, sends a test with a live status and deletes it', async () => {
+  // A push service on 127.0.0.1 that verifies VAPID and decrypts with the subscription's private
+  // key. Headless Chromium's PushManager needs Google's push service (no network here), so the
+  // subscription is the receiver's, registered through the §7.2 endpoints as a page would.
+  const rx = await startWebPush();
+  const manage = (method, path, body) => fetch(`${roost.base}/manage/v1${path}`, {
+    method, headers: { Authorization: 'Bearer e2e-platform-token', 'Content-Type': 'application/json' }, body: body && JSON.stringify(body),
+  });
+  try {
+    let r = await manage('PATCH', `/tenants/${tenant}/settings`, { outbound_allow: [`127.0.0.1:${rx.port}`] });
+    assert.equal(r.status, 200, await r.text());
+    r = await manage('POST', `/tenants/${tenant}/tables`, { name: 'alerts' });
+    assert.equal(r.status, 201, await r.text());
+    const script = "function insert(item, user, request) { request.execute({ success: function () { push.send('orders', { message: item.text }, { success: function () { request.respond(); }, error: function (e) { request.respond(500, { error: e.message }); } }); } }); }";
+    r = await manage('PUT', `/tenants/${tenant}/scripts/table/alerts.insert`, { body: script });
+    assert.equal(r.status, 200, await r.text());
+    const sub = await rx.subscribe();
+    const client = { 'X-ZUMO-APPLICATION': appKey, 'Content-Type': 'application/json', 'X-ZUMO-INSTALLATION-ID': 'e2e-device' };
+    r = await fetch(`${roost.base}/t/${tenant}/push/registrationids`, { method: 'POST', headers: client });
+    assert.equal(r.status, 201);
+    const id = r.headers.get('location').split('/').pop();
+    r = await fetch(`${roost.base}/t/${tenant}/push/registrations/${id}`, {
+      method: 'PUT', headers: client, body: JSON.stringify({ platform: 'webpush', deviceId: sub.endpoint, keys: sub.keys, tags: ['orders'] }),
+    });
+    assert.equal(r.status, 204, await r.text());
+    // A table insert script sends; the receiver decrypts what arrived.
+    r = await fetch(`${roost.base}/t/${tenant}/tables/alerts`, { method: 'POST', headers: client, body: JSON.stringify({ text: 'Order shipped' }) });
+    assert.equal(r.status, 201, await r.text());
+    const arrived = async (n) => {
+      for (let i = 0; i < 100; i++) {
+        const m = await rx.messages();
+        if (m.length >= n) return m;
+        await new Promise((ok) => setTimeout(ok, 100));
+      }
+      return rx.messages();
+    };
+    let messages = await arrived(1);
+    assert.equal(messages.length, 1);
+    assert.deepEqual(JSON.parse(messages[0].payload), { message: 'Order shipped' });
+
+    const vapid = await (await fetch(`${roost.base}/t/${tenant}/push/vapidkey`)).json();
+    await page.goto(`${roost.base}/portal/#/t/${tenant}/push`);
+    await page.waitForSelector(`#registrations tr[data-registration="${id}"]`);
+    assert.equal((await page.textContent('#vapid-key')).trim(), vapid.publicKey);
+    assert.equal((await page.textContent(`#registrations tr[data-registration="${id}"] td.tags`)).trim(), 'orders, e2e-device');
+    assert.match(await page.textContent('#fcm-status'), /Not configured/);
+    // Filters: a tag no registration has, then the registration's own.
+    await page.fill('input[name=tag]', 'nobody');
+    await page.click('button:has-text("Filter")');
+    await page.waitForSelector('#no-registrations');
+    await page.fill('input[name=tag]', 'orders');
+    await page.selectOption('select[name=platform]', 'webpush');
+    await page.click('button:has-text("Filter")');
+    await page.waitForSelector(`#registrations tr[data-registration="${id}"]`);
+    // A test notification to the tag: its counts update live until it is delivered.
+    await page.fill('input[name=test-target]', 'orders');
+    await page.fill('input[name=test-message]', 'From the portal');
+    await page.click('button:has-text("Send")');
+    await page.waitForFunction(() => /1 delivered/.test(document.querySelector('#test-status')?.textContent || '') && /0 waiting/.test(document.querySelector('#test-status').textContent), null, { timeout: 15000 });
+    messages = await arrived(2);
+    assert.deepEqual(JSON.parse(messages[1].payload), { message: 'From the portal' });
+    await page.waitForFunction(() => document.querySelectorAll('#sends tbody tr').length >= 2);
+    // Credentials are checked: a file that is no service account is refused with the server's reason.
+    await page.fill('textarea[name=service-account]', '{"type": "user"}');
+    await page.click('button:has-text("Save FCM credentials")');
+    await page.waitForSelector('p.note.error');
+    assert.match(await page.textContent('#fcm-status'), /Not configured/);
+    await screenshot(page, '15-push');
+    await page.click(`#registrations tr[data-registration="${id}"] button:has-text("Delete")`);
+    await page.waitForSelector('#no-registrations');
+    r = await fetch(`${roost.base}/t/${tenant}/push/registrations?platform=webpush&deviceId=${encodeURIComponent(sub.endpoint)}`, { headers: client });
+    assert.deepEqual(await r.json(), []);
+  } finally {
+    await rx.stop();
   }
 });
 

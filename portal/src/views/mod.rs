@@ -4,6 +4,7 @@ pub mod account;
 pub mod data;
 pub mod identity;
 pub mod logs;
+pub mod push;
 pub mod scripts;
 pub mod settings;
 pub mod signin;

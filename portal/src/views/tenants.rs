@@ -132,6 +132,7 @@ pub fn Tenant(name: String, tab: String, rest: Vec<String>) -> impl IntoView {
             ("shared", "Shared"),
             ("configure", "Configure"),
             ("identity", "Identity"),
+            ("push", "Push"),
             ("logs", "Logs"),
             ("monitor", "Monitor"),
         ]
@@ -150,6 +151,7 @@ pub fn Tenant(name: String, tab: String, rest: Vec<String>) -> impl IntoView {
         "shared" if !support => view! { <super::scripts::Scripts tenant=name.clone() kind="shared" selected=rest.first().cloned()/> }.into_any(),
         "configure" if !support => view! { <super::settings::Configure tenant=name.clone()/> }.into_any(),
         "identity" if !support => view! { <super::identity::Identity tenant=name.clone()/> }.into_any(),
+        "push" if !support => view! { <super::push::Push tenant=name.clone()/> }.into_any(),
         "logs" => view! { <super::logs::Logs tenant=name.clone()/> }.into_any(),
         "monitor" => view! { <super::logs::Monitor tenant=name.clone()/> }.into_any(),
         _ => view! { <p class="note error">"This view is not available to your role."</p> }.into_any(),
