@@ -211,20 +211,26 @@ pub fn version_b64(v: &[u8]) -> String {
 /// `api/<name>.json`: the route's entry (its key compared without slashes or case) or `*`, then a
 /// permission for all verbs or the verb's own (or `*`); admin where nothing says otherwise.
 pub fn api_permission(permissions: &serde_json::Value, route: &str, verb: &str) -> Permission {
+    route_permission(permissions, route, verb).unwrap_or(Permission::Admin)
+}
+
+/// The permission a route's metadata names for a verb (§5.2, the lookup of [`api_permission`]), or
+/// `None` where no entry covers it (the caller's default applies: admin for APIs, application for
+/// the push routes of `extensions/push.json`).
+pub fn route_permission(permissions: &serde_json::Value, route: &str, verb: &str) -> Option<Permission> {
     let trim = |s: &str| s.trim_matches('/').to_lowercase();
-    let routes = permissions.get("routes").and_then(serde_json::Value::as_object);
-    let entry = routes.and_then(|r| r.iter().find(|(k, _)| k.as_str() != "*" && trim(k) == trim(route)).map(|(_, v)| v).or_else(|| r.get("*")));
-    let Some(entry) = entry else { return Permission::Admin };
+    let routes = permissions.get("routes").and_then(serde_json::Value::as_object)?;
+    let entry = routes.iter().find(|(k, _)| k.as_str() != "*" && trim(k) == trim(route)).map(|(_, v)| v).or_else(|| routes.get("*"))?;
     let level = match entry.get("permission") {
         Some(serde_json::Value::String(p)) => Some(p.as_str()),
         _ => entry.get(verb).filter(|v| !v.is_null()).or_else(|| entry.get("*")).and_then(|v| v.get("permission")).and_then(serde_json::Value::as_str),
-    };
-    match level {
-        Some("public") => Permission::Public,
-        Some("application") => Permission::Application,
-        Some("user" | "authenticated") => Permission::User,
+    }?;
+    Some(match level {
+        "public" => Permission::Public,
+        "application" => Permission::Application,
+        "user" | "authenticated" => Permission::User,
         _ => Permission::Admin,
-    }
+    })
 }
 
 #[cfg(test)]

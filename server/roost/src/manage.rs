@@ -356,8 +356,9 @@ pub async fn put_script(storage: &Storage, tenant: &str, kind: &str, name: &str,
     roost_scripts::check_syntax(&syntax_kind, &input.body).map_err(|e| ManageError::Syntax { message: e.message, line: e.line, column: e.column })?;
     let mut meta = serde_json::Map::new();
     if let Some(p) = &input.permissions {
-        if kind != ScriptKind::Api {
-            return Err(ManageError::BadInput("Only API scripts have permissions.".into()));
+        // API routes (api/<name>.json) and the push routes (extensions/push.json, §5.2).
+        if !(kind == ScriptKind::Api || kind == ScriptKind::Extension && name == "push") {
+            return Err(ManageError::BadInput("Only API scripts and extensions/push have permissions.".into()));
         }
         meta.insert("permissions".into(), serde_json::to_value(p).map_err(|e| ManageError::Internal(e.to_string()))?);
     }

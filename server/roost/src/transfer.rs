@@ -8,6 +8,7 @@
 //! scheduler/<job>.js             job scripts; Roost adds scheduler/<job>.json with the schedule
 //! shared/<name>.js               shared modules
 //! extensions/startup.js          run once after import (§6.12)
+//! extensions/push.js, push.json  the registration hook and the push routes' permissions (§5.2, §6.12)
 //! package.json                   npm dependencies, installed before anything changes (never node_modules)
 //! settings.json                  Roost's addition: the service's settings as Mobile Services named them
 //!                                (§6.13), a flat object of strings: the identity providers'
@@ -212,9 +213,11 @@ fn parse_folder(dir: &Path) -> anyhow::Result<Folder> {
             f.scripts.push((ScriptKind::Shared, stem, read(&path)?, None, None));
         }
     }
-    for (name, path) in files(&sub(dir, "extensions"))? {
-        if name.eq_ignore_ascii_case("startup.js") {
-            f.scripts.push((ScriptKind::Extension, "startup".into(), read(&path)?, None, None));
+    for (stem, body, permissions) in scripts_with_json::<ApiPermissions>(&sub(dir, "extensions"))? {
+        match stem.to_ascii_lowercase().as_str() {
+            "startup" => f.scripts.push((ScriptKind::Extension, "startup".into(), body, None, None)),
+            "push" => f.scripts.push((ScriptKind::Extension, "push".into(), body, permissions, None)),
+            _ => {}
         }
     }
     // Syntax first: nothing changes if any script is broken.
@@ -425,7 +428,9 @@ pub async fn export(app: &crate::AppState, name: &str, dir: &Path, with_secrets:
         write(s.path.trim_start_matches('/').to_string(), s.body)?;
         written += 1;
         if let Some(p) = s.permissions {
-            write(format!("api/{}.json", s.name), serde_json::to_string_pretty(&p)?)?;
+            // Beside its script: api/<name>.json, extensions/push.json.
+            let file = s.path.trim_start_matches('/').trim_end_matches(".js").to_string();
+            write(format!("{file}.json"), serde_json::to_string_pretty(&p)?)?;
             written += 1;
         }
         if let Some(sch) = s.schedule {

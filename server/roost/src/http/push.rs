@@ -36,22 +36,22 @@ pub async fn route(State(state): State<AppState>, r: TenantCall) -> Result<Respo
             Ok(axum::Json(json!({ "publicKey": v.vapid_public })).into_response())
         }
         (["vapidkey"], _) => Err(ApiError::MethodNotAllowed("GET")),
-        (["registrationids"], &Method::POST) => create_id(&state, &r, &permitted(&r)?, at).await,
+        (["registrationids"], &Method::POST) => create_id(&state, &r, &permitted(&r, "/registrationids")?, at).await,
         (["registrationids"], _) => Err(ApiError::MethodNotAllowed("POST")),
-        (["registrations"], &Method::GET) => list(&state, &r, &permitted(&r)?).await,
+        (["registrations"], &Method::GET) => list(&state, &r, &permitted(&r, "/registrations")?).await,
         (["registrations"], _) => Err(ApiError::MethodNotAllowed("GET")),
         (["registrations", _], m) => {
             let id = percent_encoding::percent_decode_str(segments[1]).decode_utf8_lossy().into_owned();
             match *m {
-                Method::PUT => put(&state, &r, &permitted(&r)?, &id).await,
+                Method::PUT => put(&state, &r, &permitted(&r, "/registrations/:id")?, &id).await,
                 Method::GET => {
-                    permitted(&r)?;
+                    permitted(&r, "/registrations/:id")?;
                     let found = state.storage.registration(&r.tenant.record.name, &id).await?.filter(|g| !g.platform.is_empty());
                     let g = found.ok_or_else(|| ApiError::NotFound(format!("The registration '{id}' does not exist.")))?;
                     Ok(axum::Json(push::registration_json(&g)).into_response())
                 }
                 Method::DELETE => {
-                    permitted(&r)?;
+                    permitted(&r, "/registrations/:id")?;
                     if !state.storage.delete_registration(&r.tenant.record.name, &id).await? {
                         return Err(ApiError::NotFound(format!("The registration '{id}' does not exist.")));
                     }
@@ -64,10 +64,14 @@ pub async fn route(State(state): State<AppState>, r: TenantCall) -> Result<Respo
     }
 }
 
-/// The caller, if the push routes' permission lets them in.
-fn permitted(r: &TenantCall) -> Result<Caller> {
+/// The caller, if the route's permission lets them in: the one `extensions/push.json` names for the
+/// route (`/registrationids`, `/registrations`, `/registrations/:id`) and verb, else application (§5.1).
+fn permitted(r: &TenantCall, route: &str) -> Result<Caller> {
     let caller = authenticate(r)?;
-    if !caller.allows(Permission::Application, false) {
+    let metadata = r.tenant.script(roost_storage::scripts::ScriptKind::Extension, "push").and_then(|s| s.meta.get("permissions").cloned());
+    let verb = r.method.as_str().to_ascii_lowercase();
+    let required = metadata.and_then(|m| crate::auth::route_permission(&m, route, &verb)).unwrap_or(Permission::Application);
+    if !caller.allows(required, false) {
         return Err(ApiError::unauthorized());
     }
     Ok(caller)

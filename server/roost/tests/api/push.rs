@@ -16,7 +16,8 @@ crate::on_both_backends!(
     native_credentials_are_checked_and_never_shown,
     sends_reach_fcm_and_apns_devices,
     the_push_extension_edits_registrations_before_they_are_saved,
-    scripts_manage_registrations_with_the_notification_hubs_methods
+    scripts_manage_registrations_with_the_notification_hubs_methods,
+    extensions_push_json_sets_the_push_routes_permissions
 );
 
 /// A browser subscription's keys (RFC 8291's example user agent).
@@ -749,4 +750,58 @@ async fn scripts_manage_registrations_with_the_notification_hubs_methods(app: Te
     assert_eq!(registration_op(&app, json!({"op": "delete", "id": gcm_id})).await["result"], Value::Null);
     assert_eq!(registration_op(&app, json!({"op": "get", "id": gcm_id})).await["status"], 404);
     assert!(list(&app, "gcm", "fcm-one").await.as_array().unwrap().is_empty());
+}
+
+async fn extensions_push_json_sets_the_push_routes_permissions(app: TestApp) {
+    // §5.2: extensions/push.json, keyed by push sub-route; what it does not name stays application.
+    let permissions = json!({"routes": {
+        "/registrationids": {"post": {"permission": "user"}},
+        "/registrations/:id": {"permission": "public"}
+    }});
+    let r = app
+        .put_script("extension", "push", "exports.register = function (registration, context, done) { done(); };", json!({"permissions": permissions}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["permissions"], permissions);
+    // A new id now needs a signed-in user: the application key alone is refused.
+    let r = app.request(Method::POST, "/push/registrationids", &[("X-ZUMO-APPLICATION", app.app_key.as_str())], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let token = roost::auth::mint_token(&app.master_key, "Custom:ana", 3600);
+    let user = [("X-ZUMO-APPLICATION", app.app_key.as_str()), ("X-ZUMO-AUTH", token.as_str())];
+    let r = app.request(Method::POST, "/push/registrationids", &user, None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.header("location").unwrap().rsplit('/').next().unwrap().to_string();
+    // /registrations/:id is public: no key at all.
+    let body = json!({"platform": "gcm", "deviceId": "fcm-public"}).to_string();
+    let r = app.request(Method::PUT, &format!("/push/registrations/{id}"), &[("content-type", "application/json")], Some(&body)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    // /registrations is not named: application, as without the file.
+    let r = app.request(Method::GET, "/push/registrations?platform=gcm&deviceId=fcm-public", &[], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert_eq!(list(&app, "gcm", "fcm-public").await[0]["registrationId"], id.as_str());
+    // Export writes extensions/push.json beside push.js; importing that folder as a new tenant
+    // gives it the same permissions.
+    let out = app.data.join(crate::helpers::random_name("push-export"));
+    let (ok, _, err) = app.cli(&["tenant", "export", &app.tenant, out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let exported: Value = serde_json::from_str(&std::fs::read_to_string(out.join("extensions/push.json")).unwrap()).unwrap();
+    assert_eq!(exported, permissions);
+    assert!(out.join("extensions/push.js").is_file());
+    let copy = crate::helpers::random_name("t");
+    let (ok, _, err) = app.cli(&["tenant", "import", &copy, out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let r = app.manage(Method::GET, &format!("/tenants/{copy}/scripts/extension/push"), None).await;
+    assert_eq!(r.json()["permissions"], permissions, "{}", r.text);
+    // Only the push extension and APIs carry permissions; values are checked.
+    let r = app.put_script("extension", "startup", "exports.startup = function (context, done) { done(); };", json!({"permissions": permissions})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = app
+        .put_script(
+            "extension",
+            "push",
+            "exports.register = function (r, c, done) { done(); };",
+            json!({"permissions": {"routes": {"/registrations": {"permission": "everyone"}}}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
 }
