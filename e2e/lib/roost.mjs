@@ -133,8 +133,8 @@ export async function startWebPush() {
   return {
     base,
     port: Number(new URL(base).port),
-    async subscribe() {
-      return (await fetch(`${base}/__test/subscribe`, { method: 'POST', body: '{}' })).json();
+    async subscribe(options = {}) {
+      return (await fetch(`${base}/__test/subscribe`, { method: 'POST', body: JSON.stringify(options) })).json();
     },
     async messages() {
       return (await fetch(`${base}/__test/messages`)).json();

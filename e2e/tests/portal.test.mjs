@@ -395,6 +395,85 @@ test('the Push view shows a registration, sends a test with a live status and de
   }
 });
 
+test("a page's own WebCrypto keys register through §7.2 and decrypt a script's push in the page", async () => {
+  // The browser half headless Chromium's PushManager cannot give here (it refuses subscribe, and its
+  // push service is Google's): the page makes a subscription's keys as a browser does (P-256 ECDH
+  // and a 16-byte auth secret, WebCrypto), registers them from its own origin through §7.2, and
+  // decrypts (RFC 8291, in the page) the record the receiver kept of a table script's push.send.
+  const rx = await startWebPush();
+  const app = await servePage(`<!DOCTYPE html><html><body><script>
+    const b64 = (u8) => btoa(String.fromCharCode(...u8)).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
+    const unb64 = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4)), (c) => c.charCodeAt(0));
+    const cat = (...parts) => { const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0)); let i = 0; for (const p of parts) { out.set(p, i); i += p.length; } return out; };
+    const text = (s) => new TextEncoder().encode(s);
+    async function hkdf(salt, ikm, info, bytes) {
+      const key = await crypto.subtle.importKey('raw', ikm, 'HKDF', false, ['deriveBits']);
+      return new Uint8Array(await crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt, info }, key, bytes * 8));
+    }
+    let keys, uaPublic, auth;
+    window.makeKeys = async () => {
+      keys = await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']);
+      uaPublic = new Uint8Array(await crypto.subtle.exportKey('raw', keys.publicKey));
+      auth = crypto.getRandomValues(new Uint8Array(16));
+      return { p256dh: b64(uaPublic), auth: b64(auth) };
+    };
+    window.register = async (base, appKey, subscription) => {
+      const h = { 'X-ZUMO-APPLICATION': appKey, 'Content-Type': 'application/json' };
+      const r = await fetch(base + '/push/registrationids', { method: 'POST', headers: h });
+      const id = r.headers.get('Location').split('/').pop();
+      const put = await fetch(base + '/push/registrations/' + id, { method: 'PUT', headers: h,
+        body: JSON.stringify({ platform: 'webpush', deviceId: subscription.endpoint, keys: subscription.keys, tags: ['orders'] }) });
+      return { id, status: put.status };
+    };
+    window.decrypt = async (record) => {
+      const m = unb64(record);
+      const salt = m.slice(0, 16), idlen = m[20], asPublic = m.slice(21, 21 + idlen), body = m.slice(21 + idlen);
+      const peer = await crypto.subtle.importKey('raw', asPublic, { name: 'ECDH', namedCurve: 'P-256' }, false, []);
+      const shared = new Uint8Array(await crypto.subtle.deriveBits({ name: 'ECDH', public: peer }, keys.privateKey, 256));
+      const ikm = await hkdf(auth, shared, cat(text('WebPush: info\\0'), uaPublic, asPublic), 32);
+      const cek = await hkdf(salt, ikm, text('Content-Encoding: aes128gcm\\0'), 16);
+      const nonce = await hkdf(salt, ikm, text('Content-Encoding: nonce\\0'), 12);
+      const key = await crypto.subtle.importKey('raw', cek, 'AES-GCM', false, ['decrypt']);
+      const plain = new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: nonce }, key, body));
+      let end = plain.length - 1;
+      while (end > 0 && plain[end] === 0) end--;
+      if (plain[end] !== 2) throw new Error('not the last record of a message');
+      return new TextDecoder().decode(plain.slice(0, end));
+    };
+  </script></body></html>`);
+  const manage = (method, path, body) => fetch(`${roost.base}/manage/v1${path}`, {
+    method, headers: { Authorization: 'Bearer e2e-platform-token', 'Content-Type': 'application/json' }, body: body && JSON.stringify(body),
+  });
+  try {
+    const r = await manage('PATCH', `/tenants/${tenant}/settings`, { outbound_allow: [`127.0.0.1:${rx.port}`], cors_origins: ['localhost', '127.0.0.1'] });
+    assert.equal(r.status, 200, await r.text());
+    const client = await browser.browser.newContext();
+    const appPage = await client.newPage();
+    await appPage.goto(app.url);
+    const keys = await appPage.evaluate(() => window.makeKeys());
+    const subscription = await rx.subscribe({ keys });
+    const registered = await appPage.evaluate(([base, key, sub]) => window.register(base, key, sub), [`${roost.base}/t/${tenant}`, appKey, subscription]);
+    assert.equal(registered.status, 204);
+    // The alerts table's insert script (the previous test) sends to the tag.
+    const ins = await fetch(`${roost.base}/t/${tenant}/tables/alerts`, {
+      method: 'POST', headers: { 'X-ZUMO-APPLICATION': appKey, 'Content-Type': 'application/json' }, body: JSON.stringify({ text: 'Decrypted by the page' }),
+    });
+    assert.equal(ins.status, 201, await ins.text());
+    let messages = [];
+    for (let i = 0; i < 100 && messages.length === 0; i++) {
+      messages = (await rx.messages()).filter((m) => m.record);
+      if (messages.length === 0) await new Promise((ok) => setTimeout(ok, 100));
+    }
+    assert.equal(messages.length, 1);
+    const plain = await appPage.evaluate((record) => window.decrypt(record), messages[0].record);
+    assert.deepEqual(JSON.parse(plain), { message: 'Decrypted by the page' });
+    await client.close();
+  } finally {
+    await rx.stop();
+    await app.stop();
+  }
+});
+
 test('regenerating the application key refuses the old one', async () => {
   await page.click('nav.tabs a:has-text("Configure")');
   await page.click('button:has-text("Regenerate application key")');

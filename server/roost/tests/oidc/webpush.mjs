@@ -7,8 +7,10 @@
 //   node webpush.mjs '{"port":0}'   prints {"base":"http://127.0.0.1:PORT"}
 //
 // For tests:
-//   POST /__test/subscribe {"behaviour"?: "ok" | "gone" | "flaky", "failures"?: n, "delayMs"?: n}
-//        a subscription as a browser's PushManager gives it: {endpoint, keys: {p256dh, auth}}.
+//   POST /__test/subscribe {"behaviour"?: "ok" | "gone" | "flaky", "failures"?: n, "delayMs"?: n, "keys"?: {p256dh, auth}}
+//        a subscription as a browser's PushManager gives it: {endpoint, keys: {p256dh, auth}}. With
+//        `keys` (a page's own), messages are verified but not decrypted: each keeps its `record`
+//        (base64url) for the page to decrypt.
 //        `gone` answers 410 (the subscription expired); `flaky` answers 503 with `Retry-After: 1` to
 //        its first `failures` requests; `delayMs` holds each answer that long.
 //   GET  /__test/messages   every message accepted: [{subscription, payload, ttl, urgency, topic, at}]
@@ -68,12 +70,18 @@ const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, 'http://127.0.0.1');
   if (req.method === 'POST' && url.pathname === '/__test/subscribe') {
     const o = JSON.parse((await body(req)).toString() || '{}');
+    const id = randomBytes(12).toString('hex');
+    const common = { behaviour: o.behaviour || 'ok', failures: o.failures ?? 2, delayMs: o.delayMs || 0, seen: 0 };
+    res.writeHead(200, { 'content-type': 'application/json' });
+    if (o.keys) {
+      // A browser's own keys: the receiver cannot decrypt, and keeps each record for the page to.
+      subscriptions.set(id, { ecdh: null, auth: null, ...common });
+      return res.end(JSON.stringify({ endpoint: `${origin}/push/${id}`, keys: o.keys }));
+    }
     const ecdh = createECDH('prime256v1');
     ecdh.generateKeys();
-    const id = randomBytes(12).toString('hex');
     const auth = randomBytes(16);
-    subscriptions.set(id, { ecdh, auth, behaviour: o.behaviour || 'ok', failures: o.failures ?? 2, delayMs: o.delayMs || 0, seen: 0 });
-    res.writeHead(200, { 'content-type': 'application/json' });
+    subscriptions.set(id, { ecdh, auth, ...common });
     return res.end(JSON.stringify({ endpoint: `${origin}/push/${id}`, keys: { p256dh: b64(ecdh.getPublicKey()), auth: b64(auth) } }));
   }
   if (req.method === 'GET' && url.pathname === '/__test/messages') {
@@ -106,6 +114,11 @@ const server = http.createServer(async (req, res) => {
   if (!/^\d+$/.test(req.headers.ttl || '')) return refuse(res, 400, 'no TTL');
   if (req.headers['content-encoding'] !== 'aes128gcm') return refuse(res, 415, 'not aes128gcm');
   if (data.length > 4096) return refuse(res, 413, 'record larger than 4096 bytes');
+  if (!sub.ecdh) {
+    counter.accepted += 1;
+    messages.push({ subscription: m[1], record: b64(data), ttl: Number(req.headers.ttl), urgency: req.headers.urgency || null, topic: req.headers.topic || null, at: Date.now() });
+    return answer(res, 201);
+  }
   let payload;
   try {
     payload = ece.decrypt(data, { version: 'aes128gcm', privateKey: sub.ecdh, authSecret: b64(sub.auth) }).toString('utf8');
