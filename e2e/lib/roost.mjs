@@ -81,8 +81,15 @@ export async function screenshot(page, name) {
 // The identity tests' real OpenID provider (server/roost/tests/oidc, oidc-provider from npm) on
 // 127.0.0.1, with these clients.
 export async function startProvider(clients) {
+  const { first, stop } = await startPeer('provider.mjs', { port: 0, clients }, 'the OpenID provider', 'ignore');
+  return { issuer: first.issuer, port: Number(new URL(first.issuer).port), stop };
+}
+
+// One of the API tests' Node peers (server/roost/tests/oidc): started with its JSON argument, its
+// first stdout line parsed; `stop` ends it.
+async function startPeer(script, argument, what, stderr = 'inherit') {
   const dir = join(repo, 'server', 'roost', 'tests', 'oidc');
-  const proc = spawn('node', ['provider.mjs', JSON.stringify({ port: 0, clients })], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] });
+  const proc = spawn('node', [script, JSON.stringify(argument)], { cwd: dir, stdio: ['ignore', 'pipe', stderr] });
   const first = await new Promise((ok, fail) => {
     let out = '';
     proc.stdout.on('data', (d) => {
@@ -90,12 +97,11 @@ export async function startProvider(clients) {
       const nl = out.indexOf('\n');
       if (nl >= 0) ok(JSON.parse(out.slice(0, nl)));
     });
-    proc.on('exit', (code) => fail(new Error(`the OpenID provider exited (${code}): run npm ci in ${dir}`)));
+    proc.on('exit', (code) => fail(new Error(`${what} exited (${code}): run npm ci in ${dir}`)));
   });
   proc.stdout.resume();
   return {
-    issuer: first.issuer,
-    port: Number(new URL(first.issuer).port),
+    first,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise((r) => { if (proc.exitCode !== null) r(); else proc.on('exit', r); });
@@ -117,18 +123,7 @@ export async function servePage(html) {
 // The push tests' Web Push receiver (server/roost/tests/oidc/webpush.mjs): a push service on 127.0.0.1
 // that verifies VAPID and decrypts every message with the subscription's private key.
 export async function startWebPush() {
-  const dir = join(repo, 'server', 'roost', 'tests', 'oidc');
-  const proc = spawn('node', ['webpush.mjs', JSON.stringify({ port: 0 })], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] });
-  const first = await new Promise((ok, fail) => {
-    let out = '';
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl >= 0) ok(JSON.parse(out.slice(0, nl)));
-    });
-    proc.on('exit', (code) => fail(new Error(`the Web Push receiver exited (${code}): run npm ci in ${dir}`)));
-  });
-  proc.stdout.resume();
+  const { first, stop } = await startPeer('webpush.mjs', { port: 0 }, 'the Web Push receiver');
   const base = first.base;
   return {
     base,
@@ -139,9 +134,6 @@ export async function startWebPush() {
     async messages() {
       return (await fetch(`${base}/__test/messages`)).json();
     },
-    async stop() {
-      proc.kill('SIGTERM');
-      await new Promise((r) => { if (proc.exitCode !== null) r(); else proc.on('exit', r); });
-    },
+    stop,
   };
 }

@@ -21,19 +21,24 @@
     });
     return out;
   }
+  // The host's answer to the script's callbacks: an error without an `error` callback is logged and
+  // fails the request.
+  function answer(c, doing) {
+    return function (err, result) {
+      if (err) {
+        if (c.error) return c.error(err);
+        L.log('error', 'Error ' + doing + ': ' + err.message);
+        return L.internalError(err);
+      }
+      if (c.success) c.success(result);
+    };
+  }
   function sender(platform) {
     return function (tags, payload, options, callbacks) {
       if (callbacks === undefined && callbacksOf(options)) { callbacks = options; options = undefined; }
       var c = callbacksOf(callbacks) || {};
       var opts = optionsOf([options, callbacks]);
-      L.hostCall('push.send', { platform: platform, tags: tags === undefined ? null : tags, payload: payload === undefined ? null : payload, options: opts }, function (err, result) {
-        if (err) {
-          if (c.error) return c.error(err);
-          L.log('error', 'Error sending push notification: ' + err.message);
-          return L.internalError(err);
-        }
-        if (c.success) c.success(result);
-      });
+      L.hostCall('push.send', { platform: platform, tags: tags === undefined ? null : tags, payload: payload === undefined ? null : payload, options: opts }, answer(c, 'sending push notification'));
     };
   }
   // Windows push (WNS, MPNS): every send method answers a clear error through its callbacks.
@@ -61,14 +66,7 @@
       var c = args.length && callbacksOf(args[args.length - 1]) ? callbacksOf(args.pop()) : {};
       var action;
       try { action = build.apply(null, [optionsOf(args.slice(fixed))].concat(args.slice(0, fixed))); } catch (e) { action = null; }
-      L.hostCall('push.registrations', { action: action }, function (err, result) {
-        if (err) {
-          if (c.error) return c.error(err);
-          L.log('error', 'Error managing push registrations: ' + err.message);
-          return L.internalError(err);
-        }
-        if (c.success) c.success(result);
-      });
+      L.hostCall('push.registrations', { action: action }, answer(c, 'managing push registrations'));
     };
   }
   function list(o, extra) {
