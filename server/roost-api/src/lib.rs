@@ -151,6 +151,10 @@ tenant_settings! {
     packages_max_mb: u64 = 200,
     /// How long the tokens of `/login/{provider}` are valid, in days (§5.3); default 30.
     login_token_days: u64 = 30,
+    /// How long script and request log lines are kept, in days; default 7.
+    log_retention_days: u64 = 7,
+    /// How much log text (messages and sources) is kept, in MB; older lines go first; default 50.
+    log_max_mb: u64 = 50,
 }
 
 /// `POST /manage/v1/tenants`.
@@ -969,6 +973,201 @@ pub struct PushTestIn {
     /// The text: sent as the template property `message` (and as the alert or data `message` of
     /// a native registration without a template).
     pub message: String,
+}
+
+/// A tier (AMS's Free/Basic/Standard): the limits and daily quotas of the tenants on it. Named
+/// tiers are server configuration (`[tiers.<name>]`); an admin puts a tenant on one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    /// Requests per second on each node (a token bucket).
+    pub requests_per_second: u64,
+    /// Requests the bucket holds (a burst above the rate).
+    pub burst: u64,
+    /// Tenant requests per UTC day, counted across nodes.
+    pub api_calls_per_day: u64,
+    /// Push notifications queued per UTC day.
+    pub push_per_day: u64,
+    /// Tables the tenant may have.
+    pub max_tables: u64,
+    /// The size of the tenant's database, in MB.
+    pub database_mb: u64,
+    /// Ceiling of the tenant's `script_cpu_ms`.
+    pub script_cpu_ms: u64,
+    /// Ceiling of the tenant's `script_memory_mb`.
+    pub script_memory_mb: u64,
+    /// Ceiling of the tenant's `script_max_concurrent`.
+    pub script_max_concurrent: u64,
+    /// Ceiling of the tenant's `log_retention_days`.
+    pub log_retention_days: u64,
+    /// Ceiling of the tenant's `log_max_mb`.
+    pub log_mb: u64,
+}
+
+/// `GET /manage/v1/tiers`: a named tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierOut {
+    /// Its name.
+    pub name: String,
+    /// Its limits.
+    pub tier: Tier,
+    /// New tenants (and tenants no admin put on a tier) are on it.
+    pub default: bool,
+}
+
+/// `PUT /manage/v1/tenants/{t}/tier` (admin only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierIn {
+    /// A configured tier's name.
+    pub tier: String,
+}
+
+/// `GET /manage/v1/tenants/{t}/usage`: the tenant's tier and what it used of it today.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageOut {
+    /// The tier's name.
+    pub tier: String,
+    /// Its limits.
+    pub limits: Tier,
+    /// Requests today (UTC), every node.
+    pub api_calls_today: u64,
+    /// Push notifications queued today.
+    pub push_today: u64,
+    /// Tables.
+    pub tables: u64,
+    /// The database's size in bytes (last measured).
+    pub database_bytes: u64,
+    /// When the daily quotas start again (ISO-8601, the next 00:00 UTC).
+    pub resets_at: String,
+}
+
+/// One bucket of a tenant's series (every node added up).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsPoint {
+    /// The bucket's start (epoch seconds).
+    pub t: i64,
+    /// Requests.
+    pub requests: u64,
+    /// 5xx answers.
+    pub errors: u64,
+    /// 4xx answers.
+    pub client_errors: u64,
+    /// Request bytes.
+    pub bytes_in: u64,
+    /// Response bytes.
+    pub bytes_out: u64,
+    /// Script invocations.
+    pub script_invocations: u64,
+    /// Script CPU, milliseconds.
+    pub script_cpu_ms: f64,
+    /// Script errors (exceptions and limits).
+    pub script_errors: u64,
+    /// Requests refused or scripts stopped by a limit.
+    pub limit_hits: u64,
+    /// Push notifications queued.
+    pub push_queued: u64,
+    /// Latency percentiles of the bucket, milliseconds (upper bounds of histogram buckets).
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// `GET /manage/v1/tenants/{t}/dashboard?range=1h|24h|7d|30d`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DashboardOut {
+    /// Tenant name.
+    pub name: String,
+    /// Its endpoint (path or URL).
+    pub url: String,
+    /// `active`.
+    pub status: String,
+    /// The range asked for.
+    pub range: String,
+    /// Seconds per point.
+    pub step: i64,
+    /// The series, oldest first, one point per step (empty steps included).
+    pub points: Vec<MetricsPoint>,
+    /// The range's totals (percentiles over the whole range).
+    pub totals: MetricsPoint,
+    /// Requests by kind (`tables`, `api`, `jobs`, `login`, `push`, `other`) and status class.
+    pub by_kind: Vec<KindCount>,
+    /// The most requested tables and APIs (`tables/todo`, `api/hello`), most first.
+    pub top: Vec<(String, u64)>,
+    /// Limit hits by limit (`rate`, `daily_quota`, `cpu`, …).
+    pub limits: Vec<(String, u64)>,
+    /// Push outcomes (`delivered`, `retried`, `expired`, `failed`, `pruned`).
+    pub push: Vec<(String, u64)>,
+    /// Distinct installation ids today (UTC) and over the range (estimates).
+    pub active_devices_today: u64,
+    pub active_devices_range: u64,
+    /// The tier and what is used of it today.
+    pub usage: UsageOut,
+}
+
+/// Requests of one kind in [`DashboardOut`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindCount {
+    /// The kind.
+    pub kind: String,
+    /// 1xx-3xx answers.
+    pub ok: u64,
+    /// 4xx answers.
+    pub client_errors: u64,
+    /// 5xx answers.
+    pub errors: u64,
+}
+
+/// A tenant's row in the platform Monitoring view (the last 24 hours, every node).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantActivity {
+    /// Tenant name.
+    pub name: String,
+    /// Its tier.
+    pub tier: String,
+    /// Requests.
+    pub requests: u64,
+    /// 5xx answers.
+    pub errors: u64,
+    /// 4xx answers.
+    pub client_errors: u64,
+    /// Mean latency, milliseconds.
+    pub mean_latency_ms: f64,
+    /// Limit hits.
+    pub limit_hits: u64,
+    /// Requests today against the tier's daily quota (fraction, 0..).
+    pub quota_used: f64,
+    /// Requests per hour over the 24 hours, oldest first (the sparkline).
+    pub hourly: Vec<u64>,
+}
+
+/// A node's health.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeOut {
+    /// The node's id.
+    pub id: String,
+    /// Its version.
+    pub version: String,
+    /// When it started (ISO-8601).
+    pub started_at: String,
+    /// Its last heartbeat (ISO-8601).
+    pub heartbeat_at: String,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age_s: i64,
+    /// Uptime at the last heartbeat, seconds.
+    pub uptime_s: i64,
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+    /// Tenants it has served.
+    pub tenants: u64,
+}
+
+/// `GET /manage/v1/monitor`: every tenant the caller may watch, and the nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformOut {
+    /// Tenants.
+    pub tenants: Vec<TenantActivity>,
+    /// Nodes.
+    pub nodes: Vec<NodeOut>,
 }
 
 #[cfg(test)]

@@ -387,11 +387,12 @@ impl ScriptEngine {
         let runtimes = self.runtimes.clone();
         let done = tokio::spawn(async move {
             let source = invocation.source.clone();
+            let mut cpu_used = Duration::ZERO;
             let wall_deadline = tokio::time::Instant::now() + Duration::from_millis(limits.wall_ms);
             let result = match tokio::time::timeout_at(wall_deadline, rt.permits.clone().acquire_owned()).await {
                 Ok(Ok(_permit)) => match rt.pick() {
                     Ok(lane) => {
-                        let r = run(lane.clone(), rt.budget.clone(), invocation, host.clone(), tx, wall_deadline).await;
+                        let r = run(lane.clone(), rt.budget.clone(), invocation, host.clone(), tx, wall_deadline, &mut cpu_used).await;
                         lane.active.fetch_sub(1, Ordering::Relaxed);
                         if lane.poisoned.load(Ordering::Acquire) {
                             TenantLanes::drop_poisoned(&mut rt.lanes.lock().unwrap_or_else(|e| e.into_inner()));
@@ -411,6 +412,7 @@ impl ScriptEngine {
             if let Err(e) = &result {
                 host.log(LogLevel::Error, &source, &failure_log(&source, e));
             }
+            host.finished(cpu_used, result.as_ref().map(|_| ()));
             trim(&runtimes);
             result
         });
@@ -508,6 +510,7 @@ async fn run(
     host: Arc<dyn ScriptHost>,
     tx: oneshot::Sender<Result<Option<ScriptResponse>, ScriptFailure>>,
     wall_deadline: tokio::time::Instant,
+    cpu_used: &mut Duration,
 ) -> Result<(), ScriptFailure> {
     let limits = rt.limits;
     let mut tx = Some(tx);
@@ -577,6 +580,7 @@ async fn run(
             None => return fail(&mut tx, ScriptFailure::Error("the script thread stopped".into())),
         };
         cpu_left = cpu_left.saturating_sub(elapsed);
+        *cpu_used += elapsed;
         // Natives' records: logs, response, new calls and timers.
         let (calls, timers, cleared, response, logs) = {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());

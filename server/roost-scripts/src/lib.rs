@@ -84,6 +84,11 @@ pub trait ScriptHost: Send + Sync + 'static {
         let _ = (from, id);
         Resolved::NotFound
     }
+    /// An invocation has ended (all its work done, or stopped): the CPU time its steps used and how
+    /// it ended. Called once per invocation, for the host's metrics.
+    fn finished(&self, cpu: std::time::Duration, outcome: Result<(), &ScriptFailure>) {
+        let _ = (cpu, outcome);
+    }
 }
 
 /// What [`ScriptHost::resolve`] found.

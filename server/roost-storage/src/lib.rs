@@ -15,6 +15,7 @@ pub mod ddl;
 pub mod deadline;
 pub mod identity;
 pub mod items;
+pub mod metrics;
 pub mod packages;
 pub mod pg_batch;
 pub mod push;
@@ -118,6 +119,8 @@ pub struct TenantRecord {
     pub settings: TenantSettings,
     /// Creation time, ISO-8601.
     pub created_at: String,
+    /// The tier an admin put it on (empty: the server's default tier).
+    pub tier: String,
 }
 
 /// A tenant table as stored in the catalog (its columns come from the database itself).
@@ -457,7 +460,7 @@ impl Storage {
         Ok(Tenant { record, db, schema, tables, scripts, inserter: self.pg_inserter.clone(), packages, providers, token_secret, statements })
     }
 
-    fn tenant_file(&self, name: &str) -> PathBuf {
+    pub(crate) fn tenant_file(&self, name: &str) -> PathBuf {
         self.data_dir.join("tenants").join(format!("{}.db", name.to_ascii_lowercase()))
     }
 
@@ -477,8 +480,8 @@ impl Storage {
 
     async fn tenant_record(&self, name: &str) -> Result<Option<TenantRecord>> {
         let sql = match self.dialect() {
-            Dialect::Sqlite => "select name, application_key, master_key, settings, created_at from tenants where name = ?",
-            Dialect::Postgres => "select name, application_key, master_key, settings, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as created_at from roost.tenants where name = $1",
+            Dialect::Sqlite => "select name, application_key, master_key, settings, tier, created_at from tenants where name = ?",
+            Dialect::Postgres => "select name, application_key, master_key, settings, tier, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as created_at from roost.tenants where name = $1",
         };
         self.catalog_query::<TenantRow>(sql, &[name]).await?.into_iter().next().map(TenantRecord::try_from).transpose()
     }
@@ -536,8 +539,8 @@ impl Storage {
     /// All tenants, by name.
     pub async fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
         let sql = match self.dialect() {
-            Dialect::Sqlite => "select name, application_key, master_key, settings, created_at from tenants order by name",
-            Dialect::Postgres => "select name, application_key, master_key, settings, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as created_at from roost.tenants order by name",
+            Dialect::Sqlite => "select name, application_key, master_key, settings, tier, created_at from tenants order by name",
+            Dialect::Postgres => "select name, application_key, master_key, settings, tier, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as created_at from roost.tenants order by name",
         };
         self.catalog_query::<TenantRow>(sql, &[]).await?.into_iter().map(TenantRecord::try_from).collect()
     }
@@ -593,7 +596,14 @@ impl Storage {
             }
         }
         self.changed().await?;
-        Ok(TenantRecord { name, application_key: application_key.to_string(), master_key: master_key.to_string(), settings: settings.clone(), created_at })
+        Ok(TenantRecord {
+            name,
+            application_key: application_key.to_string(),
+            master_key: master_key.to_string(),
+            settings: settings.clone(),
+            created_at,
+            tier: String::new(),
+        })
     }
 
     /// Deletes a tenant and all its data.
@@ -656,6 +666,19 @@ impl Storage {
             return Err(StorageError::NotFound);
         }
         self.forget(&record.name);
+        self.changed().await
+    }
+
+    /// Puts a tenant on a tier (empty: the server's default); only an admin calls it.
+    pub async fn set_tier(&self, tenant: &str, tier: &str) -> Result<()> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "update tenants set tier = ? where name = ?",
+            Dialect::Postgres => "update roost.tenants set tier = $1 where name = $2",
+        };
+        if self.catalog_exec(sql, &[tier, &tenant.to_ascii_lowercase()]).await? == 0 {
+            return Err(StorageError::NotFound);
+        }
+        self.forget(tenant);
         self.changed().await
     }
 
@@ -802,6 +825,7 @@ struct TenantRow {
     application_key: String,
     master_key: String,
     settings: String,
+    tier: String,
     created_at: String,
 }
 
@@ -809,7 +833,7 @@ impl TryFrom<TenantRow> for TenantRecord {
     type Error = StorageError;
     fn try_from(r: TenantRow) -> Result<Self> {
         let settings = serde_json::from_str(&r.settings).map_err(|e| StorageError::Internal(format!("settings of tenant {}: {e}", r.name)))?;
-        Ok(TenantRecord { name: r.name, application_key: r.application_key, master_key: r.master_key, settings, created_at: r.created_at })
+        Ok(TenantRecord { name: r.name, application_key: r.application_key, master_key: r.master_key, settings, created_at: r.created_at, tier: r.tier })
     }
 }
 

@@ -50,7 +50,7 @@ pub struct VapidRecord {
 const COLUMNS: &str = "id, platform, device_id, keys, tags, template_name, template_body, headers, expiry, installation_id, user_id, created_at, updated_at";
 
 /// The statement in the catalog's dialect: `{p}` is the catalog schema's prefix, `?` a parameter.
-fn dialect_sql(dialect: Dialect, sql: &str) -> String {
+pub(crate) fn dialect_sql(dialect: Dialect, sql: &str) -> String {
     match dialect {
         Dialect::Sqlite => sql.replace("{p}", ""),
         Dialect::Postgres => {

@@ -308,6 +308,34 @@ impl Storage {
         self.catalog_exec(sql, &[tenant, tenant, &keep.to_string()]).await
     }
 
+    /// Deletes a tenant's log lines older than `before` (ISO-8601) and, beyond the newest lines whose
+    /// messages and sources add up to `max_bytes`, the older ones. Returns the lines deleted.
+    pub async fn prune_logs_by(&self, tenant: &str, before: &str, max_bytes: i64) -> Result<u64> {
+        let (by_age, by_bytes) = match self.dialect() {
+            Dialect::Sqlite => (
+                "delete from script_logs where tenant = ? and time < ?",
+                "delete from script_logs where tenant = ? and id <= (select id from (select id, sum(length(message) + length(source)) over (order by id desc) as total from script_logs where tenant = ?) where total > cast(? as integer) order by id desc limit 1)",
+            ),
+            Dialect::Postgres => (
+                "delete from roost.script_logs where tenant = $1 and time < $2::timestamptz",
+                "delete from roost.script_logs where tenant = $1 and id <= (select id from (select id, sum(octet_length(message) + octet_length(source)) over (order by id desc) as total from roost.script_logs where tenant = $2) t where total > $3::bigint order by id desc limit 1)",
+            ),
+        };
+        let mut n = self.catalog_exec(by_age, &[tenant, before]).await?;
+        n += self.catalog_exec(by_bytes, &[tenant, tenant, &max_bytes.to_string()]).await?;
+        Ok(n)
+    }
+
+    /// The newest log line id of a tenant (0 when it has none).
+    pub async fn newest_log_id(&self, tenant: &str) -> Result<i64> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "select coalesce(max(id), 0) from script_logs where tenant = ?",
+            Dialect::Postgres => "select coalesce(max(id), 0)::bigint from roost.script_logs where tenant = $1",
+        };
+        let rows: Vec<(i64,)> = self.catalog_query(sql, &[&tenant.to_ascii_lowercase()]).await?;
+        Ok(rows.first().map(|r| r.0).unwrap_or(0))
+    }
+
     /// A tenant's log lines after `after_id`, oldest first, at most `limit`.
     pub async fn logs(&self, tenant: &str, after_id: i64, limit: i64) -> Result<Vec<LogLine>> {
         self.logs_filtered(tenant, &LogFilter { after: after_id, limit, ..LogFilter::default() }).await

@@ -38,6 +38,8 @@ pub enum Access {
     Monitor,
     /// Admins and owners of the tenant: data, scripts, keys and settings.
     Tenant,
+    /// Admins and support staff: the platform's monitoring view of every tenant.
+    Watch,
     /// Admins only: accounts.
     Admin,
 }
@@ -48,7 +50,7 @@ impl Principal {
         Ok(match (self.role, access) {
             (Role::Admin, _) | (_, Access::Signed | Access::Listing) => true,
             (Role::Owner, Access::CreateTenant) => true,
-            (Role::Support, Access::Monitor) => true,
+            (Role::Support, Access::Monitor | Access::Watch) => true,
             (Role::Owner, Access::Monitor | Access::Tenant) => match (&self.account, tenant) {
                 (Some(a), Some(t)) => storage.owns_tenant(&a.id, t).await.map_err(internal)?,
                 _ => false,

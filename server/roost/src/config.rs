@@ -74,6 +74,24 @@ pub struct Config {
     pub npm_registry: String,
     /// The ceilings on tenant limits (the `tenant_max_*` settings).
     pub tenant_max: TenantMaxima,
+    /// Count metrics, enforce rates and quotas.
+    pub metrics: bool,
+    /// How often a node writes its running totals to the catalog, in milliseconds.
+    pub metrics_flush_ms: u64,
+    /// How long minute rows are kept, in days.
+    pub metrics_minute_days: u64,
+    /// How long hour rows and device sketches are kept, in days.
+    pub metrics_hour_days: u64,
+    /// The bearer token of `GET /metrics` (empty: the route is off).
+    pub metrics_token: SecretString,
+    /// A listener serving only `/metrics` (empty: none).
+    pub metrics_listen: String,
+    /// Tenants with their own `tenant` label.
+    pub metrics_max_tenants: u64,
+    /// The tier of tenants no admin put on one.
+    pub default_tier: String,
+    /// The named tiers.
+    pub tiers: std::collections::BTreeMap<String, roost_api::Tier>,
 }
 
 /// The prefix of the settings that fill [`TenantMaxima`].
@@ -121,6 +139,8 @@ tenant_limits! {
     packages_install_seconds("packages_install_seconds") >= 5,
     packages_max_mb("packages_mb") >= 1,
     login_token_days("login_token_days") >= 1,
+    log_retention_days("log_retention_days") >= 1,
+    log_max_mb("log_mb") >= 1,
 }
 
 impl Config {
@@ -156,6 +176,13 @@ impl Config {
                 if !table.contains_key(&k) {
                     anyhow::bail!("{}: unknown setting `{k}` (see `roost default-config`)", path.display());
                 }
+                // `[tiers.<name>]` replaces or adds one tier; the other default tiers stay.
+                if let (Some(toml::Value::Table(tiers)), toml::Value::Table(given)) = (table.get_mut(&k).filter(|_| k == "tiers"), &v) {
+                    for (name, tier) in given {
+                        tiers.insert(name.clone(), tier.clone());
+                    }
+                    continue;
+                }
                 table.insert(k, v);
             }
         }
@@ -164,6 +191,7 @@ impl Config {
             let var = format!("ROOST_{}", key.to_ascii_uppercase());
             if let Ok(v) = std::env::var(&var) {
                 let value = match table.get(&key) {
+                    Some(toml::Value::Table(_)) => anyhow::bail!("{var}: `{key}` is a table; set it in roost.toml"),
                     Some(toml::Value::Boolean(_)) => toml::Value::Boolean(matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")),
                     Some(toml::Value::Integer(_)) => toml::Value::Integer(v.parse().map_err(|_| anyhow::anyhow!("{var} must be an integer"))?),
                     _ => toml::Value::String(v),
@@ -213,6 +241,26 @@ impl Config {
         }
         if !self.manage_listen.is_empty() {
             self.manage_listen.parse::<SocketAddr>().map_err(|e| anyhow::anyhow!("manage_listen = {:?}: {e}", self.manage_listen))?;
+        }
+        if self.metrics_flush_ms < 100 || self.metrics_flush_ms > 60_000 {
+            anyhow::bail!("metrics_flush_ms must be between 100 and 60000");
+        }
+        if self.metrics_minute_days == 0 || self.metrics_hour_days == 0 {
+            anyhow::bail!("metrics_minute_days and metrics_hour_days must be at least 1");
+        }
+        if !self.metrics_listen.is_empty() {
+            self.metrics_listen.parse::<SocketAddr>().map_err(|e| anyhow::anyhow!("metrics_listen = {:?}: {e}", self.metrics_listen))?;
+        }
+        if !self.tiers.contains_key(&self.default_tier) {
+            anyhow::bail!("default_tier = {:?} names no [tiers.*] table", self.default_tier);
+        }
+        for (name, t) in &self.tiers {
+            if !crate::monitor::tiers::valid_name(name) {
+                anyhow::bail!("[tiers.{name}]: a tier's name is 1 to 32 of a-z, 0-9, - and _");
+            }
+            if t.requests_per_second == 0 || t.burst == 0 {
+                anyhow::bail!("[tiers.{name}]: requests_per_second and burst must be at least 1");
+            }
         }
         // No ceiling below the lowest value its limit accepts.
         for (name, _, least, ceiling) in self.tenant_maxima().bounds(&roost_api::TenantSettings::default()) {

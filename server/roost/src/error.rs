@@ -35,6 +35,8 @@ pub mod msg {
     pub const IF_MATCH_MULTIPLE: &str = "Only single etag 'if-match' headers are supported.";
     pub const UNDELETE_UNSUPPORTED: &str = "The undelete operation is not supported on this table.";
     pub const UNDELETE_CONTENT: &str = "An undelete request must not have content.";
+    pub const RATE_LIMITED: &str = "This service has received too many requests; try again later.";
+    pub const DAILY_QUOTA: &str = "This service has used its daily quota of API calls; it resets at 00:00 UTC.";
     pub const HTTPS_REQUIRED: &str = "HTTPS connections are required for this service. Please update your endpoint to use the https protocol.";
     // Login (§5.5).
     pub fn login_not_supported(provider: &str) -> String {
@@ -95,6 +97,8 @@ pub enum ApiError {
     TooLarge,
     /// 429 with `Retry-After` (seconds).
     TooManyRequests(u64),
+    /// 429 with `Retry-After` (seconds): over the tier's request rate.
+    RateLimited(u64),
     /// 500; the cause is logged, never sent.
     Internal(String),
     /// 503 timeout.
@@ -141,6 +145,7 @@ impl ApiError {
             ApiError::PreconditionFailed(item) => (412, item),
             ApiError::TooLarge => e(StatusCode::PAYLOAD_TOO_LARGE, format!("Error: {}", msg::TOO_LARGE)),
             ApiError::TooManyRequests(_) => e(StatusCode::TOO_MANY_REQUESTS, format!("Error: {}", msg::TOO_MANY_LOGINS)),
+            ApiError::RateLimited(_) => e(StatusCode::TOO_MANY_REQUESTS, format!("Error: {}", msg::RATE_LIMITED)),
             ApiError::Internal(cause) => {
                 tracing::error!(error.cause = %cause, "A script's operation failed with an internal error");
                 e(StatusCode::INTERNAL_SERVER_ERROR, format!("Error: {}", msg::INTERNAL))
@@ -185,6 +190,11 @@ impl IntoResponse for ApiError {
             ApiError::TooLarge => json_error(StatusCode::PAYLOAD_TOO_LARGE, format!("Error: {}", msg::TOO_LARGE)),
             ApiError::TooManyRequests(wait) => {
                 let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, format!("Error: {}", msg::TOO_MANY_LOGINS));
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+                r
+            }
+            ApiError::RateLimited(wait) => {
+                let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, format!("Error: {}", msg::RATE_LIMITED));
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
                 r
             }

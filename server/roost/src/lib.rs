@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod manage;
+pub mod monitor;
 pub mod outbound;
 pub mod packages;
 pub mod passwords;
@@ -103,6 +104,32 @@ pub struct App {
     pub tasks: tasks::Tasks,
     /// How long shutdown waits for in-flight requests and job runs (`shutdown_grace_ms`).
     pub shutdown_grace: std::time::Duration,
+    /// Every tenant's counters on this node, and the Prometheus exporter.
+    pub metrics: monitor::Metrics,
+    /// How often the roll-up writes to the catalog.
+    pub metrics_flush: std::time::Duration,
+    /// Days minute rows and hour rows are kept.
+    pub metrics_retention: (u64, u64),
+    /// The bearer token of `GET /metrics` (empty: off on the main listener).
+    pub metrics_token: SecretString,
+    /// The tiers.
+    pub tiers: monitor::tiers::Tiers,
+    /// Live log tails open on this node.
+    pub log_tails: std::sync::atomic::AtomicUsize,
+    /// Listen address of `/metrics` alone (empty: none).
+    pub metrics_listen: String,
+}
+
+impl App {
+    /// The ceilings of a tenant's limits: the platform's, lowered by its tier.
+    pub fn maxima_for(&self, record: &roost_storage::TenantRecord) -> config::TenantMaxima {
+        self.tiers.maxima(&self.maxima, &record.tier)
+    }
+
+    /// A tenant's tier: its name and limits.
+    pub fn tier_of<'a>(&'a self, record: &'a roost_storage::TenantRecord) -> (&'a str, &'a roost_api::Tier) {
+        self.tiers.of(&record.tier)
+    }
 }
 
 /// Takes the data folder's server lock: on SQLite one server process owns a data folder (its write
@@ -216,6 +243,13 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         manage_apart: !config.manage_listen.is_empty(),
         tasks,
         shutdown_grace: std::time::Duration::from_millis(config.shutdown_grace_ms),
+        metrics: monitor::Metrics::new(config.metrics && server, config.metrics_max_tenants),
+        metrics_flush: std::time::Duration::from_millis(config.metrics_flush_ms),
+        metrics_retention: (config.metrics_minute_days, config.metrics_hour_days),
+        metrics_token: config.metrics_token.clone(),
+        tiers: monitor::tiers::Tiers::of_config(config),
+        log_tails: Default::default(),
+        metrics_listen: config.metrics_listen.clone(),
     })))
 }
 
@@ -254,6 +288,11 @@ pub async fn serve_with(
     }
     let app = Arc::downgrade(&state.0);
     state.tasks.spawn_loop("push", move |stop| push::deliver::run(app, stop));
+    if state.metrics.enabled {
+        let app = Arc::downgrade(&state.0);
+        let every = state.metrics_flush;
+        state.tasks.spawn_loop("metrics", move |stop| monitor::rollup::run(app, every, stop));
+    }
     let app = Arc::downgrade(&state.0);
     state.tasks.spawn_loop("pruner", move |stop| async move {
         loop {
@@ -287,6 +326,15 @@ pub async fn serve_with(
         }
         None => None,
     };
+    if !state.metrics_listen.is_empty() {
+        let l = TcpListener::bind(&state.metrics_listen).await.map_err(|e| anyhow::anyhow!("binding metrics_listen {}: {e}", state.metrics_listen))?;
+        tracing::info!(listen = %l.local_addr()?, "/metrics is listening on its own address");
+        let router = http::metrics_router(state.clone());
+        let stopped = stopped.clone();
+        state.tasks.spawn_loop("metrics listener", move |_| async move {
+            let _ = axum::serve(l, router).with_graceful_shutdown(until(stopped)).await;
+        });
+    }
     let router = http::router(state.clone());
     tracing::info!(listen = %listener.local_addr()?, "Roost is listening");
     let grace = state.shutdown_grace;
@@ -331,6 +379,12 @@ pub async fn stop_background(state: &AppState, deadline: tokio::time::Instant) {
 /// One pass of the hourly upkeep: expired portal sessions are deleted (a stale one is refused when
 /// loaded anyway), and package installs no tenant uses any more (older than an hour) are removed.
 pub async fn prune_once(app: &AppState) {
+    // Log retention of every tenant (by age too, so a quiet tenant's old lines go as well).
+    if let Ok(tenants) = app.storage.list_tenants().await {
+        for t in tenants {
+            scripting::prune_tenant_logs(app, &t.name).await;
+        }
+    }
     if let Err(e) = app.storage.prune_sessions(chrono::Utc::now().timestamp()).await {
         tracing::warn!(error.cause = %e, "Could not prune expired portal sessions");
     }

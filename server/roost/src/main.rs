@@ -299,6 +299,8 @@ enum TenantCmd {
     },
     /// Revoke every user token of a tenant (its keys stay).
     RevokeTokens { name: String },
+    /// Put a tenant on a tier (`[tiers.*]` in the configuration), or show its tier without TIER.
+    Tier { name: String, tier: Option<String> },
     /// Regenerate the application or master key.
     RegenerateKey {
         name: String,
@@ -698,6 +700,19 @@ async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
             println!("Deleted tenant {name}");
         }
         TenantCmd::Token { name, user_id, ttl } => println!("{}", manage::mint_token(&s, &name, &user_id, ttl).await?),
+        TenantCmd::Tier { name, tier } => {
+            let tiers = roost::monitor::tiers::Tiers::of_config(config);
+            if let Some(tier) = &tier {
+                if !tiers.tiers.contains_key(tier) {
+                    anyhow::bail!("'{tier}' is not a tier; the tiers are {}", tiers.tiers.keys().cloned().collect::<Vec<_>>().join(", "));
+                }
+                s.set_tier(&name, tier).await.map_err(|e| anyhow::anyhow!("tenant {name}: {e}"))?;
+            }
+            let record = s.tenant(&name).await?.ok_or_else(|| anyhow::anyhow!("tenant {name} does not exist"))?.record.clone();
+            let (tier_name, limits) = tiers.of(&record.tier);
+            println!("{name} is on tier {tier_name}");
+            print_json(limits)?;
+        }
         TenantCmd::RevokeTokens { name } => println!("Revoked every user token of {name} at {}", manage::revoke_tokens(&s, &name).await?.revoked_at),
         TenantCmd::RegenerateKey { name, kind } => println!("{}", manage::regenerate_key(&s, &name, kind.into()).await?.key),
         TenantCmd::Set {
@@ -752,7 +767,7 @@ async fn table(config: &Config, cmd: TableCmd) -> anyhow::Result<()> {
                 perms.apply_spec(&spec).map_err(ManageError::BadInput)?;
             }
             let spec = TableIn { name: table, id_kind: if integer_id { IdKind::Integer } else { IdKind::String }, soft_delete, permissions: perms };
-            let t = manage::create_table(&s, &tenant, &spec).await?;
+            let t = manage::create_table(&s, &roost::monitor::tiers::Tiers::of_config(config), &tenant, &spec).await?;
             println!("Created table {} in {tenant}", t.name);
         }
         TableCmd::List { tenant, json } => {

@@ -248,9 +248,16 @@ pub async fn list_tables(storage: &Storage, tenant: &str) -> Result<Vec<TableOut
 }
 
 /// Creates a table.
-pub async fn create_table(storage: &Storage, tenant: &str, spec: &TableIn) -> Result<TableOut> {
+pub async fn create_table(storage: &Storage, tiers: &crate::monitor::tiers::Tiers, tenant: &str, spec: &TableIn) -> Result<TableOut> {
     if spec.soft_delete && spec.id_kind == IdKind::Integer {
         return Err(ManageError::BadInput("Soft delete needs a string-id table (integer-id tables have no system columns).".into()));
+    }
+    // The tier's number of tables.
+    let r = record(storage, tenant).await?;
+    let (tier_name, tier) = tiers.of(&r.tier);
+    let tables = list_tables(storage, &r.name).await?.len() as u64;
+    if tables >= tier.max_tables {
+        return Err(ManageError::Forbidden(format!("The tier '{tier_name}' allows {} tables; this service has {tables}.", tier.max_tables)));
     }
     let rec = TableRecord { name: spec.name.clone(), id_kind: spec.id_kind, soft_delete: spec.soft_delete, permissions: spec.permissions };
     storage.create_table(tenant, &rec).await.map_err(|e| ManageError::from_storage(e, || format!("Tenant '{tenant}'")))?;

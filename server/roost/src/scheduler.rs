@@ -74,7 +74,7 @@ pub async fn run_job(app: &AppState, tenant: &Arc<Tenant>, script: &ScriptRecord
     let started = Instant::now();
     let invocation = Invocation { source: script.source(), script: script.body.clone(), entry: Entry::Job(script.name.clone()), input: serde_json::json!({}) };
     let host = Host::new(app.clone(), tenant.clone(), crate::scripting::Purpose::Background);
-    let handle = app.scripts.invoke(&tenant.record.name, limits(tenant, &app.maxima), invocation, Arc::new(host));
+    let handle = app.scripts.invoke(&tenant.record.name, limits(tenant, &app.maxima_for(&tenant.record)), invocation, Arc::new(host));
     let outcome = match handle.done.await {
         Ok(Ok(())) => JobOutcome::Succeeded,
         Ok(Err(e)) => JobOutcome::failed(e),

@@ -23,10 +23,27 @@ use tokio::sync::mpsc;
 #[derive(Clone)]
 pub struct LogSink {
     tx: mpsc::UnboundedSender<LogMsg>,
+    /// Bumped after each batch is stored (what a live tail waits for).
+    pub stored: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
-/// Log lines kept per tenant (older ones are deleted).
-pub const KEEP_LOG_LINES: i64 = 10_000;
+/// Applies a tenant's log retention: lines older than `log_retention_days` and, beyond the newest
+/// `log_max_mb` of text, older lines are deleted (each clamped to its tier's and the platform's
+/// ceiling).
+pub async fn prune_tenant_logs(app: &crate::App, tenant: &str) {
+    let Ok(Some(t)) = app.storage.tenant(tenant).await else { return };
+    let max = app.maxima_for(&t.record);
+    let days = t.record.settings.log_retention_days.clamp(1, max.log_retention_days.max(1));
+    let mb = t.record.settings.log_max_mb.clamp(1, max.log_max_mb.max(1));
+    let before = roost_odata::format_datetime(&(chrono::Utc::now() - chrono::Duration::days(days as i64)));
+    let bytes = i64::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+    match app.storage.prune_logs_by(tenant, &before, bytes).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(tenant.name = %tenant, lines = n, "Pruned log lines past their retention"),
+        Err(e) => tracing::warn!(tenant.name = %tenant, error = %e, "Could not prune script logs"),
+    }
+}
+
 /// Lines written between two retention passes.
 const PRUNE_EVERY: usize = 1_000;
 
@@ -78,17 +95,17 @@ impl LogSink {
                     written += lines.len();
                     if written >= PRUNE_EVERY {
                         written = 0;
-                        if let Err(e) = app.storage.prune_logs(&tenant, KEEP_LOG_LINES).await {
-                            tracing::warn!(tenant.name = %tenant, error = %e, "Could not prune script logs");
-                        }
+                        prune_tenant_logs(&app, &tenant).await;
                     }
                 }
+                // Live tails (`/logs/stream`) look for the new lines.
+                app.logs.stored.send_modify(|n| *n = n.wrapping_add(1));
                 for f in flushes {
                     let _ = f.send(());
                 }
             }
         });
-        Self { tx }
+        Self { tx, stored: Arc::new(tokio::sync::watch::channel(0).0) }
     }
 
     /// Queues a line.
@@ -125,8 +142,12 @@ pub async fn run_startup(app: &AppState, tenant: &Arc<Tenant>) -> bool {
     }
     let started = std::time::Instant::now();
     let invocation = roost_scripts::Invocation { source: script.source(), script: script.body.clone(), entry: roost_scripts::Entry::Startup, input: json!({}) };
-    let handle =
-        app.scripts.invoke(&tenant.record.name, limits(tenant, &app.maxima), invocation, Arc::new(Host::new(app.clone(), tenant.clone(), Purpose::Background)));
+    let handle = app.scripts.invoke(
+        &tenant.record.name,
+        limits(tenant, &app.maxima_for(&tenant.record)),
+        invocation,
+        Arc::new(Host::new(app.clone(), tenant.clone(), Purpose::Background)),
+    );
     // A script that ended without calling `done` can no longer call it: like the original, wait out
     // the 5 s and say so.
     let waited = tokio::time::timeout(STARTUP_WAIT, async {
@@ -253,7 +274,7 @@ struct HostInner {
 impl Host {
     /// A host for a tenant's invocation.
     pub fn new(app: AppState, tenant: Arc<Tenant>, purpose: Purpose) -> Self {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(limits(&tenant, &app.maxima).wall_ms);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(limits(&tenant, &app.maxima_for(&tenant.record)).wall_ms);
         Self(Arc::new(HostInner { app, tenant, purpose, deadline }))
     }
 }
@@ -476,6 +497,12 @@ fn param_value(v: &Json) -> Value {
 }
 
 impl ScriptHost for Host {
+    fn finished(&self, cpu: std::time::Duration, outcome: Result<(), &roost_scripts::ScriptFailure>) {
+        if let Some(m) = self.0.app.metrics.tenant(&self.0.tenant.record.name) {
+            m.script(cpu, outcome.err());
+        }
+    }
+
     fn call(&self, call: HostCall) -> BoxFuture<'static, Result<Json, HostError>> {
         let this = self.0.clone();
         Box::pin(async move { roost_storage::deadline::scope(this.deadline, this.dispatch(call)).await })
@@ -566,7 +593,7 @@ const MAX_TOKEN_LIFETIME_SECONDS: i64 = 365 * 24 * 3600;
 /// Runs an invocation for an HTTP request and waits for its response. A script that ends without
 /// responding leaves the request to the pipeline's timeout (503, §6.4).
 pub async fn respond(app: &AppState, tenant: &Arc<Tenant>, invocation: roost_scripts::Invocation, host: Host) -> Result<ScriptResponse, ApiError> {
-    let handle = app.scripts.invoke(&tenant.record.name, limits(tenant, &app.maxima), invocation, Arc::new(host));
+    let handle = app.scripts.invoke(&tenant.record.name, limits(tenant, &app.maxima_for(&tenant.record)), invocation, Arc::new(host));
     match handle.response.await {
         Ok(Ok(Some(r))) => Ok(r),
         Ok(Ok(None)) | Err(_) => std::future::pending().await,

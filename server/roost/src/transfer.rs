@@ -331,7 +331,7 @@ pub async fn import(config: &crate::Config, name: &str, dir: &Path) -> anyhow::R
             }
             Err(ManageError::NotFound(_)) => {
                 let spec = TableIn { name: table.clone(), id_kind: *id_kind, soft_delete: *soft, permissions: perms.unwrap_or_default() };
-                manage::create_table(storage, name, &spec).await?;
+                manage::create_table(storage, &app.tiers, name, &spec).await?;
                 report.tables_created.push(table.clone());
             }
             Err(e) => return Err(e.into()),

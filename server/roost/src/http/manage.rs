@@ -87,7 +87,19 @@ pub fn access(method: &Method, path: &str) -> Option<Access> {
         "/accounts" | "/accounts/{id}" => Access::Admin,
         "/tenants" if method == Method::GET => Access::Listing,
         "/tenants" => Access::CreateTenant,
-        "/tenants/{tenant}/monitor" | "/tenants/{tenant}/logs" | "/tenants/{tenant}/jobs/{job}/runs" if method == Method::GET => Access::Monitor,
+        "/tiers" => Access::Signed,
+        "/monitor" if method == Method::GET => Access::Watch,
+        "/tenants/{tenant}/tier" => Access::Admin,
+        "/tenants/{tenant}/monitor"
+        | "/tenants/{tenant}/dashboard"
+        | "/tenants/{tenant}/usage"
+        | "/tenants/{tenant}/logs"
+        | "/tenants/{tenant}/logs/stream"
+        | "/tenants/{tenant}/jobs/{job}/runs"
+            if method == Method::GET =>
+        {
+            Access::Monitor
+        }
         p if p.starts_with("/tenants/{tenant}") => Access::Tenant,
         _ => Access::Admin,
     })
@@ -227,6 +239,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tenants/{tenant}/identity/providers", get(list_providers))
         .route("/tenants/{tenant}/identity/providers/{name}", get(get_provider).put(put_provider).delete(delete_provider))
         .route("/tenants/{tenant}/logs", get(get_logs))
+        .route("/tenants/{tenant}/logs/stream", get(super::monitor::log_stream))
+        .route("/tenants/{tenant}/dashboard", get(super::monitor::dashboard))
+        .route("/tenants/{tenant}/usage", get(super::monitor::usage))
+        .route("/tenants/{tenant}/tier", put(super::monitor::put_tier))
+        .route("/tiers", get(super::monitor::tiers))
+        .route("/monitor", get(super::monitor::platform))
         .route("/tenants/{tenant}/jobs/{job}/runs", get(get_job_runs))
         .route("/tenants/{tenant}/jobs/{job}/run", post(run_job_now))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
@@ -449,6 +467,7 @@ async fn get_tenant(State(s): State<AppState>, Path(tenant): Path<String>) -> R<
 
 async fn delete_tenant(State(s): State<AppState>, Path(tenant): Path<String>) -> R<impl IntoResponse> {
     manage::delete_tenant(&s.storage, &tenant).await?;
+    s.metrics.forget(&tenant.to_ascii_lowercase());
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -492,7 +511,7 @@ async fn list_tables(State(s): State<AppState>, Path(tenant): Path<String>) -> R
 }
 
 async fn create_table(State(s): State<AppState>, Path(tenant): Path<String>, AppJson(t): AppJson<TableIn>) -> R<impl IntoResponse> {
-    Ok((StatusCode::CREATED, Json(manage::create_table(&s.storage, &tenant, &t).await?)))
+    Ok((StatusCode::CREATED, Json(manage::create_table(&s.storage, &s.tiers, &tenant, &t).await?)))
 }
 
 async fn get_table(State(s): State<AppState>, Path((tenant, table)): Path<(String, String)>) -> R<impl IntoResponse> {

@@ -12,12 +12,15 @@ pub mod diagnostics;
 pub mod extract;
 pub mod jobs;
 pub mod manage;
+pub mod monitor;
 pub mod portal;
 pub mod push;
 pub mod tables;
 
 use crate::auth;
 use crate::error::ApiError;
+use crate::monitor::tiers::Refusal;
+use crate::monitor::{Kind, Limit};
 use crate::telemetry::{Telemetry, TelemetryLayer};
 use crate::{AppState, ExposeSecret};
 use axum::body::{Body, Bytes};
@@ -83,6 +86,10 @@ impl tower::Service<Request> for Root {
                 let tenant = percent_decode_str(&raw_tenant).decode_utf8_lossy().into_owned();
                 Box::pin(async move { Ok(tenant_request(&root.state, &root.surface, tenant, Base::Path(raw_tenant), rest, req).await) })
             }
+            _ if req.uri().path() == "/metrics" => {
+                let root = self.0.clone();
+                Box::pin(async move { Ok(monitor::prometheus(&root.state, req.headers(), false).await) })
+            }
             _ => {
                 use tower::ServiceExt as _;
                 Box::pin(self.0.platform.clone().oneshot(req))
@@ -134,6 +141,14 @@ pub fn tenant_routes(state: AppState) -> Router {
         .route(&at("/crossdomain/{page}"), any(crossdomain::serve_page))
         .route(&at("/status"), only("GET", get(|| async { StatusCode::OK })))
         .fallback(|| async { ApiError::not_found() })
+        .with_state(state)
+}
+
+/// `/metrics` alone: what the `metrics_listen` listener serves (no token there).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(|State(s): State<AppState>, headers: HeaderMap| async move { monitor::prometheus(&s, &headers, true).await }))
+        .fallback(|| async { StatusCode::NOT_FOUND })
         .with_state(state)
 }
 
@@ -195,6 +210,7 @@ pub(crate) enum Base {
 /// Runs a request through the pipeline and the tenant surface (`rest` is the path below the tenant's
 /// base).
 pub(crate) async fn tenant_request(state: &AppState, surface: &Router, tenant_name: String, base: Base, rest: String, req: Request) -> Response {
+    let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let tenant = match state.storage.tenant(&tenant_name).await {
         Ok(Some(t)) => {
@@ -209,21 +225,94 @@ pub(crate) async fn tenant_request(state: &AppState, surface: &Router, tenant_na
     if parts.method == Method::OPTIONS {
         return finish(StatusCode::NO_CONTENT.into_response(), Some(cors));
     }
+    let metrics = state.metrics.tenant(&tenant.record.name);
+    let kind = Kind::of(&rest);
+    let request_id = parts.headers.get(crate::telemetry::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    // The tier: its request rate and daily quota, before any work.
+    if let Some(m) = &metrics {
+        let (_, tier) = state.tier_of(&tenant.record);
+        if let Err(refusal) = m.admit(tier) {
+            let (response, line) = match refusal {
+                Refusal::Rate(wait) => (
+                    ApiError::RateLimited(wait).into_response(),
+                    format!(
+                        "{} {rest} refused (429): over the tier's {} requests per second (request id {request_id})",
+                        parts.method, tier.requests_per_second
+                    ),
+                ),
+                Refusal::DailyQuota => (
+                    ApiError::Forbidden(crate::error::msg::DAILY_QUOTA.into()).into_response(),
+                    format!(
+                        "{} {rest} refused (403): the tier's {} API calls per day are used (request id {request_id})",
+                        parts.method, tier.api_calls_per_day
+                    ),
+                ),
+            };
+            if m.may_log() {
+                state.logs.write(&tenant.record.name, roost_api::LogLevel::Warning, REQUEST_LOG_SOURCE, &line);
+            }
+            return finish(response, Some(cors));
+        }
+        // Writes stop once the database is over the tier's size (measured each minute); reads and
+        // deletes go on, so the owner can make room.
+        if kind == Kind::Tables && (parts.method == Method::POST || parts.method == Method::PATCH) && m.over_database(tier) {
+            m.limit(Limit::Database);
+            if m.may_log() {
+                let line = format!("{} {rest} refused (403): the database is over the tier's {} MB (request id {request_id})", parts.method, tier.database_mb);
+                state.logs.write(&tenant.record.name, roost_api::LogLevel::Warning, REQUEST_LOG_SOURCE, &line);
+            }
+            let message = format!("This service's database is over its tier's {} MB; delete data or ask for a larger tier.", tier.database_mb);
+            return finish(ApiError::Forbidden(message).into_response(), Some(cors));
+        }
+        if let Some(id) = parts.headers.get("x-zumo-installation-id") {
+            m.device(id.as_bytes());
+        }
+    }
     crate::scripting::ensure_started(state, &tenant).await;
     let timeout = Duration::from_millis(tenant.record.settings.request_timeout_ms.min(state.maxima.request_timeout_ms));
     // Every statement the request starts is interrupted at the same deadline.
     let deadline = std::time::Instant::now() + timeout;
-    let work = roost_storage::deadline::scope(deadline, handle(state, surface, tenant.clone(), base, rest, parts, body));
+    let method = parts.method.clone();
+    let mut bytes_in = 0u64;
+    let work = roost_storage::deadline::scope(deadline, handle(state, surface, tenant.clone(), base, rest.clone(), parts, body));
     let response = match tokio::time::timeout(timeout, work).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => e.into_response(),
+        Ok(Ok((r, n))) => {
+            bytes_in = n;
+            r
+        }
+        Ok(Err(e)) => {
+            if let (Some(m), ApiError::TooLarge) = (&metrics, &e) {
+                m.limit(Limit::Body);
+            }
+            e.into_response()
+        }
         Err(_) => {
             tracing::warn!(tenant.name = %tenant.record.name, "The request has timed out");
+            if let Some(m) = &metrics {
+                m.limit(Limit::Timeout);
+            }
             ApiError::Timeout.into_response()
         }
     };
+    if let Some(m) = &metrics {
+        use axum::body::HttpBody as _;
+        let status = response.status().as_u16();
+        let bytes_out = response.body().size_hint().exact().unwrap_or_else(|| response.body().size_hint().lower());
+        let name = match kind {
+            Kind::Tables | Kind::Api => rest.trim_start_matches('/').split('/').nth(1).filter(|n| !n.is_empty() && n.len() <= 128),
+            _ => None,
+        };
+        m.request(kind, name.map(|n| percent_decode_str(n).decode_utf8_lossy()).as_deref(), status, bytes_in, bytes_out, started.elapsed());
+        if status >= 500 && m.may_log() {
+            let line = format!("{method} {rest} answered {status} (request id {request_id})");
+            state.logs.write(&tenant.record.name, roost_api::LogLevel::Error, REQUEST_LOG_SOURCE, &line);
+        }
+    }
     finish(response, Some(cors))
 }
+
+/// The source of the log lines the pipeline writes into a tenant's log (failed and refused requests).
+pub const REQUEST_LOG_SOURCE: &str = "/request";
 
 /// Removes the platform's credentials from a tenant request's headers: the portal's session cookie,
 /// a bearer personal API token or admin token, and the CSRF token. Tenant code (scripts, their logs
@@ -268,7 +357,7 @@ async fn handle(
     rest: String,
     mut parts: axum::http::request::Parts,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, u64), ApiError> {
     use tower::ServiceExt as _;
     strip_platform_credentials(&mut parts.headers, state.admin_token.expose_secret());
     let path = normalised_path(&rest);
@@ -292,6 +381,7 @@ async fn handle(
     let limit = usize::try_from(tenant.record.settings.max_body_kb.min(state.maxima.max_body_kb).saturating_mul(1024)).unwrap_or(usize::MAX);
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let bytes = read_body(body, limit, declared).await?;
+    let bytes_in = bytes.len() as u64;
     let mut method = parts.method.clone();
     if let Some(m) = parts.headers.get("x-http-method-override").and_then(|v| v.to_str().ok()) {
         if let Ok(m) = Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()) {
@@ -324,7 +414,7 @@ async fn handle(
     }
     parts.method = method;
     parts.extensions.insert(call);
-    Ok(surface.clone().oneshot(Request::from_parts(parts, Body::empty())).await.unwrap_or_else(|never| match never {}))
+    Ok((surface.clone().oneshot(Request::from_parts(parts, Body::empty())).await.unwrap_or_else(|never| match never {}), bytes_in))
 }
 
 /// The path the tenant surface routes on, from the path below the tenant's base (empty, or

@@ -412,7 +412,7 @@ fn login_body(state: &AppState, tenant: &Tenant, p: &Oidc, claims: &Map<String, 
     let mut extra = Map::new();
     extra.insert("urn:microsoft:credentials".into(), Json::String(seal_credentials(&tenant.record.master_key, &Json::Object(credentials))));
     // The tenant's token lifetime (§5.3: 30 days by default), within the platform's ceiling.
-    let days = tenant.record.settings.login_token_days.clamp(1, state.maxima.login_token_days.max(1));
+    let days = tenant.record.settings.login_token_days.clamp(1, state.maxima_for(&tenant.record).login_token_days.max(1));
     let token = crate::auth::mint_token_with(tenant.token_key(), &user_id, days as i64 * 24 * 3600, &extra);
     json!({ "user": { "userId": user_id }, "authenticationToken": token })
 }

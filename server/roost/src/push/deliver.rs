@@ -147,6 +147,20 @@ async fn deliver_all(state: &AppState, rows: Vec<OutboxRow>, stop: &Cancellation
         while done_rx.recv_many(&mut done, OUTCOMES_PER_COMMIT).await > 0 {
             if let Err(e) = state.storage.finish_push_many(&done).await {
                 tracing::warn!(error.cause = %e, count = done.len(), "Could not record push outcomes (the notifications will be tried again)");
+            } else {
+                for (row, outcome) in &done {
+                    if let Some(m) = state.metrics.tenant(&row.tenant) {
+                        // The order of monitor::PUSH_OUTCOMES.
+                        let i = match outcome {
+                            Outcome::Delivered => 0,
+                            Outcome::Retry(_) => 1,
+                            Outcome::Expired => 2,
+                            Outcome::Failed => 3,
+                            Outcome::Pruned => 4,
+                        };
+                        m.push_outcome(i, 1);
+                    }
+                }
             }
             done.clear();
         }

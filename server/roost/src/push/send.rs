@@ -387,6 +387,17 @@ pub async fn send_to(state: &crate::AppState, tenant: &str, args: PushSend, only
         }
         rows.push(row_for(r, payload, ttl, &urgency, &topic, now));
     }
+    // The tier's push notifications per day.
+    let metrics = state.metrics.tenant(tenant);
+    if let (Some(m), Ok(Some(t))) = (&metrics, state.storage.tenant(tenant).await) {
+        let (_, tier) = state.tier_of(&t.record);
+        if !m.push_allowed(tier, rows.len() as u64) {
+            return Err(HostError::new(
+                403,
+                format!("This service's tier allows {} push notifications per day; the quota resets at 00:00 UTC.", tier.push_per_day),
+            ));
+        }
+    }
     let id = uuid::Uuid::new_v4().to_string();
     let record = SendRecord {
         id: id.clone(),
@@ -400,6 +411,9 @@ pub async fn send_to(state: &crate::AppState, tenant: &str, args: PushSend, only
     };
     state.storage.enqueue_push(tenant, &record, &rows).await.map_err(|e| HostError::new(500, e.to_string()))?;
     state.outbox.wake.notify_one();
+    if let Some(m) = &metrics {
+        m.push_queued(rows.len() as u64);
+    }
     Ok(json!({ "id": id, "queued": rows.len(), "skipped": skipped }))
 }
 
