@@ -114,6 +114,8 @@ pub struct App {
     pub metrics_token: SecretString,
     /// The tiers.
     pub tiers: monitor::tiers::Tiers,
+    /// This node's running totals of the current metrics buckets.
+    pub rollup: tokio::sync::Mutex<monitor::rollup::Rollup>,
     /// Live log tails open on this node.
     pub log_tails: std::sync::atomic::AtomicUsize,
     /// Listen address of `/metrics` alone (empty: none).
@@ -249,6 +251,7 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         metrics_token: config.metrics_token.clone(),
         tiers: monitor::tiers::Tiers::of_config(config),
         log_tails: Default::default(),
+        rollup: Default::default(),
         metrics_listen: config.metrics_listen.clone(),
     })))
 }

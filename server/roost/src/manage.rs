@@ -86,7 +86,7 @@ pub enum SettingsBy {
 fn validate_settings(s: &TenantSettings, max: &TenantMaxima) -> Result<()> {
     for (name, value, least, most) in max.bounds(s) {
         if value < least || value > most {
-            return Err(ManageError::BadInput(format!("{name} must be between {least} and {most} (the platform's maximum).")));
+            return Err(ManageError::BadInput(format!("{name} must be between {least} and {most} (the ceiling of its tier and the platform).")));
         }
     }
     for o in &s.cors_origins {
@@ -157,6 +157,9 @@ pub async fn update_settings(storage: &Storage, max: &TenantMaxima, by: Settings
     if let Some(v) = &patch.outbound_allow {
         check_outbound(by, &r.settings.outbound_allow, v)?;
     }
+    // Stored values above a ceiling lowered since (a new tier) are clamped first, so a patch of
+    // other settings still saves; a value the patch gives above its ceiling is refused.
+    max.clamp(&mut r.settings);
     r.settings.apply(patch);
     validate_settings(&r.settings, max)?;
     storage.update_tenant(&r).await.map_err(|e| ManageError::from_storage(e, || format!("Tenant '{name}'")))?;

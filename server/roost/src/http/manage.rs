@@ -477,7 +477,12 @@ async fn update_settings(
     Path(tenant): Path<String>,
     AppJson(p): AppJson<TenantSettingsPatch>,
 ) -> R<impl IntoResponse> {
-    Ok(Json(manage::update_settings(&s.storage, &s.maxima, settings_by(&who), &tenant, &p).await?))
+    // The ceilings are the platform's lowered by the tenant's tier: an owner cannot raise them.
+    let max = match s.storage.tenant(&tenant).await {
+        Ok(Some(t)) => s.maxima_for(&t.record),
+        _ => s.maxima,
+    };
+    Ok(Json(manage::update_settings(&s.storage, &max, settings_by(&who), &tenant, &p).await?))
 }
 
 async fn regenerate_key(State(s): State<AppState>, Path((tenant, kind)): Path<(String, String)>) -> R<impl IntoResponse> {

@@ -284,13 +284,21 @@ pub async fn prune(app: &AppState) -> anyhow::Result<u64> {
     Ok(n)
 }
 
+/// Rolls up now (the loop does it on its interval; tests and shutdown call it directly). One
+/// node's roll-ups never overlap: each replaces the node's rows with its running totals.
+pub async fn flush_now(app: &AppState) -> anyhow::Result<()> {
+    if !app.metrics.enabled {
+        return Ok(());
+    }
+    app.rollup.lock().await.flush(app).await
+}
+
 /// The roll-up loop: flushes every `every`, and once more when the server stops.
 pub async fn run(app: std::sync::Weak<crate::App>, every: Duration, stop: tokio_util::sync::CancellationToken) {
-    let mut rollup = Rollup::default();
     loop {
         let go_on = crate::tasks::sleep_or_stop(&stop, every).await;
         let Some(state) = app.upgrade().map(AppState) else { return };
-        if let Err(e) = rollup.flush(&state).await {
+        if let Err(e) = flush_now(&state).await {
             tracing::warn!(error.cause = %e, "Could not roll the metrics up into the catalog");
         }
         if !go_on {

@@ -90,6 +90,8 @@ enum Need {
     Tenant,
     /// Admin.
     Admin,
+    /// Admin or support (the platform's monitoring view).
+    Watch,
 }
 
 /// Every `/manage/v1` route but sign-in itself, on tenant `t`.
@@ -115,6 +117,11 @@ fn routes(t: &str) -> Vec<(Method, String, Option<Value>, Need)> {
         (M::POST, p("/tenants/{t}/owners"), Some(json!({"email": "nobody@example.com"})), Tenant),
         (M::DELETE, p("/tenants/{t}/owners/nope"), None, Tenant),
         (M::GET, p("/tenants/{t}/monitor"), None, Monitor),
+        (M::GET, p("/tenants/{t}/dashboard?range=24h"), None, Monitor),
+        (M::GET, p("/tenants/{t}/usage"), None, Monitor),
+        (M::PUT, p("/tenants/{t}/tier"), Some(json!({"tier": "standard"})), Admin),
+        (M::GET, p("/tiers"), None, Signed),
+        (M::GET, p("/monitor"), None, Watch),
         (M::PATCH, p("/tenants/{t}/settings"), Some(json!({"dynamic_schema": false})), Tenant),
         (M::POST, p("/tenants/{t}/keys/application/regenerate"), None, Tenant),
         (M::POST, p("/tenants/{t}/token"), Some(json!({"user_id": "u"})), Tenant),
@@ -192,14 +199,14 @@ async fn every_manage_route_checks_role_tenant_and_csrf(app: TestApp) {
             continue;
         }
         let r = app.as_session(&support, method.clone(), &path, body.clone(), true).await;
-        let support_may = matches!(need, Need::Signed | Need::Listing | Need::Monitor);
+        let support_may = matches!(need, Need::Signed | Need::Listing | Need::Monitor | Need::Watch);
         if support_may {
             assert!(!refused(&r), "support {method} {path} refused: {} {}", r.status, r.text);
         } else {
             assert_eq!(r.status, StatusCode::FORBIDDEN, "support {method} {path}: {}", r.text);
         }
         // The owner of A on B (the wrong tenant): refused on every tenant route and on admin routes.
-        if matches!(need, Need::Tenant | Need::Monitor | Need::Admin) {
+        if matches!(need, Need::Tenant | Need::Monitor | Need::Admin | Need::Watch) {
             let r = app.as_session(&owner, method.clone(), &path, body.clone(), true).await;
             assert_eq!(r.status, StatusCode::FORBIDDEN, "owner of another tenant {method} {path}: {}", r.text);
         }

@@ -61,7 +61,7 @@ pub fn random_name(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple().to_string().get(..12).unwrap_or("x"))
 }
 
-fn postgres_url() -> String {
+pub fn postgres_url() -> String {
     std::env::var("ROOST_TEST_DATABASE_URL")
         .unwrap_or_else(|_| panic!("ROOST_TEST_DATABASE_URL is not set: the PostgreSQL half of the suite needs a server (scripts/test starts one)"))
 }
@@ -321,5 +321,15 @@ impl TestApp {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         panic!("no log line containing {needle:?}; logs: {:?}", self.logs().await)
+    }
+}
+
+/// A server process killed when the test ends, also when it fails.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -10,6 +10,7 @@ mod identity;
 mod isolation;
 mod jobs;
 mod manage;
+mod monitor;
 mod odata;
 mod packages;
 mod permissions;

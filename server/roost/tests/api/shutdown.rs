@@ -3,7 +3,7 @@
 //! (`shutdown_grace_ms` plus a few seconds), the job that ends within the grace period is recorded
 //! as succeeded, the one that does not as interrupted, and no run stays claimed.
 
-use crate::helpers::{random_name, Backend, TempDir};
+use crate::helpers::{random_name, Backend, KillOnDrop, TempDir};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -340,14 +340,4 @@ async fn kill_9_during_push_delivery_loses_nothing(backend: Backend) {
     }
     assert_eq!(delivered, total as i64, "the sends' delivered counts");
     eprintln!("kill -9 during push delivery ({backend:?}): killed after {delivered_before} of {total}; {twice} arrived twice, none lost");
-}
-
-/// A server process killed when the test ends, also when it fails.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
