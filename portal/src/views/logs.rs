@@ -4,7 +4,6 @@ use super::{Note, NoteLine};
 use crate::api;
 use leptos::prelude::*;
 use roost_api::{LogOut, MonitorOut};
-use std::time::Duration;
 
 /// Script logs of a tenant, newest first.
 #[component]
@@ -64,31 +63,39 @@ pub fn Logs(tenant: String) -> impl IntoView {
         });
     };
     load(None);
-    // Live tail: every 2 s, the lines after the newest shown.
-    // The interval runs outside the view's owner: reads and writes are `try_` (the view may be gone).
-    let poll = move || {
-        if !tail.try_get_untracked().unwrap_or(false) {
+    // Live tail: server-sent events from `/logs/stream` (lines of every node as they are stored),
+    // from the newest line shown; the browser reconnects with Last-Event-ID by itself.
+    let stream = StoredValue::new_local(None::<web_sys::EventSource>);
+    let stop_tail = move || {
+        if let Some(Some(es)) = stream.try_update_value(|s| s.take()) {
+            es.close();
+        }
+    };
+    Effect::new(move |_| {
+        let on = tail.get();
+        stop_tail();
+        if !on {
             return;
         }
-        let newest = lines.try_with_untracked(|l| l.as_ref().and_then(|l| l.first()).map(|l| l.id).unwrap_or(0)).unwrap_or(0);
-        let q = format!("?after={newest}&limit=200{}", filters());
-        let Some(path) = path.try_get_value() else { return };
-        leptos::task::spawn_local(async move {
-            if let Ok(mut v) = api::get::<Vec<LogOut>>(&format!("{path}{q}")).await {
-                if !v.is_empty() {
-                    v.reverse();
-                    lines.try_update(|l| {
-                        let l = l.get_or_insert_with(Vec::new);
-                        v.extend(l.drain(..));
-                        *l = v;
-                    });
-                }
+        let newest = lines.with_untracked(|l| l.as_ref().and_then(|l| l.first()).map(|l| l.id).unwrap_or(0));
+        let url = format!("/manage/v1{}/stream?after={newest}{}", path.get_value(), filters());
+        let Ok(es) = web_sys::EventSource::new(&url) else { return };
+        let on_line = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+            let Some(text) = ev.data().as_string() else { return };
+            if let Ok(line) = serde_json::from_str::<LogOut>(&text) {
+                lines.try_update(|l| {
+                    let l = l.get_or_insert_with(Vec::new);
+                    if !l.iter().any(|x| x.id == line.id) {
+                        l.insert(0, line);
+                    }
+                });
             }
         });
-    };
-    if let Ok(handle) = set_interval_with_handle(poll, Duration::from_secs(2)) {
-        on_cleanup(move || handle.clear());
-    }
+        let _ = es.add_event_listener_with_callback("line", wasm_bindgen::JsCast::unchecked_ref(on_line.as_ref()));
+        on_line.forget();
+        stream.set_value(Some(es));
+    });
+    on_cleanup(stop_tail);
     let search = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         note.set(Note::Busy("Loading…".into()));

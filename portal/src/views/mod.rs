@@ -4,6 +4,7 @@ pub mod account;
 pub mod data;
 pub mod identity;
 pub mod logs;
+pub mod monitor;
 pub mod push;
 pub mod scripts;
 pub mod settings;
@@ -57,6 +58,7 @@ pub fn Shell() -> impl IntoView {
             <a class="brand" href="#/">"Roost"</a>
             <nav>
                 <a href="#/">"Tenants"</a>
+                {move || matches!(ctx.role(), Some(Role::Admin | Role::Support)).then(|| view! { <a href="#/monitoring">"Monitoring"</a> })}
                 {move || (ctx.role() == Some(Role::Admin)).then(|| view! { <a href="#/accounts">"Accounts"</a> })}
                 <a href="#/account">"My account"</a>
             </nav>
@@ -69,8 +71,9 @@ pub fn Shell() -> impl IntoView {
                 match r.first().map(String::as_str) {
                     Some("account") => view! { <account::MyAccount/> }.into_any(),
                     Some("accounts") => view! { <account::Accounts/> }.into_any(),
+                    Some("monitoring") => view! { <monitor::Platform/> }.into_any(),
                     Some("t") if r.len() >= 2 => {
-                        let tab = r.get(2).cloned().unwrap_or_else(|| if ctx.role() == Some(Role::Support) { "monitor".into() } else { "data".into() });
+                        let tab = r.get(2).cloned().unwrap_or_else(|| "dashboard".into());
                         view! { <tenants::Tenant name=r[1].clone() tab=tab rest=r[3.min(r.len())..].to_vec()/> }.into_any()
                     }
                     _ => view! { <tenants::Tenants/> }.into_any(),

@@ -123,9 +123,10 @@ pub fn Tenant(name: String, tab: String, rest: Vec<String>) -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let support = ctx.role() == Some(Role::Support);
     let tabs: Vec<(&str, &str)> = if support {
-        vec![("monitor", "Monitor"), ("logs", "Logs")]
+        vec![("dashboard", "Dashboard"), ("monitor", "Monitor"), ("logs", "Logs"), ("scale", "Scale")]
     } else {
         vec![
+            ("dashboard", "Dashboard"),
             ("data", "Data"),
             ("api", "API"),
             ("scheduler", "Scheduler"),
@@ -135,6 +136,7 @@ pub fn Tenant(name: String, tab: String, rest: Vec<String>) -> impl IntoView {
             ("push", "Push"),
             ("logs", "Logs"),
             ("monitor", "Monitor"),
+            ("scale", "Scale"),
         ]
     };
     let links = tabs
@@ -154,6 +156,8 @@ pub fn Tenant(name: String, tab: String, rest: Vec<String>) -> impl IntoView {
         "push" if !support => view! { <super::push::Push tenant=name.clone()/> }.into_any(),
         "logs" => view! { <super::logs::Logs tenant=name.clone()/> }.into_any(),
         "monitor" => view! { <super::logs::Monitor tenant=name.clone()/> }.into_any(),
+        "dashboard" => view! { <super::monitor::Dashboard tenant=name.clone()/> }.into_any(),
+        "scale" => view! { <super::monitor::Scale tenant=name.clone()/> }.into_any(),
         _ => view! { <p class="note error">"This view is not available to your role."</p> }.into_any(),
     };
     view! {

@@ -86,7 +86,7 @@ pub enum SettingsBy {
 fn validate_settings(s: &TenantSettings, max: &TenantMaxima) -> Result<()> {
     for (name, value, least, most) in max.bounds(s) {
         if value < least || value > most {
-            return Err(ManageError::BadInput(format!("{name} must be between {least} and {most} (the ceiling of its tier and the platform).")));
+            return Err(ManageError::BadInput(format!("{name} must be between {least} and {most} (the maximum of its tier and the platform).")));
         }
     }
     for o in &s.cors_origins {

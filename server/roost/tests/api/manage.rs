@@ -54,7 +54,7 @@ async fn tenant_lifecycle_through_the_api(app: TestApp) {
         t["settings"],
         json!({"dynamic_schema":true,"cors_origins":["localhost"],"max_body_kb":1024,"request_timeout_ms":30000,"require_https":false,
         "script_cpu_ms":1000,"script_memory_mb":64,"script_max_concurrent":32,"app_settings":{},"outbound_allow":[],
-        "packages_install_seconds":300,"packages_max_mb":200,"login_token_days":30})
+        "packages_install_seconds":300,"packages_max_mb":200,"login_token_days":30,"log_retention_days":7,"log_max_mb":50})
     );
     assert_ne!(t["application_key"], t["master_key"]);
     assert_eq!(app.manage(Method::POST, "/tenants", Some(json!({"name": name.to_uppercase()}))).await.status, StatusCode::CONFLICT);
