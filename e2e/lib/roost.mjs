@@ -28,6 +28,7 @@ export async function startRoost({ accounts = [] } = {}) {
     ROOST_PORTAL_DIR: join(repo, 'portal', 'dist'),
     ROOST_ADMIN_TOKEN: 'e2e-platform-token',
     ROOST_LOG: 'warn',
+    ROOST_METRICS_FLUSH_MS: '500',
   };
   for (const a of accounts) {
     execFileSync(bin, ['admin', 'create', '--email', a.email, '--role', a.role], { env: { ...env, ROOST_PASSWORD: a.password }, stdio: 'pipe' });

@@ -81,6 +81,8 @@ test('an admin signs in and creates a tenant', async () => {
 
 test('the admin creates a table and sets its insert permission', async () => {
   await page.click(`#tenant-list a:has-text("${tenant}")`);
+  await page.waitForSelector('#dashboard');
+  await page.click('nav.tabs a:has-text("Data")');
   await page.waitForSelector('text=No tables yet.');
   await page.fill('input[name=table-name]', 'orders');
   await page.click('button:has-text("Create table")');
@@ -474,6 +476,55 @@ test("a page's own WebCrypto keys register through §7.2 and decrypt a script's 
   }
 });
 
+test('the dashboard shows the calls just made; the platform view sorts by errors; a rate-limited tenant shows its hits', async () => {
+  const api = (method, path, body) => fetch(`${roost.base}/manage/v1${path}`, {
+    method, headers: { Authorization: 'Bearer e2e-platform-token', 'Content-Type': 'application/json' }, body: body && JSON.stringify(body),
+  });
+  const before = await api('GET', `/tenants/${tenant}/dashboard?range=1h`).then((r) => r.json());
+  const read = (path) => fetch(`${roost.base}/t/${tenant}${path}`, { headers: { 'X-ZUMO-APPLICATION': appKey } }).then((r) => r.status);
+  for (let i = 0; i < 5; i++) assert.equal(await read('/tables/orders'), 200);
+  for (let i = 0; i < 3; i++) assert.equal(await read('/tables/missing'), 404);
+  const want = before.totals.requests + 8;
+  await page.goto(`${roost.base}/portal/#/t/${tenant}/dashboard`);
+  await page.waitForFunction((n) => Number(document.querySelector('#api-calls')?.textContent) >= n, want, { timeout: 20000 });
+  const errors = Number(await page.textContent('#errors'));
+  assert.ok(errors >= 3, `errors shown: ${errors}`);
+  // The chart's last bars hold those requests; their titles say so in words.
+  const titles = await page.locator('#requests-chart g.bar title').allTextContents();
+  assert.ok(titles.some((t) => /[1-9]\d* requests, [1-9]\d* errors/.test(t)), titles.join(' | '));
+  assert.match(await page.textContent('#top'), /tables\/orders/);
+  await screenshot(page, '16-dashboard');
+  // A second tenant on the free tier (20 requests a second), hammered past its rate.
+  const limited = 'limited' + Date.now().toString(36);
+  assert.equal((await api('POST', '/tenants', { name: limited })).status, 201);
+  assert.equal((await api('POST', `/tenants/${limited}/tables`, { name: 'items', permissions: { read: 'public' } })).status, 201);
+  assert.equal((await api('PUT', `/tenants/${limited}/tier`, { tier: 'free' })).status, 200);
+  const statuses = await Promise.all(Array.from({ length: 80 }, () => fetch(`${roost.base}/t/${limited}/tables/items`).then((r) => r.status)));
+  assert.ok(statuses.includes(429), statuses.join(','));
+  // The platform view lists both tenants; sorted by errors, ours (the 404s) comes first.
+  await page.click('header.top a:has-text("Monitoring")');
+  await page.waitForSelector(`#platform-tenants tr[data-tenant="${limited}"]`);
+  await page.click('button[data-sort=errors]');
+  assert.match(await page.textContent('button[data-sort=errors]'), /▼/);
+  await page.waitForFunction((t) => document.querySelector('#platform-tenants tbody tr')?.dataset.tenant === t, tenant);
+  await page.waitForFunction((t) => Number(document.querySelector(`#platform-tenants tr[data-tenant="${t}"] .limit-hits`)?.textContent) > 0, limited, { timeout: 20000 });
+  await screenshot(page, '17-monitoring');
+  // The limited tenant's dashboard shows its rate-limit hits.
+  await page.click(`#platform-tenants a:has-text("${limited}")`);
+  await page.waitForFunction(() => Number(document.querySelector('#limit-hits')?.textContent) > 0, null, { timeout: 20000 });
+  assert.match(await page.textContent('#limits'), /rate/);
+  await screenshot(page, '18-rate-limited');
+  await page.click('nav.tabs a:has-text("Scale")');
+  await page.waitForSelector('#tier-name');
+  assert.equal(await page.textContent('#tier-name'), 'free');
+  await screenshot(page, '19-scale');
+  assert.equal((await api('DELETE', `/tenants/${limited}`)).status, 204);
+  // Back to the first tenant's keys for the next test.
+  await page.goto(`${roost.base}/portal/#/t/${tenant}/configure`);
+  await page.click('button:has-text("Show keys")');
+  await page.waitForSelector('#application-key');
+});
+
 test('regenerating the application key refuses the old one', async () => {
   await page.click('nav.tabs a:has-text("Configure")');
   await page.click('button:has-text("Regenerate application key")');
@@ -492,9 +543,11 @@ test('support sees monitoring and logs, never data or scripts', async () => {
   await page.waitForSelector(`#tenant-list a:has-text("${tenant}")`);
   assert.equal(await page.locator('button:has-text("Create tenant")').count(), 0);
   await page.click(`#tenant-list a:has-text("${tenant}")`);
-  await page.waitForSelector('#monitor');
+  await page.waitForSelector('#dashboard');
   const tabs = await page.locator('nav.tabs a').allTextContents();
-  assert.deepEqual(tabs, ['Monitor', 'Logs']);
+  assert.deepEqual(tabs, ['Dashboard', 'Monitor', 'Logs', 'Scale']);
+  await page.click('nav.tabs a:has-text("Monitor")');
+  await page.waitForSelector('#monitor');
   await screenshot(page, '14-support-monitor');
   await page.goto(`${roost.base}/portal/#/t/${tenant}/data/orders`);
   await page.waitForSelector('text=This view is not available to your role.');
@@ -514,9 +567,15 @@ test('support sees monitoring and logs, never data or scripts', async () => {
       insert: await post(`/tenants/${t}/tables/orders/rows`, { title: 'x' }),
       logs: await get(`/tenants/${t}/logs`),
       monitor: await get(`/tenants/${t}/monitor`),
+      dashboard: await get(`/tenants/${t}/dashboard?range=24h`),
+      platform: await get('/monitor'),
+      tier: await fetch(`/manage/v1/tenants/${t}/tier`, { method: 'PUT', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf_token }, body: JSON.stringify({ tier: 'standard' }) }).then((r) => r.status),
     };
   }, tenant);
-  assert.deepEqual(statuses, { tables: 403, rows: 403, scripts: 403, tenant: 403, insert: 403, logs: 200, monitor: 200 });
+  assert.deepEqual(statuses, { tables: 403, rows: 403, scripts: 403, tenant: 403, insert: 403, logs: 200, monitor: 200, dashboard: 200, platform: 200, tier: 403 });
+  // Support watches the platform view too.
+  await page.click('header.top a:has-text("Monitoring")');
+  await page.waitForSelector(`#platform-tenants tr[data-tenant="${tenant}"]`);
 });
 
 test('an admin deletes a tenant after typing its name', async () => {
