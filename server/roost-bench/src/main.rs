@@ -48,6 +48,12 @@ fn main() -> anyhow::Result<()> {
         // `engine`: only the script engine's cost per invocation (for profiling).
         // `push [--registrations N]`: one push.send fanned out to Web Push registrations (push.rs).
         Some("push") => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(push::bench(&args[2..])),
+        // `monitoring [--seconds N]`: inserts and reads by id with metrics, rate limits, quotas and
+        // info logging on, then off (`metrics = false`, log `warn`), alternated twice.
+        Some("monitoring") => {
+            let seconds = args.iter().position(|a| a == "--seconds").and_then(|i| args.get(i + 1)).map(|s| s.parse()).transpose()?.unwrap_or(5);
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(monitoring_cost(seconds))
+        }
         Some("engine") => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(context_cost()),
         // `load ADDR PATH SECONDS`: GET one path with 16 connections (for profiling a running server).
         Some("load") => {
@@ -96,7 +102,7 @@ fn serve_roost(args: &[String]) -> anyhow::Result<()> {
     let mut config = roost::Config::load(None)?;
     config.data = data;
     config.admin_token = ADMIN.into();
-    config.log = "warn".into();
+    config.log = std::env::var("ROOST_BENCH_LOG").unwrap_or_else(|_| "warn".into());
     config.database_url = args.get(2).cloned().unwrap_or_default().into();
     roost::init_telemetry(&config.log);
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
@@ -403,6 +409,50 @@ async fn run_roost(roost: &Server, backend: &str, o: &Options, hello_rps: f64) -
         println!("roost/{backend} peak RSS of the three scenarios above: {:.1} MiB", kib as f64 / 1024.0);
     }
     scripts(roost, backend, &tenant, &key, o, hello_rps, ins.rps, query.rps).await
+}
+
+/// The cost of monitoring: the same insert and read-by-id loads against a server with metrics (and
+/// the tiers they enforce) and info logging on, and against one with both off.
+async fn monitoring_cost(seconds: u64) -> anyhow::Result<()> {
+    let o = Options { seconds, connections: 16, rows: 0, tenants: 0 };
+    // Modes: metrics and info logging on; metrics on with logging at warn; both off.
+    let modes = [("on ", true, "info"), ("metrics only", true, "warn"), ("off", false, "warn")];
+    let mut sums = [[0.0f64; 2]; 3];
+    for round in 0..2 {
+        for (mode, (label, on, log)) in modes.iter().enumerate() {
+            // The child server reads these (Config::load and serve-roost).
+            std::env::set_var("ROOST_METRICS", if *on { "true" } else { "false" });
+            std::env::set_var("ROOST_BENCH_LOG", log);
+            let roost = spawn(&["serve-roost"], "roost", temp_dir("monitoring")?).await?;
+            let tenant = format!("mon-{round}-{mode}");
+            let key = setup_tenant(&roost.addr, &tenant).await?;
+            let headers = vec![("x-zumo-application".to_string(), key.clone())];
+            let p = format!("/t/{tenant}/tables/items");
+            let ins = load(&roost.addr, &o, headers.clone(), 201, Arc::new(move |n| ("POST".into(), p.clone(), Some(item(n))))).await?;
+            let mut c = Conn::open(&roost.addr).await?;
+            let (_, b) = c.send("GET", &format!("/t/{tenant}/tables/items?$select=id&$top=1000"), &[("x-zumo-application", key.as_str())], None).await?;
+            let ids: Vec<String> = serde_json::from_slice::<Vec<Value>>(&b)?.iter().filter_map(|r| r["id"].as_str().map(str::to_string)).collect();
+            let ids = Arc::new(ids);
+            let p = format!("/t/{tenant}/tables/items");
+            let read =
+                load(&roost.addr, &o, headers, 200, Arc::new(move |n| ("GET".into(), format!("{p}/{}", ids[(n as usize * 7919) % ids.len()]), None))).await?;
+            print(&format!("monitoring {label} (round {}) insert", round + 1), &ins, None);
+            print(&format!("monitoring {label} (round {}) read by id", round + 1), &read, None);
+            sums[mode][0] += ins.rps;
+            sums[mode][1] += read.rps;
+        }
+    }
+    std::env::remove_var("ROOST_METRICS");
+    std::env::remove_var("ROOST_BENCH_LOG");
+    for (i, what) in ["insert", "read by id"].iter().enumerate() {
+        let (on, metrics, off) = (sums[0][i] / 2.0, sums[1][i] / 2.0, sums[2][i] / 2.0);
+        println!(
+            "monitoring cost, {what}: off {off:.0} req/s; metrics only {metrics:.0} req/s ({:+.1} %); metrics and info logging {on:.0} req/s ({:+.1} %) (target: under 5 %)",
+            100.0 * (off - metrics) / off,
+            100.0 * (off - on) / off
+        );
+    }
+    Ok(())
 }
 
 /// A `PUT` to /manage/v1 that must answer 200.

@@ -101,12 +101,14 @@ pub const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
 /// Tables and APIs counted by name per tenant; later ones count under `other`.
 const MAX_NAMES: usize = 64;
 
-/// One tenant's counters on this node.
-pub struct TenantMetrics {
-    /// The tenant's name.
-    pub name: Arc<str>,
-    /// Its Prometheus `tenant` label (its name, or `_other` beyond `metrics_max_tenants`).
-    pub label: Arc<str>,
+/// Counter shards per tenant: each thread adds to its own (cache-line aligned), so two cores
+/// serving one tenant never write the same line; a snapshot adds the shards up.
+const SHARDS: usize = 8;
+
+/// One shard of a tenant's counters.
+#[derive(Default)]
+#[repr(align(128))]
+struct Shard {
     requests: [[AtomicU64; 3]; 6],
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
@@ -118,7 +120,25 @@ pub struct TenantMetrics {
     limits: [AtomicU64; LIMITS.len()],
     push_queued: AtomicU64,
     push: [AtomicU64; PUSH_OUTCOMES.len()],
-    names: RwLock<HashMap<Box<str>, Arc<AtomicU64>>>,
+}
+
+std::thread_local! {
+    /// This thread's shard index.
+    static SHARD: usize = {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        (NEXT.fetch_add(1, Relaxed) as usize) % SHARDS
+    };
+}
+
+/// One tenant's counters on this node.
+pub struct TenantMetrics {
+    /// The tenant's name.
+    pub name: Arc<str>,
+    /// Its Prometheus `tenant` label (its name, or `_other` beyond `metrics_max_tenants`).
+    pub label: Arc<str>,
+    shards: Box<[Shard; SHARDS]>,
+    /// Requests by table (0) and API (1) name.
+    names: [RwLock<HashMap<Box<str>, Arc<AtomicU64>>>; 2],
     /// Today's distinct installation ids: (UTC day, sketch); the previous day's until written.
     devices: RwLock<(i64, Arc<hll::Sketch>)>,
     pub(crate) previous_devices: Mutex<Option<(i64, Arc<hll::Sketch>)>>,
@@ -147,8 +167,12 @@ pub struct Snapshot {
     pub names: Vec<(String, u64)>,
 }
 
-fn load<const N: usize>(a: &[AtomicU64; N]) -> [u64; N] {
-    std::array::from_fn(|i| a[i].load(Relaxed))
+fn sum<const N: usize>(shards: &[Shard], f: impl Fn(&Shard) -> &[AtomicU64; N]) -> [u64; N] {
+    std::array::from_fn(|i| shards.iter().map(|s| f(s)[i].load(Relaxed)).sum())
+}
+
+fn sum1(shards: &[Shard], f: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+    shards.iter().map(|s| f(s).load(Relaxed)).sum()
 }
 
 impl TenantMetrics {
@@ -156,17 +180,7 @@ impl TenantMetrics {
         Self {
             name: name.into(),
             label,
-            requests: Default::default(),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
-            latency: Default::default(),
-            latency_us_sum: AtomicU64::new(0),
-            script_invocations: AtomicU64::new(0),
-            script_cpu_us: AtomicU64::new(0),
-            script_errors: AtomicU64::new(0),
-            limits: Default::default(),
-            push_queued: AtomicU64::new(0),
-            push: Default::default(),
+            shards: Box::default(),
             names: Default::default(),
             devices: RwLock::new((rollup::day_now(), Default::default())),
             previous_devices: Mutex::new(None),
@@ -176,16 +190,21 @@ impl TenantMetrics {
         }
     }
 
+    fn shard(&self) -> &Shard {
+        &self.shards[SHARD.with(|s| *s)]
+    }
+
     /// Records an answered request: its kind, the table or API it named (`tables/todo`), its status,
     /// the bytes of its body and of its answer, and how long it took.
     pub fn request(&self, kind: Kind, name: Option<&str>, status: u16, bytes_in: u64, bytes_out: u64, latency: Duration) {
-        self.requests[kind.index()][class(status)].fetch_add(1, Relaxed);
-        self.bytes_in.fetch_add(bytes_in, Relaxed);
-        self.bytes_out.fetch_add(bytes_out, Relaxed);
+        let sh = self.shard();
+        sh.requests[kind.index()][class(status)].fetch_add(1, Relaxed);
+        sh.bytes_in.fetch_add(bytes_in, Relaxed);
+        sh.bytes_out.fetch_add(bytes_out, Relaxed);
         let ms = latency.as_secs_f64() * 1000.0;
         let bucket = LATENCY_BOUNDS_MS.iter().position(|b| ms <= *b).unwrap_or(BUCKETS - 1);
-        self.latency[bucket].fetch_add(1, Relaxed);
-        self.latency_us_sum.fetch_add(latency.as_micros() as u64, Relaxed);
+        sh.latency[bucket].fetch_add(1, Relaxed);
+        sh.latency_us_sum.fetch_add(latency.as_micros() as u64, Relaxed);
         self.prom_latency.record(latency.as_secs_f64());
         if let Some(name) = name {
             self.named(kind, name);
@@ -193,23 +212,24 @@ impl TenantMetrics {
     }
 
     fn named(&self, kind: Kind, name: &str) {
-        let key = format!("{}/{}", KINDS[kind.index()], name);
-        if let Some(c) = self.names.read().unwrap_or_else(|e| e.into_inner()).get(key.as_str()) {
+        let map = &self.names[usize::from(kind == Kind::Api)];
+        if let Some(c) = map.read().unwrap_or_else(|e| e.into_inner()).get(name) {
             c.fetch_add(1, Relaxed);
             return;
         }
-        let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
-        let key = if names.len() >= MAX_NAMES && !names.contains_key(key.as_str()) { format!("{}/(other)", KINDS[kind.index()]) } else { key };
-        names.entry(key.into_boxed_str()).or_default().fetch_add(1, Relaxed);
+        let mut names = map.write().unwrap_or_else(|e| e.into_inner());
+        let key = if names.len() >= MAX_NAMES && !names.contains_key(name) { "(other)" } else { name };
+        names.entry(key.into()).or_default().fetch_add(1, Relaxed);
     }
 
     /// Records a script invocation's end.
     pub fn script(&self, cpu: Duration, failure: Option<&roost_scripts::ScriptFailure>) {
         use roost_scripts::ScriptFailure as F;
-        self.script_invocations.fetch_add(1, Relaxed);
-        self.script_cpu_us.fetch_add(cpu.as_micros() as u64, Relaxed);
+        let sh = self.shard();
+        sh.script_invocations.fetch_add(1, Relaxed);
+        sh.script_cpu_us.fetch_add(cpu.as_micros() as u64, Relaxed);
         if let Some(f) = failure {
-            self.script_errors.fetch_add(1, Relaxed);
+            sh.script_errors.fetch_add(1, Relaxed);
             match f {
                 F::CpuLimit(_) => self.limit(Limit::Cpu),
                 F::MemoryLimit(_) => self.limit(Limit::Memory),
@@ -222,18 +242,18 @@ impl TenantMetrics {
 
     /// Records a limit hit.
     pub fn limit(&self, limit: Limit) {
-        self.limits[limit as usize].fetch_add(1, Relaxed);
+        self.shard().limits[limit as usize].fetch_add(1, Relaxed);
     }
 
     /// Records push notifications queued.
     pub fn push_queued(&self, n: u64) {
-        self.push_queued.fetch_add(n, Relaxed);
+        self.shard().push_queued.fetch_add(n, Relaxed);
         self.quota.push_local.fetch_add(n, Relaxed);
     }
 
     /// Records push outcomes (an index of [`PUSH_OUTCOMES`]).
     pub fn push_outcome(&self, outcome: usize, n: u64) {
-        if let Some(c) = self.push.get(outcome) {
+        if let Some(c) = self.shard().push.get(outcome) {
             c.fetch_add(n, Relaxed);
         }
     }
@@ -276,19 +296,26 @@ impl TenantMetrics {
 
     /// The cumulative counters now.
     pub fn snapshot(&self) -> Snapshot {
+        let sh = &self.shards[..];
+        let mut names = Vec::new();
+        for (i, kind) in ["tables", "api"].iter().enumerate() {
+            for (k, v) in self.names[i].read().unwrap_or_else(|e| e.into_inner()).iter() {
+                names.push((format!("{kind}/{k}"), v.load(Relaxed)));
+            }
+        }
         Snapshot {
-            requests: std::array::from_fn(|k| load(&self.requests[k])),
-            bytes_in: self.bytes_in.load(Relaxed),
-            bytes_out: self.bytes_out.load(Relaxed),
-            latency: load(&self.latency),
-            latency_us_sum: self.latency_us_sum.load(Relaxed),
-            script_invocations: self.script_invocations.load(Relaxed),
-            script_cpu_us: self.script_cpu_us.load(Relaxed),
-            script_errors: self.script_errors.load(Relaxed),
-            limits: load(&self.limits),
-            push_queued: self.push_queued.load(Relaxed),
-            push: load(&self.push),
-            names: self.names.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.to_string(), v.load(Relaxed))).collect(),
+            requests: std::array::from_fn(|k| sum(sh, |s| &s.requests[k])),
+            bytes_in: sum1(sh, |s| &s.bytes_in),
+            bytes_out: sum1(sh, |s| &s.bytes_out),
+            latency: sum(sh, |s| &s.latency),
+            latency_us_sum: sum1(sh, |s| &s.latency_us_sum),
+            script_invocations: sum1(sh, |s| &s.script_invocations),
+            script_cpu_us: sum1(sh, |s| &s.script_cpu_us),
+            script_errors: sum1(sh, |s| &s.script_errors),
+            limits: sum(sh, |s| &s.limits),
+            push_queued: sum1(sh, |s| &s.push_queued),
+            push: sum(sh, |s| &s.push),
+            names,
         }
     }
 }
