@@ -287,6 +287,41 @@ async fn rates_and_quotas_are_enforced(app: TestApp) {
     let other = app.new_tenant().await;
     let r = app.client().get(format!("{}/t/{}/tables/none", app.base, other["name"].as_str().unwrap())).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // The push quota (one notification a day on these tiers): a send to two registrations fails
+    // before anything is queued.
+    let r = app.manage(Method::PUT, &format!("/tenants/{}/tier", app.tenant), Some(json!({"tier": "tiny"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let api = r#"exports.post = function (request, response) {
+        request.service.push.webpush.send(null, 'hello', {}, {
+            success: function (result) { response.send(200, result); },
+            error: function (err) { response.send(400, { message: err.message }); }
+        });
+    };"#;
+    let r = app.put_script("api", "notify", api, json!({"permissions": {"routes": {"*": {"permission": "application"}}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for n in 0..2 {
+        let r = app.request(Method::POST, "/push/registrationids", &[("X-ZUMO-APPLICATION", &app.app_key)], None).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let id = r.headers["location"].to_str().unwrap().rsplit('/').next().unwrap().to_string();
+        let body = json!({"platform": "webpush", "deviceId": format!("https://push.example.test/send/quota{n}"),
+            "keys": {"p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4", "auth": "BTBZMqHH6r4Tts7J_aSIgg"}});
+        let r = app
+            .request(
+                Method::PUT,
+                &format!("/push/registrations/{id}"),
+                &[("X-ZUMO-APPLICATION", &app.app_key), ("content-type", "application/json")],
+                Some(&body.to_string()),
+            )
+            .await;
+        assert!(r.status.is_success(), "{}", r.text);
+    }
+    let r = app.call(Method::POST, "/api/notify", Some(json!({}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.json()["message"].as_str().unwrap_or_default().contains("push notifications per day"), "{}", r.text);
+    let sends = app.manage(Method::GET, &format!("/tenants/{}/push/sends", app.tenant), None).await;
+    assert_eq!(sends.json().as_array().map(Vec::len), Some(0), "{}", sends.text);
+    flush(&app).await;
+    assert_eq!(named(&dashboard(&app, "1h").await["limits"], "push_quota"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
