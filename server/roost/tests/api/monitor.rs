@@ -211,6 +211,7 @@ fn tiny_tiers(config: &mut roost::Config) {
     };
     config.tiers.insert("tiny".into(), tier(5, 5, 1_000_000));
     config.tiers.insert("daily".into(), tier(1000, 1000, 12));
+    config.tiers.insert("full".into(), roost_api::Tier { database_mb: 0, ..tier(1000, 1000, 1_000_000) });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,6 +323,17 @@ async fn rates_and_quotas_are_enforced(app: TestApp) {
     assert_eq!(sends.json().as_array().map(Vec::len), Some(0), "{}", sends.text);
     flush(&app).await;
     assert_eq!(named(&dashboard(&app, "1h").await["limits"], "push_quota"), 1);
+    // The database size: once measured over the tier's (0 MB here), client writes are refused with
+    // 403 and reads go on.
+    let r = app.manage(Method::PUT, &format!("/tenants/{}/tier", app.tenant), Some(json!({"tier": "full"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.manage(Method::PUT, &format!("/tenants/{}/tables/items/permissions", app.tenant), Some(json!({"read": "public", "insert": "public"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    flush(&app).await;
+    let r = app.insert("items", json!({"n": 1})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.error().contains("database is over"), "{}", r.text);
+    assert_eq!(app.get("/tables/items").await.status, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
