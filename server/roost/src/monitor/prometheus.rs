@@ -78,24 +78,8 @@ impl Exporter {
         let all = metrics.all();
         for t in &all {
             let s = t.snapshot();
-            let e = by_label.entry(t.label.to_string()).or_default();
-            for k in 0..KINDS.len() {
-                for c in 0..CLASSES.len() {
-                    e.requests[k][c] += s.requests[k][c];
-                }
-            }
-            e.bytes_in += s.bytes_in;
-            e.bytes_out += s.bytes_out;
-            e.script_invocations += s.script_invocations;
-            e.script_cpu_us += s.script_cpu_us;
-            e.script_errors += s.script_errors;
-            for i in 0..LIMITS.len() {
-                e.limits[i] += s.limits[i];
-            }
-            e.push_queued += s.push_queued;
-            for i in 0..PUSH_OUTCOMES.len() {
-                e.push[i] += s.push[i];
-            }
+            // Names are never a label: only the counters add up.
+            super::rollup::add(by_label.entry(t.label.to_string()).or_default(), &super::Snapshot { names: Vec::new(), ..s });
             let mut m = super::hll::Merged::default();
             m.add(&t.devices_today().1);
             *devices.entry(t.label.to_string()).or_default() += m.estimate();

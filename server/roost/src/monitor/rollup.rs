@@ -108,7 +108,7 @@ fn delta(a: &Snapshot, b: &Snapshot) -> Snapshot {
 }
 
 /// `a += b`.
-fn add(a: &mut Snapshot, b: &Snapshot) {
+pub(crate) fn add(a: &mut Snapshot, b: &Snapshot) {
     for k in 0..KINDS.len() {
         for c in 0..3 {
             a.requests[k][c] += b.requests[k][c];
