@@ -35,6 +35,9 @@ pub enum ManageError {
     /// 429: too many failed sign-ins; retry after this many seconds.
     #[error("Too many failed sign-ins. Try again in {0} seconds.")]
     TooManyAttempts(u64),
+    /// 429: a bounded resource of this node is in use (the message says which); retry after 5 seconds.
+    #[error("{0}")]
+    Busy(String),
     /// 400 for a script that does not parse, with its position.
     #[error("Syntax error at line {line}, column {column}: {message}")]
     Syntax {

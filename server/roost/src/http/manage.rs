@@ -35,7 +35,7 @@ impl IntoResponse for ManageError {
             ManageError::Syntax { .. } => StatusCode::BAD_REQUEST,
             ManageError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ManageError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ManageError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            ManageError::TooManyAttempts(_) | ManageError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             ManageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let error = if status == StatusCode::INTERNAL_SERVER_ERROR { "Internal Server Error".to_string() } else { self.to_string() };
@@ -54,6 +54,9 @@ impl IntoResponse for ManageError {
             }
             ManageError::TooManyAttempts(secs) => {
                 r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*secs));
+            }
+            ManageError::Busy(_) => {
+                r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(5u64));
             }
             _ => {}
         }

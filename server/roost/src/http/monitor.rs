@@ -101,7 +101,7 @@ pub async fn log_stream(State(s): State<AppState>, Path(tenant): Path<String>, h
     let r = record(&s, &tenant).await?;
     if s.log_tails.fetch_add(1, Ordering::Relaxed) >= MAX_TAILS {
         s.log_tails.fetch_sub(1, Ordering::Relaxed);
-        return Err(ManageError::TooManyAttempts(5));
+        return Err(ManageError::Busy(format!("{MAX_TAILS} live log tails are open on this node; close one or try again later.")));
     }
     let slot = TailSlot(s.clone());
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
