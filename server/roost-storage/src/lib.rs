@@ -15,6 +15,7 @@ pub mod ddl;
 pub mod deadline;
 pub mod identity;
 pub mod items;
+pub mod limits;
 pub mod metrics;
 pub mod packages;
 pub mod pg_batch;
@@ -59,6 +60,9 @@ pub enum StorageError {
     /// A database error.
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
+    /// The catalog was migrated by a newer binary.
+    #[error("{0}")]
+    SchemaTooNew(String),
     /// A unique or primary key constraint refused a row (SQLite engine).
     #[error("unique constraint: {0}")]
     UniqueViolation(String),
@@ -297,6 +301,40 @@ const LISTENER_APP: &str = "roost-listener";
 /// How long a change waits for every server to acknowledge it.
 const ACK_WAIT: Duration = Duration::from_secs(2);
 
+/// The catalog migrations this binary knows: the newest one's version.
+pub fn schema_version() -> i64 {
+    // Both dialects have the same numbered migrations.
+    sqlx::migrate!("../../migrations/sqlite").iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+const APPLIED: &str = "select version from _sqlx_migrations where success";
+
+/// A node whose binary is older than the catalog's schema refuses to start: it would read and write
+/// tables whose shape it does not know.
+fn refuse_newer_schema(migrator: &sqlx::migrate::Migrator, applied: Vec<i64>) -> Result<()> {
+    let known: std::collections::HashSet<i64> = migrator.iter().map(|m| m.version).collect();
+    let ours = known.iter().copied().max().unwrap_or(0);
+    match applied.iter().copied().filter(|v| !known.contains(v)).max() {
+        Some(newer) => Err(StorageError::SchemaTooNew(format!(
+            "the catalog's schema is at migration {newer}, newer than this binary knows (it stops at {ours}): \
+             a newer Roost migrated it. Upgrade this node to that version (or later) before starting it"
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl Storage {
+    /// The catalog's newest applied migration (readiness: it must be this binary's).
+    pub async fn applied_schema_version(&self) -> Result<i64> {
+        let sql = "select coalesce(max(version), 0) from _sqlx_migrations where success";
+        Ok(match &self.catalog {
+            Db::Sqlite(p) => sqlx::query_as::<_, (i64,)>(sql).fetch_one(p).await?.0,
+            Db::Postgres(p) => sqlx::query_as::<_, (i64,)>(sql).fetch_one(p).await?.0,
+            Db::SqliteEngine(_) => return Err(StorageError::Internal("the catalog is never a tenant engine".into())),
+        })
+    }
+}
+
 impl Storage {
     /// Stops this process's background work on the catalog (the PostgreSQL change listener).
     pub fn close(&self) {
@@ -322,8 +360,13 @@ impl Storage {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await?;
-                // Migrations of several nodes starting at once serialize on sqlx's advisory lock.
-                sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+                // Migrations of several nodes starting at once serialize on sqlx's advisory lock
+                // (`pg_advisory_lock`, held while one node migrates; the others then find nothing to do).
+                let migrator = sqlx::migrate!("../../migrations/postgres");
+                // The table is missing before the first migration: nothing applied.
+                let applied = sqlx::query_as::<_, (i64,)>(APPLIED).fetch_all(&pool).await.unwrap_or_default();
+                refuse_newer_schema(&migrator, applied.into_iter().map(|(v,)| v).collect())?;
+                migrator.run(&pool).await?;
                 if config.listen_for_changes {
                     spawn_listener(pool.clone(), local_generation.clone(), stop.clone());
                 }
@@ -332,7 +375,11 @@ impl Storage {
             None => {
                 std::fs::create_dir_all(config.data_dir.join("tenants")).map_err(|e| StorageError::Internal(e.to_string()))?;
                 let pool = sqlite_pool(&config.data_dir.join("catalog.db"), true, 2).await?;
-                sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+                let migrator = sqlx::migrate!("../../migrations/sqlite");
+                // The table is missing before the first migration: nothing applied.
+                let applied = sqlx::query_as::<_, (i64,)>(APPLIED).fetch_all(&pool).await.unwrap_or_default();
+                refuse_newer_schema(&migrator, applied.into_iter().map(|(v,)| v).collect())?;
+                migrator.run(&pool).await?;
                 Db::Sqlite(pool)
             }
         };
@@ -516,7 +563,7 @@ impl Storage {
         Ok(self.catalog_query::<(String,)>(sql, binds).await?.into_iter().map(|(s,)| s).collect())
     }
 
-    async fn catalog_exec(&self, sql: &str, binds: &[&str]) -> Result<u64> {
+    pub(crate) async fn catalog_exec(&self, sql: &str, binds: &[&str]) -> Result<u64> {
         Ok(match &self.catalog {
             Db::Sqlite(p) => {
                 let mut q = sqlx::query(sql);

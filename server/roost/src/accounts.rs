@@ -7,9 +7,7 @@ use roost_api::{AccountOut, ApiTokenOut, Role};
 use roost_storage::accounts::{AccountRecord, TokenRecord};
 use roost_storage::{Storage, StorageError};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Shortest accepted password.
 pub const MIN_PASSWORD: usize = 10;
@@ -170,45 +168,29 @@ const PER_ADDRESS: usize = 20;
 /// The rate-limit window.
 const WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// Counts failed sign-ins per e-mail and per client address (this node's memory).
-#[derive(Debug, Default)]
-pub struct SignInLimiter {
-    failures: Mutex<HashMap<String, Vec<Instant>>>,
-}
+/// Failed sign-ins per e-mail and per client address, counted in the catalog so the limit holds
+/// across every node (N nodes must not give an attacker N times the guesses).
+pub struct SignInLimiter;
 
 impl SignInLimiter {
+    fn keys(email: &str, address: &str) -> [(String, usize); 2] {
+        [(format!("signin\0e\0{}", normalize_email(email)), PER_EMAIL), (format!("signin\0a\0{address}"), PER_ADDRESS)]
+    }
+
     /// `Some(seconds to wait)` when `email` or `address` has too many recent failures.
-    pub fn blocked(&self, email: &str, address: &str) -> Option<u64> {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let mut wait = None;
-        for (key, limit) in [(format!("e:{}", normalize_email(email)), PER_EMAIL), (format!("a:{address}"), PER_ADDRESS)] {
-            if let Some(times) = map.get_mut(&key) {
-                times.retain(|t| now.duration_since(*t) < WINDOW);
-                if times.len() >= limit {
-                    let oldest = times[times.len() - limit];
-                    let secs = WINDOW.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
-                    wait = Some(wait.map_or(secs, |w: u64| w.max(secs)));
-                }
-            }
-        }
-        wait
+    pub async fn blocked(storage: &Storage, email: &str, address: &str) -> Result<Option<u64>, ManageError> {
+        storage.rate_limit(&Self::keys(email, address), WINDOW.as_millis() as i64, false).await.map_err(internal)
     }
 
     /// Records a failed sign-in.
-    pub fn failed(&self, email: &str, address: &str) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 100_000 {
-            map.retain(|_, times| times.last().is_some_and(|t| now.duration_since(*t) < WINDOW));
-        }
-        map.entry(format!("e:{}", normalize_email(email))).or_default().push(now);
-        map.entry(format!("a:{address}")).or_default().push(now);
+    pub async fn failed(storage: &Storage, email: &str, address: &str) -> Result<(), ManageError> {
+        let keys = Self::keys(email, address).map(|(k, _)| k);
+        storage.rate_count(&keys).await.map_err(internal)
     }
 
     /// Forgets the failures of `email` after a successful sign-in.
-    pub fn succeeded(&self, email: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&format!("e:{}", normalize_email(email)));
+    pub async fn succeeded(storage: &Storage, email: &str) -> Result<(), ManageError> {
+        storage.rate_forget(&Self::keys(email, "")[0].0).await.map_err(internal)
     }
 }
 

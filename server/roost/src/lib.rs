@@ -49,10 +49,6 @@ pub struct App {
     pub identity_key: identity::IdentityKey,
     /// Identity providers' discovery documents and keys.
     pub discovery: identity::login::DiscoveryCache,
-    /// Client-directed id tokens already used.
-    pub replays: identity::login::ReplayGuard,
-    /// The login rate limits.
-    pub login_limits: identity::login::LoginLimiter,
     /// Push registrations one tenant may hold.
     pub push_max_registrations: u64,
     /// The VAPID `sub` of Web Push requests.
@@ -81,8 +77,6 @@ pub struct App {
     pub scheduler_tick: Option<std::time::Duration>,
     /// Tenants whose `extensions/startup.js` (by version) this process has seen to.
     pub started_tenants: std::sync::Mutex<std::collections::HashMap<String, String>>,
-    /// Failed portal sign-ins (rate limit).
-    pub signins: accounts::SignInLimiter,
     /// The built portal, served at `/portal/`.
     pub portal_dir: std::path::PathBuf,
     /// `Secure` on the session cookie.
@@ -120,6 +114,10 @@ pub struct App {
     pub log_tails: std::sync::atomic::AtomicUsize,
     /// Listen address of `/metrics` alone (empty: none).
     pub metrics_listen: String,
+    /// Set at SIGTERM: `/readyz` answers 503 so load balancers stop sending requests here.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// How long a draining node keeps serving before its listeners close (`drain_delay_ms`).
+    pub drain_delay: std::time::Duration,
 }
 
 impl App {
@@ -213,8 +211,6 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         admin_token,
         identity_key,
         discovery: Default::default(),
-        replays: Default::default(),
-        login_limits: Default::default(),
         push_max_registrations: config.push_max_registrations,
         push_contact: config.push_contact.clone(),
         outbox: Default::default(),
@@ -234,7 +230,6 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         logs: scripting::LogSink::start(app.clone(), &tasks),
         scheduler_tick: Some(std::time::Duration::from_millis(config.scheduler_tick_ms)).filter(|d| !d.is_zero()),
         started_tenants: Default::default(),
-        signins: Default::default(),
         portal_dir: config.portal_dir.clone(),
         secure_cookies: config.secure_cookies,
         session_idle: std::time::Duration::from_secs(config.session_idle_minutes * 60),
@@ -253,6 +248,8 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         log_tails: Default::default(),
         rollup: Default::default(),
         metrics_listen: config.metrics_listen.clone(),
+        draining: Default::default(),
+        drain_delay: std::time::Duration::from_millis(config.drain_delay_ms),
     })))
 }
 
@@ -309,8 +306,20 @@ pub async fn serve_with(
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (signalled_tx, signalled) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
+    let draining = Arc::downgrade(&state.0);
     tokio::spawn(async move {
         shutdown.await;
+        // Draining: `/readyz` fails at once, and the node goes on serving for `drain_delay_ms` so its
+        // load balancer's health checks take it out before its listeners close.
+        if let Some(app) = draining.upgrade() {
+            app.draining.store(true, std::sync::atomic::Ordering::Release);
+            let delay = app.drain_delay;
+            drop(app);
+            if !delay.is_zero() {
+                tracing::info!(delay_ms = delay.as_millis() as u64, "Draining: /readyz answers 503; serving on until the load balancer notices");
+                tokio::time::sleep(delay).await;
+            }
+        }
         let _ = signalled_tx.send(tokio::time::Instant::now());
         let _ = stop.send(true);
     });
@@ -387,6 +396,9 @@ pub async fn prune_once(app: &AppState) {
         for t in tenants {
             scripting::prune_tenant_logs(app, &t.name).await;
         }
+    }
+    if let Err(e) = app.storage.prune_limits().await {
+        tracing::warn!(error.cause = %e, "Could not prune the rate limits' events");
     }
     if let Err(e) = app.storage.prune_sessions(chrono::Utc::now().timestamp()).await {
         tracing::warn!(error.cause = %e, "Could not prune expired portal sessions");

@@ -316,16 +316,16 @@ async fn sign_in(
     AppJson(body): AppJson<SignInIn>,
 ) -> R<Json<SessionOut>> {
     let address = client_address(addr.as_ref());
-    if let Some(wait) = s.signins.blocked(&body.email, &address) {
+    if let Some(wait) = accounts::SignInLimiter::blocked(&s.storage, &body.email, &address).await? {
         tracing::warn!(account.email = %body.email, client.address = %address, "Sign-in refused: too many failures");
         return Err(ManageError::TooManyAttempts(wait));
     }
     let Some(account) = accounts::authenticate(&s.storage, &body.email, &body.password).await? else {
-        s.signins.failed(&body.email, &address);
+        accounts::SignInLimiter::failed(&s.storage, &body.email, &address).await?;
         tracing::warn!(account.email = %body.email, client.address = %address, "Failed sign-in");
         return Err(ManageError::Unauthorized("The e-mail or password is wrong.".into()));
     };
-    s.signins.succeeded(&body.email);
+    accounts::SignInLimiter::succeeded(&s.storage, &body.email).await?;
     // A fresh session id at sign-in (no fixation), with its own CSRF token.
     session.cycle_id().await.map_err(|e| ManageError::Internal(e.to_string()))?;
     let csrf = auth::generate_key();

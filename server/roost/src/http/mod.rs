@@ -10,6 +10,7 @@ pub mod cors;
 pub mod crossdomain;
 pub mod diagnostics;
 pub mod extract;
+pub mod health;
 pub mod jobs;
 pub mod manage;
 pub mod monitor;
@@ -86,6 +87,11 @@ impl tower::Service<Request> for Root {
                 let tenant = percent_decode_str(&raw_tenant).decode_utf8_lossy().into_owned();
                 Box::pin(async move { Ok(tenant_request(&root.state, &root.surface, tenant, Base::Path(raw_tenant), rest, req).await) })
             }
+            _ if req.uri().path() == "/healthz" => Box::pin(async { Ok(health::healthz()) }),
+            _ if req.uri().path() == "/readyz" => {
+                let root = self.0.clone();
+                Box::pin(async move { Ok(health::readyz(&root.state).await) })
+            }
             _ if req.uri().path() == "/metrics" => {
                 let root = self.0.clone();
                 Box::pin(async move { Ok(monitor::prometheus(&root.state, req.headers(), false).await) })
@@ -148,13 +154,18 @@ pub fn tenant_routes(state: AppState) -> Router {
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(|State(s): State<AppState>, headers: HeaderMap| async move { monitor::prometheus(&s, &headers, true).await }))
+        .route("/healthz", get(|| async { health::healthz() }))
+        .route("/readyz", get(|State(s): State<AppState>| async move { health::readyz(&s).await }))
         .fallback(|| async { StatusCode::NOT_FOUND })
         .with_state(state)
 }
 
 /// The portal and `/manage/v1` alone: what the `manage_listen` listener serves (their own origin).
 pub fn manage_router(state: AppState) -> Router {
-    crate::telemetry::layer(platform(&state).fallback(|| async { StatusCode::NOT_FOUND }).with_state(state))
+    let platform = platform(&state)
+        .route("/healthz", get(|| async { health::healthz() }))
+        .route("/readyz", get(|State(s): State<AppState>| async move { health::readyz(&s).await }));
+    crate::telemetry::layer(platform.fallback(|| async { StatusCode::NOT_FOUND }).with_state(state))
 }
 
 fn platform(state: &AppState) -> Router<AppState> {

@@ -417,31 +417,6 @@ fn login_body(state: &AppState, tenant: &Tenant, p: &Oidc, claims: &Map<String, 
     json!({ "user": { "userId": user_id }, "authenticationToken": token })
 }
 
-/// Replayed client-directed id tokens: their `jti`, else their nonce, else their hash, until they
-/// expire (per node; issue 16 moves it to the catalog).
-#[derive(Default)]
-pub struct ReplayGuard {
-    seen: Mutex<HashMap<String, i64>>,
-}
-
-impl ReplayGuard {
-    /// `false` if the key was seen before and has not expired.
-    fn first_use(&self, key: String, expires: i64) -> bool {
-        let now = chrono::Utc::now().timestamp();
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() > 100_000 {
-            seen.retain(|_, exp| *exp > now);
-        }
-        match seen.get(&key) {
-            Some(exp) if *exp > now => false,
-            _ => {
-                seen.insert(key, expires);
-                true
-            }
-        }
-    }
-}
-
 /// Login requests (`/login/{provider}`, any method) one client address may make per tenant in a
 /// minute.
 pub const LOGINS_PER_ADDRESS: usize = 60;
@@ -449,50 +424,22 @@ pub const LOGINS_PER_ADDRESS: usize = 60;
 pub const LOGINS_PER_PROVIDER: usize = 600;
 const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 
-/// The login rate limits (per node; issue 16 makes them cluster-wide).
-#[derive(Default)]
-pub struct LoginLimiter {
-    recent: Mutex<HashMap<String, std::collections::VecDeque<Instant>>>,
-}
-
-impl LoginLimiter {
-    /// Counts a login request; `Err(seconds to wait)` when its address or its provider is over the
-    /// limit (a refused request is not counted).
-    fn admit(&self, tenant: &str, provider: &str, address: &str) -> std::result::Result<(), u64> {
-        let now = Instant::now();
-        let mut map = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 100_000 {
-            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < LOGIN_WINDOW));
-        }
-        let keys = [(format!("a\0{tenant}\0{address}"), LOGINS_PER_ADDRESS), (format!("p\0{tenant}\0{}", provider.to_ascii_lowercase()), LOGINS_PER_PROVIDER)];
-        let mut wait = 0;
-        for (key, limit) in &keys {
-            let q = map.entry(key.clone()).or_default();
-            while q.front().is_some_and(|t| now.duration_since(*t) >= LOGIN_WINDOW) {
-                q.pop_front();
-            }
-            if q.len() >= *limit {
-                let oldest = q[q.len() - limit];
-                wait = wait.max(LOGIN_WINDOW.saturating_sub(now.duration_since(oldest)).as_secs().max(1));
-            }
-        }
-        if wait > 0 {
-            return Err(wait);
-        }
-        for (key, _) in keys {
-            map.entry(key).or_default().push_back(now);
-        }
-        Ok(())
-    }
+fn login_keys(tenant: &str, provider: &str, address: &str) -> [(String, usize); 2] {
+    [(format!("login\0a\0{tenant}\0{address}"), LOGINS_PER_ADDRESS), (format!("login\0p\0{tenant}\0{}", provider.to_ascii_lowercase()), LOGINS_PER_PROVIDER)]
 }
 
 /// The rate limits of §5.5's endpoints: 429 with `Retry-After`.
-fn admit(state: &AppState, r: &TenantRequest, provider: &str, address: Option<std::net::SocketAddr>) -> Result<()> {
+async fn admit(state: &AppState, r: &TenantRequest, provider: &str, address: Option<std::net::SocketAddr>) -> Result<()> {
     let address = address.map(|a| a.ip().to_string()).unwrap_or_default();
     // Names that are no provider of the tenant share one count (a client may not grow the limiter's
     // table with made-up names).
     let provider = if r.tenant.provider(provider).is_some() { provider } else { "\0unknown" };
-    state.login_limits.admit(&r.tenant.record.name, provider, &address).map_err(ApiError::TooManyRequests)
+    // Counted in the catalog: the limits hold across every node.
+    let keys = login_keys(&r.tenant.record.name, provider, &address);
+    match state.storage.rate_limit(&keys, LOGIN_WINDOW.as_millis() as i64, true).await? {
+        Some(wait) => Err(ApiError::TooManyRequests(wait)),
+        None => Ok(()),
+    }
 }
 
 fn query<'a>(r: &'a TenantRequest, name: &str) -> Option<&'a str> {
@@ -566,7 +513,7 @@ pub async fn login_get(
     if name.eq_ignore_ascii_case("done") {
         return Ok(StatusCode::OK.into_response());
     }
-    admit(&state, &r, &name, peer.map(|p| p.0 .0))?;
+    admit(&state, &r, &name, peer.map(|p| p.0 .0)).await?;
     let is_callback = ["code", "state", "error"].iter().any(|k| query(&r, k).is_some());
     if !is_callback {
         return start(&state, &r, &name, sent).await;
@@ -763,7 +710,7 @@ pub async fn login_post(
     Path((_tenant, name)): Path<(String, String)>,
     peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
 ) -> Result<Response> {
-    admit(&state, &r, &name, peer.map(|p| p.0 .0))?;
+    admit(&state, &r, &name, peer.map(|p| p.0 .0)).await?;
     let p = Oidc::find(&state.identity_key, &r.tenant, &name)?;
     let body: Json = r.body.as_deref().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Json::Null);
     let display = p.config.uid_prefix.clone();
@@ -783,7 +730,9 @@ pub async fn login_post(
             (None, None) => format!("hash:{}", crate::accounts::secret_hash(token)),
         };
         let iss = claims.get("iss").and_then(Json::as_str).unwrap_or_default();
-        if !state.replays.first_use(format!("{}\0{}\0{iss}\0{key}", r.tenant.record.name, p.record.name), exp) {
+        // Replayed client-directed id tokens (their `jti`, else their nonce, else their hash) are
+        // refused until they expire, on every node: the catalog holds the keys used.
+        if !state.storage.first_use(&format!("{}\0{}\0{iss}\0{key}", r.tenant.record.name, p.record.name), exp).await? {
             return Err(ApiError::Unauthorized(msg::TOKEN_REPLAYED.into()));
         }
         return Ok(axum::Json(login_body(&state, &r.tenant, &p, &claims, None)).into_response());

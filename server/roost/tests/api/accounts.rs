@@ -5,10 +5,11 @@ use crate::helpers::{random_name, send, Resp, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+crate::on_both_backends_alone!(failed_sign_ins_are_rate_limited);
+
 crate::on_both_backends!(
     every_manage_route_checks_role_tenant_and_csrf,
     sessions_are_cookies_in_the_catalog_and_end,
-    failed_sign_ins_are_rate_limited,
     personal_tokens_and_password_change,
     owners_see_and_share_only_their_tenants,
     rows_logs_and_monitor_for_the_portal,

@@ -287,6 +287,31 @@ macro_rules! on_both_backends {
     };
 }
 
+/// [`on_both_backends!`] for tests whose state lives in the shared catalog and must not meet other
+/// tests' (the cluster-wide sign-in limit per client address): on PostgreSQL each gets a database of
+/// its own ([`TestApp::spawn_alone`]).
+#[macro_export]
+macro_rules! on_both_backends_alone {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_alone {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await).await
+                }
+            )*
+        }
+        mod postgres_alone {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::TestApp::spawn_alone($crate::helpers::Backend::Postgres, |_| {}).await).await
+                }
+            )*
+        }
+    };
+}
+
 impl TestApp {
     /// Stores a script through /manage/v1 (`kind`: table, api, job, shared, extension).
     pub async fn put_script(&self, kind: &str, name: &str, body: &str, extra: Value) -> Resp {

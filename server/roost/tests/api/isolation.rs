@@ -6,6 +6,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+crate::on_both_backends_alone!(padded_e_mails_share_the_sign_in_limit);
+
 crate::on_both_backends!(
     tenant_responses_are_sandboxed_and_cannot_set_the_session_cookie,
     scripts_never_see_platform_credentials,
@@ -16,7 +18,6 @@ crate::on_both_backends!(
     host_side_memory_counts_against_the_limit,
     failing_scripts_never_wedge_or_crash_the_server,
     a_client_filter_cannot_widen_a_composed_script_filter,
-    padded_e_mails_share_the_sign_in_limit,
     too_many_new_columns_are_refused_before_any_ddl,
     csrf_is_checked_on_the_effective_method,
     outbound_requests_to_embedded_ipv4_loopback_are_refused,
