@@ -13,3 +13,10 @@ create table used_keys (
     key text primary key,
     expires bigint not null
 );
+
+-- Facts every node of a platform must agree on (the identity key's fingerprint: a node started with
+-- another key could not open the secrets the others sealed, and refuses to start).
+create table platform (
+    key text primary key,
+    value text not null
+);

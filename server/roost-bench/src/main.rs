@@ -17,6 +17,7 @@ use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
+use roost::ExposeSecret as _;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -104,6 +105,11 @@ fn serve_roost(args: &[String]) -> anyhow::Result<()> {
     config.admin_token = ADMIN.into();
     config.log = std::env::var("ROOST_BENCH_LOG").unwrap_or_else(|_| "warn".into());
     config.database_url = args.get(2).cloned().unwrap_or_default().into();
+    if !config.database_url.expose_secret().is_empty() && config.identity_key.expose_secret().is_empty() {
+        // Every run's fresh data folder would make a new key, which the database's earlier runs'
+        // fingerprint refuses: the benchmark's nodes share one.
+        config.identity_key = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0".into();
+    }
     roost::init_telemetry(&config.log);
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -132,3 +132,20 @@ impl Storage {
         Ok(())
     }
 }
+
+impl Storage {
+    /// Stores `value` under `key` in the platform's shared facts unless one is there; returns the
+    /// stored value (the first node's).
+    pub async fn platform_fact(&self, key: &str, value: &str) -> Result<String> {
+        let (insert, select) = match self.dialect() {
+            roost_odata::sql::Dialect::Sqlite => {
+                ("insert into platform (key, value) values (?, ?) on conflict (key) do nothing", "select value from platform where key = ?")
+            }
+            roost_odata::sql::Dialect::Postgres => {
+                ("insert into roost.platform (key, value) values ($1, $2) on conflict (key) do nothing", "select value from roost.platform where key = $1")
+            }
+        };
+        self.catalog_exec(insert, &[key, value]).await?;
+        Ok(self.catalog_strings(select, &[key]).await?.into_iter().next().unwrap_or_default())
+    }
+}

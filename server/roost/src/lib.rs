@@ -203,6 +203,15 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         println!("Generated the platform admin token (stored in {}): {}", config.data.join("admin-token").display(), admin_token.expose_secret());
     }
     let identity_key = identity::IdentityKey::load(&config.identity_key, &config.data)?;
+    // Every node of a platform seals and opens tenants' secrets with one key: a node with another
+    // one would fail every login and push of tenants set up elsewhere, so it refuses to start.
+    let fingerprint = identity_key.fingerprint();
+    if storage.platform_fact("identity_key_fingerprint", &fingerprint).await? != fingerprint {
+        anyhow::bail!(
+            "this node's identity_key is not the one the other nodes of this database use (the catalog holds another key's fingerprint): \
+             give every node the same identity_key (ROOST_IDENTITY_KEY), as docs/deploy.md says"
+        );
+    }
     let tenant_domain = Some(config.tenant_domain.to_ascii_lowercase()).filter(|d| !d.is_empty());
     packages::set_registry(&config.npm_registry);
     let tasks = tasks::Tasks::default();

@@ -66,6 +66,15 @@ impl IdentityKey {
         Some(Self(SecretBox::new(Box::new(key))))
     }
 
+    /// A fingerprint of the key (an HMAC of a fixed label): nodes compare it through the catalog
+    /// without revealing the key.
+    pub fn fingerprint(&self) -> String {
+        use hmac::Mac as _;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(self.0.expose_secret()).expect("any key length");
+        mac.update(b"roost identity_key fingerprint v1");
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Seals a tenant provider's secret (bound to the tenant and the provider).
     pub fn seal(&self, tenant: &str, provider: &str, secret: &str) -> String {
         seal_with(self.0.expose_secret(), associated(tenant, provider).as_bytes(), secret.as_bytes())

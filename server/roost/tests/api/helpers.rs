@@ -61,6 +61,9 @@ pub fn random_name(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple().to_string().get(..12).unwrap_or("x"))
 }
 
+/// The identity key of every server of the suite's shared PostgreSQL catalog.
+pub const SUITE_IDENTITY_KEY: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+
 pub fn postgres_url() -> String {
     std::env::var("ROOST_TEST_DATABASE_URL")
         .unwrap_or_else(|_| panic!("ROOST_TEST_DATABASE_URL is not set: the PostgreSQL half of the suite needs a server (scripts/test starts one)"))
@@ -101,7 +104,12 @@ impl TestApp {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let database_url = match backend {
             Backend::Sqlite => String::new(),
-            Backend::Postgres => postgres_url(),
+            Backend::Postgres => {
+                // The suite's servers are nodes of one catalog: they share its identity key (a node
+                // with another refuses to start), and so does the CLI run in their data folders.
+                std::fs::write(dir.join("identity-key"), SUITE_IDENTITY_KEY).expect("identity key");
+                postgres_url()
+            }
         };
         let mut config = roost::Config {
             listen: "127.0.0.1:0".into(),
