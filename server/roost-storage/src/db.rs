@@ -77,7 +77,7 @@ fn decode_sqlite(row: &SqliteRow, i: usize, ty: ColType) -> Result<Value> {
     })
 }
 
-fn decode_pg(row: &PgRow, i: usize, ty: ColType) -> Result<Value> {
+pub(crate) fn decode_pg(row: &PgRow, i: usize, ty: ColType) -> Result<Value> {
     Ok(match ty {
         ColType::String => row.try_get::<Option<String>, _>(i)?.map_or(Value::Null, Value::Text),
         ColType::Number => row.try_get::<Option<f64>, _>(i)?.map_or(Value::Null, Value::Number),

@@ -128,7 +128,7 @@ pub fn js_number(n: f64) -> String {
 }
 
 /// Converts a value to a column's type, as SQL Server's implicit conversions would (§2.8).
-fn coerce(v: Value, ty: ColType) -> Result<Value> {
+pub(crate) fn coerce(v: Value, ty: ColType) -> Result<Value> {
     use base64::Engine as _;
     let b64 = &base64::engine::general_purpose::STANDARD;
     Ok(match (v, ty) {

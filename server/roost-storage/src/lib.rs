@@ -21,6 +21,7 @@ pub mod packages;
 pub mod pg_batch;
 pub mod push;
 pub mod scripts;
+pub mod snapshot;
 pub mod sqlite_engine;
 pub mod tsql;
 

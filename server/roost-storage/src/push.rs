@@ -6,7 +6,7 @@ use crate::{now_iso, Result, Storage};
 use roost_odata::sql::Dialect;
 
 /// One device registration of a tenant (protocol.md §7.2). JSON members are stored as JSON text.
-#[derive(Debug, Clone, PartialEq, Eq, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct RegistrationRecord {
     /// The registration id.
     pub id: String,
@@ -80,6 +80,30 @@ impl Storage {
         let sql =
             self.push_sql(&format!("insert into {{p}}push_registrations (tenant, {COLUMNS}) values (?, ?, '', '', '', '[]', '', '', '', '', '', '', ?, ?)"));
         self.catalog_exec(&sql, &[&tenant.to_ascii_lowercase(), id, &now, &now]).await?;
+        Ok(())
+    }
+
+    /// Inserts a whole registration as it was (a restore).
+    pub async fn restore_registration(&self, tenant: &str, r: &RegistrationRecord) -> Result<()> {
+        let sql = self.push_sql(&format!("insert into {{p}}push_registrations (tenant, {COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        let tenant = tenant.to_ascii_lowercase();
+        let binds: [&str; 14] = [
+            &tenant,
+            &r.id,
+            &r.platform,
+            &r.device_id,
+            &r.keys,
+            &r.tags,
+            &r.template_name,
+            &r.template_body,
+            &r.headers,
+            &r.expiry,
+            &r.installation_id,
+            &r.user_id,
+            &r.created_at,
+            &r.updated_at,
+        ];
+        self.catalog_exec(&sql, &binds).await?;
         Ok(())
     }
 

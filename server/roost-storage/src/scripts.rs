@@ -193,7 +193,7 @@ impl From<JobRunRow> for JobRun {
 }
 
 impl Storage {
-    pub(crate) async fn script_records(&self, tenant: &str) -> Result<Vec<ScriptRecord>> {
+    pub async fn script_records(&self, tenant: &str) -> Result<Vec<ScriptRecord>> {
         let sql = match self.dialect() {
             Dialect::Sqlite => "select kind, name, body, meta, updated_at from tenant_scripts where tenant = ? order by kind, name",
             Dialect::Postgres => "select kind, name, body, meta, to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as updated_at from roost.tenant_scripts where tenant = $1 order by kind, name_lower",

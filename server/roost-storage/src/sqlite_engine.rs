@@ -162,7 +162,7 @@ fn open(path: &Path, create: bool, synchronous_full: bool) -> Result<Connection>
 }
 
 /// Maps a SQLite error: constraint violations keep their kind, the rest are database errors.
-fn db_error(e: rusqlite::Error) -> StorageError {
+pub(crate) fn db_error(e: rusqlite::Error) -> StorageError {
     match &e {
         rusqlite::Error::SqliteFailure(f, msg) => {
             let message = msg.clone().unwrap_or_else(|| f.to_string());
@@ -195,7 +195,7 @@ fn to_sql(v: &Value) -> SqlValue {
     }
 }
 
-fn decode(v: ValueRef<'_>, ty: ColType) -> Value {
+pub(crate) fn decode(v: ValueRef<'_>, ty: ColType) -> Value {
     match (v, ty) {
         (ValueRef::Null, _) => Value::Null,
         (ValueRef::Text(t), ColType::Date) => {

@@ -93,6 +93,8 @@ pub fn access(method: &Method, path: &str) -> Option<Access> {
         "/tiers" => Access::Signed,
         "/monitor" if method == Method::GET => Access::Watch,
         "/tenants/{tenant}/tier" => Access::Admin,
+        // An archive holds the tenant's keys and every secret in the clear.
+        "/tenants/{tenant}/backup" | "/restore" => Access::Admin,
         "/tenants/{tenant}/monitor"
         | "/tenants/{tenant}/dashboard"
         | "/tenants/{tenant}/usage"
@@ -246,6 +248,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tenants/{tenant}/dashboard", get(super::monitor::dashboard))
         .route("/tenants/{tenant}/usage", get(super::monitor::usage))
         .route("/tenants/{tenant}/tier", put(super::monitor::put_tier))
+        .route("/tenants/{tenant}/backup", get(super::backup::download))
+        .route("/restore", post(super::backup::upload).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/tiers", get(super::monitor::tiers))
         .route("/monitor", get(super::monitor::platform))
         .route("/tenants/{tenant}/jobs/{job}/runs", get(get_job_runs))

@@ -6,6 +6,7 @@
 //! request the protocol means.
 
 pub mod api;
+pub mod backup;
 pub mod cors;
 pub mod crossdomain;
 pub mod diagnostics;

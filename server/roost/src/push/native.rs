@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 use web_push_native::jwt_simple::prelude::*;
 
 /// What the sealed FCM private key is bound to, beside the tenant.
-const FCM_SEAL: &str = "\0push-fcm";
+pub(crate) const FCM_SEAL: &str = "\0push-fcm";
 /// What the sealed APNs key is bound to, beside the tenant.
-const APNS_SEAL: &str = "\0push-apns";
+pub(crate) const APNS_SEAL: &str = "\0push-apns";
 /// FCM's OAuth scope.
 const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 /// How long an APNs provider token is used.

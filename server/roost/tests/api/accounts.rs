@@ -5,11 +5,11 @@ use crate::helpers::{random_name, send, Resp, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-crate::on_both_backends_alone!(failed_sign_ins_are_rate_limited);
+// Alone on PostgreSQL: every server of the shared catalog prunes expired sessions when it starts.
+crate::on_both_backends_alone!(failed_sign_ins_are_rate_limited, sessions_are_cookies_in_the_catalog_and_end);
 
 crate::on_both_backends!(
     every_manage_route_checks_role_tenant_and_csrf,
-    sessions_are_cookies_in_the_catalog_and_end,
     personal_tokens_and_password_change,
     owners_see_and_share_only_their_tenants,
     rows_logs_and_monitor_for_the_portal,
@@ -121,6 +121,8 @@ fn routes(t: &str) -> Vec<(Method, String, Option<Value>, Need)> {
         (M::GET, p("/tenants/{t}/dashboard?range=24h"), None, Monitor),
         (M::GET, p("/tenants/{t}/usage"), None, Monitor),
         (M::PUT, p("/tenants/{t}/tier"), Some(json!({"tier": "standard"})), Admin),
+        (M::GET, p("/tenants/{t}/backup"), None, Admin),
+        (M::POST, p("/restore?as=never-restored"), Some(json!({"not": "an archive"})), Admin),
         (M::GET, p("/tiers"), None, Signed),
         (M::GET, p("/monitor"), None, Watch),
         (M::PATCH, p("/tenants/{t}/settings"), Some(json!({"dynamic_schema": false})), Tenant),

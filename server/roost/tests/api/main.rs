@@ -5,6 +5,7 @@ mod helpers;
 mod oidc;
 
 mod accounts;
+mod backup;
 mod cluster;
 mod http;
 mod identity;
