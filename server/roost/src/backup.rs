@@ -431,10 +431,12 @@ async fn restore_rest(app: &AppState, name: &str, rx: &mut tokio::sync::mpsc::Re
 /// is backed up once across all nodes (the period is claimed in the catalog like a job run) into
 /// `<backup_dir>/<tenant>/`, keeping the newest `backup_keep` archives.
 pub async fn scheduled(app: &AppState, dir: &std::path::Path, every_hours: u64, keep: usize) {
-    let period = chrono::Utc::now().timestamp() / (every_hours.max(1) as i64 * 3600);
+    let seconds = every_hours.max(1) as i64 * 3600;
+    let period = chrono::Utc::now().timestamp() / seconds * seconds;
+    // The claim's "due time" is the period's start.
+    let due = chrono::DateTime::from_timestamp(period, 0).map(|d| roost_odata::format_datetime(&d)).unwrap_or_default();
     let Ok(tenants) = app.storage.list_tenants().await else { return };
     for t in tenants {
-        let due = period.to_string();
         match app.storage.claim_job_run(&t.name, SCHEDULED_JOB, &due).await {
             Ok(true) => {}
             Ok(false) => continue,

@@ -61,6 +61,12 @@ pub struct Config {
     pub scheduler_tick_ms: u64,
     /// How long `roost serve` waits, after SIGTERM or Ctrl-C, for in-flight requests and job runs.
     pub shutdown_grace_ms: u64,
+    /// Folder of scheduled backups (empty: none).
+    pub backup_dir: PathBuf,
+    /// Hours between scheduled backups of each tenant.
+    pub backup_every_hours: u64,
+    /// Scheduled archives kept per tenant.
+    pub backup_keep: u64,
     /// After SIGTERM, how long the node keeps serving with `/readyz` at 503 before it stops accepting.
     pub drain_delay_ms: u64,
     /// Folder of the built portal, served at `/portal/`.

@@ -117,6 +117,8 @@ pub struct App {
     pub metrics_listen: String,
     /// Set at SIGTERM: `/readyz` answers 503 so load balancers stop sending requests here.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Scheduled backups: folder, hours between them, archives kept (`backup_*`).
+    pub backups: Option<(std::path::PathBuf, u64, usize)>,
     /// How long a draining node keeps serving before its listeners close (`drain_delay_ms`).
     pub drain_delay: std::time::Duration,
 }
@@ -259,6 +261,8 @@ async fn build_with(config: &Config, data_lock: Option<std::fs::File>, server: b
         rollup: Default::default(),
         metrics_listen: config.metrics_listen.clone(),
         draining: Default::default(),
+        backups: (!config.backup_dir.as_os_str().is_empty())
+            .then(|| (config.backup_dir.clone(), config.backup_every_hours.max(1), config.backup_keep.max(1) as usize)),
         drain_delay: std::time::Duration::from_millis(config.drain_delay_ms),
     })))
 }
@@ -302,6 +306,20 @@ pub async fn serve_with(
         let app = Arc::downgrade(&state.0);
         let every = state.metrics_flush;
         state.tasks.spawn_loop("metrics", move |stop| monitor::rollup::run(app, every, stop));
+    }
+    if let Some((dir, every, keep)) = state.backups.clone() {
+        // Checks every minute whether this period's backups are due; each is claimed once per cluster.
+        let app = Arc::downgrade(&state.0);
+        state.tasks.spawn_loop("backups", move |stop| async move {
+            loop {
+                let Some(state) = app.upgrade().map(AppState) else { return };
+                backup::scheduled(&state, &dir, every, keep).await;
+                drop(state);
+                if !tasks::sleep_or_stop(&stop, std::time::Duration::from_secs(60)).await {
+                    return;
+                }
+            }
+        });
     }
     let app = Arc::downgrade(&state.0);
     state.tasks.spawn_loop("pruner", move |stop| async move {

@@ -12,7 +12,8 @@ use std::sync::Arc;
 crate::on_both_backends!(
     a_restored_tenant_answers_reads_runs_scripts_and_keeps_its_keys,
     a_backup_during_writes_is_one_snapshot,
-    a_broken_archive_restores_nothing
+    a_broken_archive_restores_nothing,
+    scheduled_backups_run_once_per_period_and_keep_the_newest
 );
 
 /// Fills the test tenant with a bit of everything an archive must carry.
@@ -300,4 +301,34 @@ async fn a_broken_archive_restores_nothing(app: TestApp) {
     // A name that is no tenant name.
     let r = restore(&app, archive, "Not%20a%20name").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+}
+
+async fn scheduled_backups_run_once_per_period_and_keep_the_newest(app: TestApp) {
+    // What the `backups` loop of every node runs each minute (with `backup_dir` set), over every
+    // tenant of the catalog: on PostgreSQL a catalog of its own.
+    let app = TestApp::spawn_alone(app.backend, |_| {}).await;
+    let dir = app.data.join("scheduled");
+    furnish(&app).await;
+    // Older archives of this tenant already in its folder: the oldest goes, the newest stays.
+    let folder = dir.join(&app.tenant);
+    std::fs::create_dir_all(&folder).unwrap();
+    for stamp in ["20000101T000000Z", "20010101T000000Z"] {
+        std::fs::write(folder.join(format!("{}-{stamp}.roostbak", app.tenant)), b"old").unwrap();
+    }
+    // Two nodes' passes in the same period: the claim lets one backup per tenant through.
+    roost::backup::scheduled(&app.state, &dir, 1, 2).await;
+    roost::backup::scheduled(&app.state, &dir, 1, 2).await;
+    let mut names: Vec<String> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].ends_with("20010101T000000Z.roostbak"), "{names:?}");
+    let newest = folder.join(&names[1]);
+    let runs = app.state.storage.job_runs(&app.tenant, roost::backup::SCHEDULED_JOB, 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "one backup per tenant and period: {runs:?}");
+    assert_eq!(runs[0].outcome, Some(roost_api::JobOutcome::Succeeded), "{runs:?}");
+    // The scheduled archive restores.
+    let restored = random_name("sched");
+    let r = restore(&app, std::fs::read(&newest).unwrap(), &restored).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(reads(&app, &app.tenant).await, reads(&app, &restored).await);
 }
