@@ -303,22 +303,26 @@ pub async fn restore(app: &AppState, input: Box<dyn std::io::Read + Send>, as_na
         _ => anyhow::bail!("this is not a Roost tenant backup (its first line is no {FORMAT} header)"),
     };
     let name = as_name.unwrap_or(&header).to_ascii_lowercase();
-    let created = match rx.recv().await {
+    let (tier, token_secret) = match rx.recv().await {
         Some(Ok(Line::Tenant { application_key, master_key, settings, tier, token_secret })) => {
             let settings: roost_api::TenantSettings = serde_json::from_value(settings)?;
             app.storage.create_tenant(&name, &application_key, &master_key, &settings).await.map_err(|e| anyhow::anyhow!("creating tenant '{name}': {e}"))?;
-            if !tier.is_empty() {
-                app.storage.set_tier(&name, &tier).await?;
-            }
-            if let Some(s) = token_secret {
-                app.storage.set_token_secret(&name, Some(&s)).await?;
-            }
+            (tier, token_secret)
         }
         Some(Err(e)) => return Err(e),
         _ => anyhow::bail!("the archive's second line is not its tenant"),
     };
-    let _ = created;
-    let result = restore_rest(app, &name, &mut rx).await;
+    // From here on, a failure removes the tenant this restore created.
+    let result = async {
+        if !tier.is_empty() {
+            app.storage.set_tier(&name, &tier).await?;
+        }
+        if let Some(s) = token_secret {
+            app.storage.set_token_secret(&name, Some(&s)).await?;
+        }
+        restore_rest(app, &name, &mut rx).await
+    }
+    .await;
     drop(rx);
     let _ = parser.await;
     match result {
@@ -339,8 +343,9 @@ pub async fn restore(app: &AppState, input: Box<dyn std::io::Read + Send>, as_na
 async fn restore_rest(app: &AppState, name: &str, rx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Line>>) -> anyhow::Result<Summary> {
     let mut got = Summary { tenant: name.to_string(), ..Summary::default() };
     // The table being restored, its columns and a batch of rows.
-    let mut current: Option<(Arc<Tenant>, Arc<roost_storage::Table>, Vec<Column>, Vec<Vec<Value>>)> = None;
-    async fn flush(current: &mut Option<(Arc<Tenant>, Arc<roost_storage::Table>, Vec<Column>, Vec<Vec<Value>>)>) -> anyhow::Result<()> {
+    type Current = Option<(Arc<Tenant>, Arc<roost_storage::Table>, Vec<Column>, Vec<Vec<Value>>)>;
+    let mut current: Current = None;
+    async fn flush(current: &mut Current) -> anyhow::Result<()> {
         if let Some((tenant, table, columns, batch)) = current {
             let rows = std::mem::take(batch);
             tenant.restore_rows(table, columns, rows).await?;
@@ -456,17 +461,16 @@ pub async fn scheduled(app: &AppState, dir: &std::path::Path, every_hours: u64, 
             anyhow::Ok((path, s))
         }
         .await;
-        let (outcome, log) = match outcome {
+        let outcome = match outcome {
             Ok((path, s)) => {
                 tracing::info!(tenant.name = %t.name, path = %path.display(), rows = s.rows, "Backed up");
-                (roost_api::JobOutcome::Succeeded, None)
+                roost_api::JobOutcome::Succeeded
             }
             Err(e) => {
                 tracing::warn!(tenant.name = %t.name, error.cause = %e, "A scheduled backup failed");
-                (roost_api::JobOutcome::failed(e.to_string()), Some(e))
+                roost_api::JobOutcome::failed(e.to_string())
             }
         };
-        let _ = log;
         let _ = app.storage.finish_job_run(&t.name, SCHEDULED_JOB, &due, &outcome, started.elapsed().as_millis() as i64).await;
     }
 }
