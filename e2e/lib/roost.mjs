@@ -25,7 +25,9 @@ export async function startRoost({ accounts = [] } = {}) {
     ...process.env,
     ROOST_DATA: data,
     ROOST_DATABASE_URL: process.env.ROOST_E2E_DATABASE_URL || '',
-    ROOST_PORTAL_DIR: join(repo, 'portal', 'dist'),
+    // The portal the binary embeds (scripts/e2e builds it before the server), served from a
+    // folder that holds no portal: one binary is all a deployment needs.
+    ROOST_PORTAL_DIR: '',
     ROOST_ADMIN_TOKEN: 'e2e-platform-token',
     ROOST_LOG: 'warn',
     ROOST_METRICS_FLUSH_MS: '500',
@@ -33,7 +35,7 @@ export async function startRoost({ accounts = [] } = {}) {
   for (const a of accounts) {
     execFileSync(bin, ['admin', 'create', '--email', a.email, '--role', a.role], { env: { ...env, ROOST_PASSWORD: a.password }, stdio: 'pipe' });
   }
-  const proc = spawn(bin, ['serve', '--listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(bin, ['serve', '--listen', '127.0.0.1:0'], { env, cwd: data, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr.on('data', (d) => { stderr += d; });
   const base = await new Promise((ok, fail) => {

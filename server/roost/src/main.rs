@@ -26,7 +26,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///   ROOST_TRUST_FORWARDED_PROTO  honour X-Forwarded-Proto (true/false)
 ///   ROOST_LOG                    log filter, e.g. info or roost=debug
 ///   ROOST_SCHEDULER_TICK_MS      how often this node looks for due jobs (default 10000; 0 = never)
-///   ROOST_PORTAL_DIR             folder of the built portal served at /portal/ (default portal/dist)
+///   ROOST_PORTAL_DIR             a folder of a built portal to serve at /portal/ (default: the one embedded)
 ///   ROOST_SECURE_COOKIES         mark the portal session cookie Secure (behind HTTPS)
 ///   ROOST_SESSION_IDLE_MINUTES   portal sessions end after this idle time (default 720)
 ///   ROOST_MANAGE_LISTEN          serve the portal and /manage/v1 on their own origin (recommended)
