@@ -12,6 +12,7 @@
 //! push delivery (push.rs).
 
 mod push;
+mod soak;
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
@@ -55,6 +56,8 @@ fn main() -> anyhow::Result<()> {
             let seconds = args.iter().position(|a| a == "--seconds").and_then(|i| args.get(i + 1)).map(|s| s.parse()).transpose()?.unwrap_or(5);
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(monitoring_cost(seconds))
         }
+        // `soak [--minutes N] [--connections C]`: two nodes behind HAProxy on PostgreSQL (soak.rs).
+        Some("soak") => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(soak::soak(&args[2..])),
         Some("engine") => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(context_cost()),
         // `load ADDR PATH SECONDS`: GET one path with 16 connections (for profiling a running server).
         Some("load") => {

@@ -20,7 +20,7 @@ const RECEIVERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../roost/tests/oid
 const PAYLOAD: &str = r#"{"title":"Roost","body":"a benchmark notification of about a hundred bytes, as apps send them","n":1}"#;
 
 /// A receiver process, killed on drop.
-struct Receiver {
+pub(crate) struct Receiver {
     child: Child,
     base: String,
 }
@@ -33,7 +33,7 @@ impl Drop for Receiver {
 }
 
 impl Receiver {
-    fn start() -> anyhow::Result<Receiver> {
+    pub(crate) fn start() -> anyhow::Result<Receiver> {
         let mut child = Command::new("node")
             .arg("webpush.mjs")
             .arg(json!({"port": 0, "sample": 100}).to_string())
@@ -49,12 +49,12 @@ impl Receiver {
         Ok(Receiver { child, base })
     }
 
-    fn addr(&self) -> &str {
+    pub(crate) fn addr(&self) -> &str {
         self.base.trim_start_matches("http://")
     }
 
     /// `{accepted, first, last}`.
-    async fn count(&self) -> anyhow::Result<Value> {
+    pub(crate) async fn count(&self) -> anyhow::Result<Value> {
         let (_, b) = Conn::open(self.addr()).await?.send("GET", "/__test/count", &[], None).await?;
         Ok(serde_json::from_slice(&b)?)
     }
@@ -65,7 +65,7 @@ impl Receiver {
     }
 
     /// `n` subscriptions, as a browser's PushManager gives them.
-    async fn subscribe(&self, n: usize) -> anyhow::Result<Vec<Value>> {
+    pub(crate) async fn subscribe(&self, n: usize) -> anyhow::Result<Vec<Value>> {
         let addr = self.addr().to_string();
         let mut out = Vec::with_capacity(n);
         let mut c = Conn::open(&addr).await?;
