@@ -1,5 +1,5 @@
 //! `/healthz` (the process answers) and `/readyz` (this node should get traffic: the catalog answers,
-//! its schema is this binary's, and the node is not draining). Neither is a tenant request, so
+//! this binary's migrations are applied, and the node is not draining). Neither is a tenant request, so
 //! neither counts in tenant metrics; both answer on every listener.
 
 use crate::AppState;
@@ -25,7 +25,10 @@ pub async fn readyz(state: &AppState) -> Response {
         Ok(Err(e)) => (format!("unreachable: {e}"), None),
         Err(_) => ("unreachable: no answer within 2 s".to_string(), None),
     };
-    let schema_ok = applied == Some(binary);
+    // This binary's migrations are applied. A newer schema is fine for a node already running: a
+    // rolling upgrade's first new node migrates, and migrations are expand/contract, so the older
+    // nodes go on serving (a newer schema only stops an older binary from starting).
+    let schema_ok = applied.is_some_and(|a| a >= binary);
     let ready = !draining && database == "ok" && schema_ok;
     let body = serde_json::json!({
         "status": if ready { "ready" } else if draining { "draining" } else { "unavailable" },
