@@ -79,6 +79,27 @@ pub async fn raw(method: &str, path: &str, body: Option<String>) -> Result<(u16,
     Ok((status, text))
 }
 
+/// POSTs a file as the body (a backup archive to restore): the status and the body text.
+pub async fn post_file(path: &str, file: &web_sys::File) -> Result<(u16, String), ApiError> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+    let headers = web_sys::Headers::new().map_err(js_error)?;
+    headers.set("Accept", "application/json").map_err(js_error)?;
+    headers.set("Content-Type", "application/gzip").map_err(js_error)?;
+    headers.set("X-CSRF-Token", &CSRF.with(|c| c.borrow().clone())).map_err(js_error)?;
+    init.set_headers(&headers);
+    init.set_body(file);
+    let request = web_sys::Request::new_with_str_and_init(&format!("/manage/v1{path}"), &init).map_err(js_error)?;
+    let response: web_sys::Response = JsFuture::from(window().fetch_with_request(&request)).await.map_err(js_error)?.dyn_into().map_err(js_error)?;
+    let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?.as_string().unwrap_or_default();
+    let status = response.status();
+    if status >= 400 {
+        return Err(error_of(status, &text));
+    }
+    Ok((status, text))
+}
+
 fn error_of(status: u16, text: &str) -> ApiError {
     match serde_json::from_str::<ErrorOut>(text) {
         Ok(e) => ApiError { status, message: e.error, line: e.line, column: e.column },

@@ -259,6 +259,53 @@ pub fn Scale(tenant: String) -> impl IntoView {
             </form>
         })}
         {(!admin).then(|| view! { <p class="hint">"Only a platform admin changes a tenant's tier."</p> })}
+        {admin.then(|| view! { <Backups tenant=tenant.clone()/> })}
+    }
+}
+
+/// An admin downloads the tenant's backup, or restores an archive as a new tenant.
+#[component]
+fn Backups(tenant: String) -> impl IntoView {
+    let note = RwSignal::new(Note::None);
+    let name = RwSignal::new(format!("{tenant}-restored"));
+    let file_input = NodeRef::<leptos::html::Input>::new();
+    let href = format!("/manage/v1/tenants/{}/backup", api::enc(&tenant));
+    let restore = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(file) = file_input.get_untracked().and_then(|i| i.files()).and_then(|f| f.get(0)) else {
+            note.set(Note::Err("Choose an archive (.roostbak) first.".into()));
+            return;
+        };
+        let target = name.get_untracked();
+        note.set(Note::Busy(format!("Restoring as {target}…")));
+        crate::spawn(async move {
+            match api::post_file(&format!("/restore?as={}", api::enc(&target)), &file).await {
+                Ok((_, text)) => {
+                    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                    note.set(Note::Ok(format!(
+                        "Restored {}: {} tables, {} rows, {} scripts.",
+                        v["tenant"].as_str().unwrap_or(&target),
+                        v["tables"],
+                        v["rows"],
+                        v["scripts"]
+                    )));
+                }
+                Err(e) => note.set(Note::Err(e.message)),
+            }
+        });
+    };
+    view! {
+        <h3>"Backups"</h3>
+        <p>
+            <a id="backup-download" class="button" href=href download="">"Download a backup"</a>
+            " One archive: keys, settings, scripts, identity providers, push keys and registrations, packages and every row with its system properties. It holds the tenant's secrets: keep it safe."
+        </p>
+        <form class="inline" id="restore-form" on:submit=restore>
+            <label>"Restore an archive " <input type="file" accept=".roostbak,application/gzip" node_ref=file_input/></label>
+            <label>" as the new tenant " <input type="text" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev))/></label>
+            <button type="submit">"Restore"</button>
+        </form>
+        <NoteLine note=note/>
     }
 }
 

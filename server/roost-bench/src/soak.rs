@@ -38,7 +38,9 @@ impl Drop for Haproxy {
 }
 
 pub(crate) async fn soak(args: &[String]) -> anyhow::Result<()> {
-    let opt = |name: &str, default: u64| -> anyhow::Result<u64> { Ok(args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(|s| s.parse()).transpose()?.unwrap_or(default)) };
+    let opt = |name: &str, default: u64| -> anyhow::Result<u64> {
+        Ok(args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(|s| s.parse()).transpose()?.unwrap_or(default))
+    };
     let minutes = opt("--minutes", 15)?;
     let connections = opt("--connections", 8)? as usize;
     if minutes == 0 || minutes > 60 || connections == 0 || connections > 64 {
@@ -73,8 +75,14 @@ pub(crate) async fn soak(args: &[String]) -> anyhow::Result<()> {
     let t: Value = serde_json::from_slice(&body)?;
     let key = t["application_key"].as_str().unwrap_or_default().to_string();
     for (table, perms) in [("items", json!({"read": "public", "insert": "public"})), ("scripted", json!({"insert": "public"}))] {
-        let (s, body) =
-            c.send("POST", &format!("/manage/v1/tenants/{tenant}/tables"), &[("authorization", &auth)], Some(&json!({"name": table, "permissions": perms}).to_string())).await?;
+        let (s, body) = c
+            .send(
+                "POST",
+                &format!("/manage/v1/tenants/{tenant}/tables"),
+                &[("authorization", &auth)],
+                Some(&json!({"name": table, "permissions": perms}).to_string()),
+            )
+            .await?;
         if s != 201 {
             bail!("creating {table}: {s} {}", String::from_utf8_lossy(&body));
         }
@@ -90,7 +98,14 @@ pub(crate) async fn soak(args: &[String]) -> anyhow::Result<()> {
                exports.post = function (req, res) { req.service.push.send('soak', { n: 1 }, { success: function (r) { res.send(200, r); }, error: function (e) { res.send(500, { error: String(e) }); } }); };";
     super::put_script(&a.addr, &tenant, "api", "soak", json!({"body": api, "permissions": {"routes": {"*": {"permission": "application"}}}})).await?;
     for i in 0..1000 {
-        let (s, _) = c.send("POST", &format!("/t/{tenant}/tables/items"), &[("x-zumo-application", &key)], Some(&json!({"id": format!("r{i}"), "price": i % 97, "text": "soak"}).to_string())).await?;
+        let (s, _) = c
+            .send(
+                "POST",
+                &format!("/t/{tenant}/tables/items"),
+                &[("x-zumo-application", &key)],
+                Some(&json!({"id": format!("r{i}"), "price": i % 97, "text": "soak"}).to_string()),
+            )
+            .await?;
         if s != 201 {
             bail!("filling: {s}");
         }
@@ -117,7 +132,8 @@ pub(crate) async fn soak(args: &[String]) -> anyhow::Result<()> {
     let first_error = Arc::new(Mutex::new(None::<String>));
     let mut workers = Vec::new();
     for _ in 0..connections {
-        let (lb, tenant, key, stop, counter, errors, first_error) = (lb.clone(), tenant.clone(), key.clone(), stop.clone(), counter.clone(), errors.clone(), first_error.clone());
+        let (lb, tenant, key, stop, counter, errors, first_error) =
+            (lb.clone(), tenant.clone(), key.clone(), stop.clone(), counter.clone(), errors.clone(), first_error.clone());
         workers.push(tokio::spawn(async move {
             let mut lat: Vec<Vec<u32>> = vec![Vec::new(); OPS.len()];
             let mut conn = Conn::open(&lb).await?;

@@ -494,7 +494,8 @@ async fn nodes_that_do_not_match_the_cluster_refuse_to_start() {
     // A running node stays ready when a newer node migrates further (a rolling upgrade), and says
     // so; a catalog behind this binary (restored from an older dump) makes it unready.
     sqlx::query("delete from _sqlx_migrations where version = 99990101").execute(&mut db).await.unwrap();
-    let mut child = crate::helpers::KillOnDrop(node_command(&dir.0, &database_url).arg("serve").env("ROOST_LISTEN", format!("127.0.0.1:{port}")).spawn().unwrap());
+    let mut child =
+        crate::helpers::KillOnDrop(node_command(&dir.0, &database_url).arg("serve").env("ROOST_LISTEN", format!("127.0.0.1:{port}")).spawn().unwrap());
     wait_ready(&client, &base).await;
     let r = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
