@@ -81,6 +81,7 @@ async fn tenant_responses_are_sandboxed_and_cannot_set_the_session_cookie(app: T
     if app.backend == Backend::Postgres {
         config.database_url = app.database_url.clone().into();
         config.pg_max_connections = 4;
+        config.identity_key = crate::helpers::SUITE_IDENTITY_KEY.into();
     }
     config.scheduler_tick_ms = 0;
     let state = roost::build(&config).await.expect("build");

@@ -415,6 +415,7 @@ async fn two_nodes_on_one_postgres_add_up_exactly() {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_roost"));
         c.env("ROOST_DATA", dir)
             .env("ROOST_DATABASE_URL", &url)
+            .env("ROOST_IDENTITY_KEY", crate::helpers::SUITE_IDENTITY_KEY)
             .env("ROOST_LOG", "warn")
             .env("ROOST_ADMIN_TOKEN", "nodes-admin-token")
             .env("ROOST_SCHEDULER_TICK_MS", "0")

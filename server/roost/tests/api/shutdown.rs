@@ -31,6 +31,7 @@ impl Node {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_roost"));
         c.env("ROOST_DATA", &self.dir)
             .env("ROOST_DATABASE_URL", &self.database_url)
+            .env("ROOST_IDENTITY_KEY", crate::helpers::SUITE_IDENTITY_KEY)
             .env("ROOST_LOG", "warn")
             .env("ROOST_ADMIN_TOKEN", "shutdown-admin-token")
             .env("ROOST_SCHEDULER_TICK_MS", "0")
