@@ -26,6 +26,24 @@ impl Storage {
         let keys: Vec<(String, usize)> = keys.iter().map(|(k, l)| (stored(k), *l)).collect();
         let wait_of = |limit_th: Option<i64>| limit_th.map(|at| ((at + window_ms - now).max(0) as u64).div_ceil(1000).max(1));
         let mut wait: Option<u64> = None;
+        // The same statements on both dialects, in one transaction ($tx); `$select`/`$insert` in
+        // the dialect's SQL.
+        macro_rules! check_and_count {
+            ($tx:ident, $select:expr, $insert:expr) => {{
+                for (k, limit) in &keys {
+                    let at: Option<(i64,)> = sqlx::query_as($select).bind(k).bind(since).bind(*limit as i64 - 1).fetch_optional(&mut *$tx).await?;
+                    if let Some(w) = wait_of(at.map(|(a,)| a)) {
+                        wait = Some(wait.map_or(w, |x| x.max(w)));
+                    }
+                }
+                if wait.is_none() && count {
+                    for (k, _) in &keys {
+                        sqlx::query($insert).bind(k).bind(now).execute(&mut *$tx).await?;
+                    }
+                }
+                $tx.commit().await?;
+            }};
+        }
         match &self.catalog {
             Db::Postgres(p) => {
                 let mut tx = p.begin().await?;
@@ -34,43 +52,19 @@ impl Storage {
                 for k in sorted {
                     sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 16))").bind(k).execute(&mut *tx).await?;
                 }
-                for (k, limit) in &keys {
-                    let at: Option<(i64,)> = sqlx::query_as("select at from roost.rate_events where key = $1 and at > $2 order by at desc limit 1 offset $3")
-                        .bind(k)
-                        .bind(since)
-                        .bind(*limit as i64 - 1)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(w) = wait_of(at.map(|(a,)| a)) {
-                        wait = Some(wait.map_or(w, |x| x.max(w)));
-                    }
-                }
-                if wait.is_none() && count {
-                    for (k, _) in &keys {
-                        sqlx::query("insert into roost.rate_events (key, at) values ($1, $2)").bind(k).bind(now).execute(&mut *tx).await?;
-                    }
-                }
-                tx.commit().await?;
+                check_and_count!(
+                    tx,
+                    "select at from roost.rate_events where key = $1 and at > $2 order by at desc limit 1 offset $3",
+                    "insert into roost.rate_events (key, at) values ($1, $2)"
+                );
             }
             Db::Sqlite(p) => {
                 let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                for (k, limit) in &keys {
-                    let at: Option<(i64,)> = sqlx::query_as("select at from rate_events where key = ? and at > ? order by at desc limit 1 offset ?")
-                        .bind(k)
-                        .bind(since)
-                        .bind(*limit as i64 - 1)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(w) = wait_of(at.map(|(a,)| a)) {
-                        wait = Some(wait.map_or(w, |x| x.max(w)));
-                    }
-                }
-                if wait.is_none() && count {
-                    for (k, _) in &keys {
-                        sqlx::query("insert into rate_events (key, at) values (?, ?)").bind(k).bind(now).execute(&mut *tx).await?;
-                    }
-                }
-                tx.commit().await?;
+                check_and_count!(
+                    tx,
+                    "select at from rate_events where key = ? and at > ? order by at desc limit 1 offset ?",
+                    "insert into rate_events (key, at) values (?, ?)"
+                );
             }
             Db::SqliteEngine(_) => return Err(StorageError::Internal("the catalog is never a tenant engine".into())),
         }

@@ -42,6 +42,16 @@ pub struct Summary {
     pub registrations: u64,
 }
 
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} tables, {} rows, {} scripts, {} identity providers, {} push registrations",
+            self.tenant, self.tables, self.rows, self.scripts, self.providers, self.registrations
+        )
+    }
+}
+
 /// One line of the archive.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

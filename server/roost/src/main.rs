@@ -665,31 +665,13 @@ async fn tenant(config: &Config, cmd: TenantCmd) -> anyhow::Result<()> {
         TenantCmd::Backup { name, file } => {
             let app = roost::build_for_cli(config).await?;
             let b = roost::backup::to_file(&app, &name, &file).await?;
-            println!(
-                "Backed up {} to {}: {} tables, {} rows, {} scripts, {} identity providers, {} push registrations",
-                b.tenant,
-                file.display(),
-                b.tables,
-                b.rows,
-                b.scripts,
-                b.providers,
-                b.registrations
-            );
+            println!("Backed up {b} to {}", file.display());
         }
         TenantCmd::Restore { file, as_name } => {
             let app = roost::build_for_cli(config).await?;
             let input = std::fs::File::open(&file).map_err(|e| anyhow::anyhow!("opening {}: {e}", file.display()))?;
             let b = roost::backup::restore(&app, Box::new(input), as_name.as_deref()).await?;
-            println!(
-                "Restored {} from {}: {} tables, {} rows, {} scripts, {} identity providers, {} push registrations",
-                b.tenant,
-                file.display(),
-                b.tables,
-                b.rows,
-                b.scripts,
-                b.providers,
-                b.registrations
-            );
+            println!("Restored {b} from {}", file.display());
         }
         TenantCmd::Export { name, dir, with_secrets } => {
             let app = roost::build_for_cli(config).await?;
