@@ -5,13 +5,25 @@
 //! table does not have yields [`RenderError::UnknownColumn`], which the server turns into `[]` or a 400
 //! depending on the tenant's dynamic-schema setting (§2.3).
 //!
-//! String comparisons and string ordering are case-insensitive (R3): SQLite text columns carry
-//! `COLLATE NOCASE` and comparisons of computed strings add it; PostgreSQL text columns are `citext` and
-//! computed strings are cast to it.
+//! String comparisons and string ordering follow SQL Server's `SQL_Latin1_General_CP1_CI_AS` (R3):
+//! case-insensitive, accent-sensitive, linguistic order. Text columns carry the collation
+//! ([`SQLITE_COLLATION`] / [`PG_COLLATION`], defined in `roost-storage/src/collation.rs` and migration
+//! 0012) and comparisons and orderings of computed strings add it. String functions compute on plain
+//! text (`COLLATE "C"` on PostgreSQL, whose nondeterministic collations refuse substring searches);
+//! substring searches compare folded strings ([`SQLITE_FOLD`] / [`PG_FOLD`]).
 
 use crate::{BinaryOp, Expr, Func, OrderBy, UnaryOp};
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
+
+/// The SQLite collation of tenant string columns (registered on every tenant connection).
+pub const SQLITE_COLLATION: &str = "ROOST_CI_AS";
+/// The SQLite function folding a string for substring searches.
+pub const SQLITE_FOLD: &str = "roost_fold";
+/// The PostgreSQL collation of tenant string columns (ICU, `und-u-ks-level2`, nondeterministic).
+pub const PG_COLLATION: &str = "roost.ci_as";
+/// The PostgreSQL function folding a string for substring searches.
+pub const PG_FOLD: &str = "roost.fold";
 
 /// The SQL dialects Roost renders for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +37,7 @@ pub enum Dialect {
 /// The logical type of a column (§2.8), independent of the dialect's physical type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColType {
-    /// `NVARCHAR(MAX)`: TEXT COLLATE NOCASE / citext.
+    /// `NVARCHAR(MAX)`: TEXT / text, with the tenant string collation.
     String,
     /// `FLOAT(53)`: REAL / double precision.
     Number,
@@ -270,10 +282,11 @@ impl Renderer<'_> {
                 b.push(" AS TEXT)");
                 Ok(())
             }
+            // Functions compute on plain text: nondeterministic collations refuse substring searches.
             (Dialect::Postgres, _) => {
-                b.push("CAST(");
+                b.push("(CAST(");
                 self.expr(b, e)?;
-                b.push(" AS text)");
+                b.push(" AS text) COLLATE \"C\")");
                 Ok(())
             }
         }
@@ -358,15 +371,15 @@ impl Renderer<'_> {
         b.push("(");
         match (b.dialect, textual) {
             (Dialect::Postgres, true) => {
-                self.citext(b, l)?;
+                self.collated(b, l)?;
                 b.push(sql_op);
-                self.citext(b, r)?;
+                self.collated(b, r)?;
             }
             (Dialect::Sqlite, true) => {
                 self.operand(b, l, rt)?;
                 b.push(sql_op);
                 self.operand(b, r, lt)?;
-                b.push(" COLLATE NOCASE");
+                b.push(" COLLATE ").push(SQLITE_COLLATION);
             }
             _ => {
                 self.operand(b, l, rt)?;
@@ -378,16 +391,34 @@ impl Renderer<'_> {
         Ok(())
     }
 
-    /// PostgreSQL: renders a string operand as citext (a citext column as is, so its index is usable).
-    fn citext(&self, b: &mut Builder, e: &Expr) -> Result<(), RenderError> {
+    /// PostgreSQL: renders a string operand in the tenant collation (a string column as is, so its
+    /// index is usable).
+    fn collated(&self, b: &mut Builder, e: &Expr) -> Result<(), RenderError> {
         if let Expr::Member(m) = e {
             if self.member(m)?.ty == ColType::String {
                 return self.expr(b, e);
             }
         }
-        b.push("CAST(");
+        b.push("(CAST(");
         self.expr(b, e)?;
-        b.push(" AS citext)");
+        b.push(" AS text) COLLATE ").push(PG_COLLATION).push(")");
+        Ok(())
+    }
+
+    /// Renders `e` as text folded for substring searches (see `roost-storage/src/collation.rs`).
+    fn folded(&self, b: &mut Builder, e: &Expr) -> Result<(), RenderError> {
+        match b.dialect {
+            Dialect::Sqlite => {
+                b.push(SQLITE_FOLD).push("(");
+                self.text_arg(b, e)?;
+                b.push(")");
+            }
+            Dialect::Postgres => {
+                b.push("(").push(PG_FOLD).push("(");
+                self.text_arg(b, e)?;
+                b.push(") COLLATE \"C\")");
+            }
+        }
         Ok(())
     }
 
@@ -488,29 +519,29 @@ impl Renderer<'_> {
 
     fn call(&self, b: &mut Builder, f: Func, a: &[Expr]) -> Result<(), RenderError> {
         let pg = b.dialect == Dialect::Postgres;
-        let like = if pg { " ILIKE " } else { " LIKE " };
         match f {
+            // Both sides folded (case-insensitive, accent-sensitive); `%` and `_` in `s` stay wildcards (§3.4).
             Func::SubstringOf | Func::StartsWith | Func::EndsWith => {
                 // substringof(s, x) has its arguments reversed (OData v2).
                 let (x, s) = if f == Func::SubstringOf { (&a[1], &a[0]) } else { (&a[0], &a[1]) };
                 b.push("(");
-                self.text_arg(b, x)?;
-                b.push(like).push("(");
+                self.folded(b, x)?;
+                b.push(" LIKE (");
                 if f != Func::StartsWith {
                     b.push("'%' || ");
                 }
-                self.text_arg(b, s)?;
+                self.folded(b, s)?;
                 if f != Func::EndsWith {
                     b.push(" || '%'");
                 }
                 b.push("))");
             }
             Func::IndexOf => {
-                b.push(if pg { "(strpos(lower(" } else { "(instr(lower(" });
-                self.text_arg(b, &a[0])?;
-                b.push("), lower(");
-                self.text_arg(b, &a[1])?;
-                b.push(")) - 1)");
+                b.push(if pg { "(strpos(" } else { "(instr(" });
+                self.folded(b, &a[0])?;
+                b.push(", ");
+                self.folded(b, &a[1])?;
+                b.push(") - 1)");
             }
             Func::Length => {
                 b.push(if pg { "char_length(" } else { "length(" });
@@ -607,18 +638,18 @@ impl Renderer<'_> {
         Ok(())
     }
 
-    /// Renders an ordering term; computed strings order case-insensitively.
+    /// Renders an ordering term; computed strings order in the tenant collation.
     fn order_term(&self, b: &mut Builder, o: &OrderBy) -> Result<(), RenderError> {
         let computed_string = !matches!(o.expr, Expr::Member(_)) && infer(&o.expr, self.schema) == Ty::Str;
         match (b.dialect, computed_string) {
             (Dialect::Postgres, true) => {
-                b.push("CAST(");
+                b.push("(CAST(");
                 self.expr(b, &o.expr)?;
-                b.push(" AS citext)");
+                b.push(" AS text) COLLATE ").push(PG_COLLATION).push(")");
             }
             (Dialect::Sqlite, true) => {
                 self.expr(b, &o.expr)?;
-                b.push(" COLLATE NOCASE");
+                b.push(" COLLATE ").push(SQLITE_COLLATION);
             }
             _ if is_predicate(&o.expr) => {
                 b.push("(CASE WHEN ");
@@ -704,7 +735,7 @@ impl Select<'_> {
             if i > 0 {
                 b.push(", ");
             }
-            // citext values are read back as text. The alias cannot be an identifier (it has a dot), so
+            // Strings are read back as plain text. The alias cannot be an identifier (it has a dot), so
             // ORDER BY "name" keeps resolving to the case-insensitive table column, not to this output.
             if dialect == Dialect::Postgres && c.ty == ColType::String {
                 let _ = write!(b.sql.text, "CAST({} AS text) AS \"o.{i}\"", quote(&c.name));
@@ -804,16 +835,16 @@ mod tests {
     #[test]
     fn sqlite_rendering() {
         let q = render("title eq 'x' and done", "price desc", Dialect::Sqlite);
-        assert_eq!(q.text, r#"SELECT "Title" FROM "todo" WHERE (("Title" = ? COLLATE NOCASE) AND ("done" = 1)) ORDER BY "price" DESC, "__seq" DESC LIMIT 50"#);
+        assert_eq!(q.text, r#"SELECT "Title" FROM "todo" WHERE (("Title" = ? COLLATE ROOST_CI_AS) AND ("done" = 1)) ORDER BY "price" DESC, "__seq" DESC LIMIT 50"#);
         assert_eq!(q.params, vec![Value::Text("x".into())]);
         let q = render("done eq false", "", Dialect::Sqlite);
         assert!(q.text.contains(r#"("done" = 0)"#), "{}", q.text);
         let q = render("(title gt 'a') eq false", "", Dialect::Sqlite);
-        assert!(q.text.contains("(NOT (\"Title\" > ? COLLATE NOCASE))"), "{}", q.text);
+        assert!(q.text.contains("(NOT (\"Title\" > ? COLLATE ROOST_CI_AS))"), "{}", q.text);
         let q = render("title eq null or due ne null", "", Dialect::Sqlite);
         assert!(q.text.contains(r#"(("Title" IS NULL) OR ("due" IS NOT NULL))"#), "{}", q.text);
         let q = render("substringof('ab', title)", "length(title)", Dialect::Sqlite);
-        assert!(q.text.contains(r#"(CAST("Title" AS TEXT) LIKE ('%' || ? || '%'))"#), "{}", q.text);
+        assert!(q.text.contains(r#"(roost_fold(CAST("Title" AS TEXT)) LIKE ('%' || roost_fold(?) || '%'))"#), "{}", q.text);
     }
 
     #[test]
@@ -821,7 +852,7 @@ mod tests {
         let q = render("tolower(title) eq 'x' and price div 2 gt 1.5", "toupper(title) desc", Dialect::Postgres);
         assert_eq!(
             q.text,
-            r#"SELECT CAST("Title" AS text) AS "o.0" FROM "t_demo"."todo" WHERE ((CAST(lower(CAST("Title" AS text)) AS citext) = CAST($1::text AS citext)) AND ((CAST("price" AS float8) / CAST($2::float8 AS float8)) > $3::float8)) ORDER BY CAST(upper(CAST("Title" AS text)) AS citext) DESC NULLS LAST, "__seq" DESC LIMIT 50"#
+            r#"SELECT CAST("Title" AS text) AS "o.0" FROM "t_demo"."todo" WHERE (((CAST(lower((CAST("Title" AS text) COLLATE "C")) AS text) COLLATE roost.ci_as) = (CAST($1::text AS text) COLLATE roost.ci_as)) AND ((CAST("price" AS float8) / CAST($2::float8 AS float8)) > $3::float8)) ORDER BY (CAST(upper((CAST("Title" AS text) COLLATE "C")) AS text) COLLATE roost.ci_as) DESC NULLS LAST, "__seq" DESC LIMIT 50"#
         );
         assert_eq!(q.params.len(), 3);
         let q = render("__version eq 'AAAAAAAAB9E='", "", Dialect::Postgres);

@@ -2,7 +2,7 @@
 //!
 //! | logical  | SQLite (declared type)        | PostgreSQL        |
 //! |----------|-------------------------------|-------------------|
-//! | string   | `TEXT COLLATE NOCASE`         | `citext`          |
+//! | string   | `TEXT COLLATE ROOST_CI_AS`    | `text COLLATE roost.ci_as` |
 //! | number   | `REAL`                        | `double precision`|
 //! | boolean  | `BOOLEAN` (0/1)               | `boolean`         |
 //! | date     | `DATETIMEOFFSET` (ISO text)   | `timestamptz(3)`  |
@@ -10,6 +10,9 @@
 //! | integer  | `INTEGER`                     | `bigint`          |
 //!
 //! String-id tables carry a hidden `__seq` column (insertion order, R4) that is never shown to clients.
+//! The string collation (case-insensitive, accent-sensitive, linguistic order) is `collation.rs`'s.
+//! `__version` is a rowversion: 8 big-endian bytes of a per-tenant counter that every write advances
+//! ([`ROWVERSION`]: a table of one row on SQLite, a sequence in the tenant's schema on PostgreSQL).
 
 use crate::db::Db;
 use crate::{Result, StorageError, TableRecord};
@@ -18,6 +21,24 @@ use roost_odata::sql::{quote, ColType, Column, Dialect, Sql, Value};
 
 /// The hidden insertion-order column of string-id tables.
 pub const SEQ: &str = "__seq";
+
+/// The per-tenant rowversion counter: a one-row table on SQLite, a sequence on PostgreSQL (`__`
+/// names are refused for tenant tables, so it cannot collide with one).
+pub const ROWVERSION: &str = "__rowversion";
+
+/// The SQL expression of the next rowversion of a tenant (8 bytes, big-endian): SQLite's
+/// writer-connection function, or PostgreSQL's sequence in the tenant schema.
+pub fn next_version_sql(schema: Option<&str>) -> String {
+    match schema {
+        None => "roost_rowversion()".to_string(),
+        Some(s) => format!("int8send(nextval('{}'))", rowversion_sequence(s).replace('\'', "''")),
+    }
+}
+
+/// The qualified, quoted name of a PostgreSQL tenant's rowversion sequence.
+pub fn rowversion_sequence(schema: &str) -> String {
+    qualified(Some(schema), ROWVERSION)
+}
 
 fn qualified(schema: Option<&str>, table: &str) -> String {
     match schema {
@@ -29,13 +50,13 @@ fn qualified(schema: Option<&str>, table: &str) -> String {
 /// The physical type of a logical column type.
 pub fn physical_type(dialect: Dialect, ty: ColType) -> &'static str {
     match (dialect, ty) {
-        (Dialect::Sqlite, ColType::String) => "TEXT COLLATE NOCASE",
+        (Dialect::Sqlite, ColType::String) => "TEXT COLLATE ROOST_CI_AS",
         (Dialect::Sqlite, ColType::Number) => "REAL",
         (Dialect::Sqlite, ColType::Boolean) => "BOOLEAN",
         (Dialect::Sqlite, ColType::Date) => "DATETIMEOFFSET",
         (Dialect::Sqlite, ColType::Binary) => "BLOB",
         (Dialect::Sqlite, ColType::Integer) => "INTEGER",
-        (Dialect::Postgres, ColType::String) => "citext",
+        (Dialect::Postgres, ColType::String) => "text COLLATE roost.ci_as",
         (Dialect::Postgres, ColType::Number) => "double precision",
         (Dialect::Postgres, ColType::Boolean) => "boolean",
         (Dialect::Postgres, ColType::Date) => "timestamptz(3)",

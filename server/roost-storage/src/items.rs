@@ -161,8 +161,12 @@ pub(crate) fn coerce(v: Value, ty: ColType) -> Result<Value> {
     })
 }
 
-fn random_version() -> Vec<u8> {
-    rand::random::<[u8; 8]>().to_vec()
+/// The `__version` a write's `RETURNING` gave.
+fn returned_version(rows: Vec<Vec<Value>>) -> Result<Option<Vec<u8>>> {
+    match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
+        Some(Value::Bytes(v)) => Ok(Some(v)),
+        other => Err(StorageError::Internal(format!("a write returned {other:?} as its version"))),
+    }
 }
 
 fn now() -> chrono::DateTime<chrono::Utc> {
@@ -268,16 +272,17 @@ impl Tenant {
         let mut values: Vec<Value> = Vec::new();
         let mut written = Written { id: Value::Null, created_at: None, updated_at: None, version: None };
         let mut values_for_batch: Vec<Value> = Vec::new();
+        // The rowversion is taken when the statement runs (so versions follow the order of writes).
+        let next_version = crate::ddl::next_version_sql(self.schema.as_deref());
         if string_id {
             let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string().to_ascii_uppercase());
             if id.chars().count() > 255 {
                 return Err(StorageError::IdTooLong);
             }
             let t = now();
-            let version = random_version();
-            names.extend(["id", "__createdAt", "__updatedAt", "__version"]);
-            values.extend([Value::Text(id.clone()), Value::Date(t), Value::Date(t), Value::Bytes(version.clone())]);
-            written = Written { id: Value::Text(id), created_at: Some(t), updated_at: Some(t), version: Some(version) };
+            names.extend(["id", "__createdAt", "__updatedAt"]);
+            values.extend([Value::Text(id.clone()), Value::Date(t), Value::Date(t)]);
+            written = Written { id: Value::Text(id), created_at: Some(t), updated_at: Some(t), version: None };
         }
         for (n, v) in &members {
             names.push(n);
@@ -293,6 +298,9 @@ impl Tenant {
                 }
                 b.ident(n);
             }
+            if string_id {
+                b.push(", ").ident("__version");
+            }
             b.push(") VALUES (");
             values_for_batch = values.clone();
             for (i, v) in values.into_iter().enumerate() {
@@ -301,19 +309,30 @@ impl Tenant {
                 }
                 b.param(v);
             }
+            if string_id {
+                b.push(", ").push(&next_version);
+            }
             b.push(")");
         }
         if let (true, Some(inserter)) = (string_id, &self.inserter) {
             // PostgreSQL: concurrent inserts share one multi-row statement and one commit.
             let mut t = Builder::new(self.dialect());
             self.table_ref(table).render(&mut t);
-            let row = crate::pg_batch::Row { table: t.finish().text, columns: names.iter().map(|n| n.to_string()).collect(), values: values_for_batch };
-            inserter.insert(row).await.map_err(|e| if e.is_unique_violation() { StorageError::Duplicate } else { e })?;
+            let row = crate::pg_batch::Row {
+                table: t.finish().text,
+                columns: names.iter().map(|n| n.to_string()).collect(),
+                values: values_for_batch,
+                version: next_version,
+            };
+            let version = inserter.insert(row).await.map_err(|e| if e.is_unique_violation() { StorageError::Duplicate } else { e })?;
+            written.version = Some(version);
         } else if string_id {
-            let n = self.db.execute(&b.finish()).await.map_err(|e| if e.is_unique_violation() { StorageError::Duplicate } else { e })?;
-            if n != 1 {
-                return Err(StorageError::Internal(format!("insert affected {n} rows")));
+            b.push(" RETURNING ").ident("__version");
+            let rows = self.db.write_fetch(&b.finish(), &[ColType::Binary]).await.map_err(|e| if e.is_unique_violation() { StorageError::Duplicate } else { e })?;
+            if rows.len() != 1 {
+                return Err(StorageError::Internal(format!("insert affected {} rows", rows.len())));
             }
+            written.version = returned_version(rows)?;
         } else {
             b.push(" RETURNING \"id\"");
             let rows = self.db.write_fetch(&b.finish(), &[ColType::Integer]).await?;
@@ -351,14 +370,12 @@ impl Tenant {
         let mut written = Written { id: id.clone(), created_at: None, updated_at: None, version: None };
         if string_id {
             let t = now();
-            let version = random_version();
             set(&mut b, "__updatedAt", Value::Date(t));
-            set(&mut b, "__version", Value::Bytes(version.clone()));
             if undelete {
                 set(&mut b, "__deleted", Value::Bool(false));
             }
+            b.push(", ").ident("__version").push(" = ").push(&crate::ddl::next_version_sql(self.schema.as_deref()));
             written.updated_at = Some(t);
-            written.version = Some(version);
         } else if first {
             b.ident("id").push(" = ").ident("id");
         }
@@ -369,7 +386,17 @@ impl Tenant {
         if table.record.soft_delete && !undelete {
             b.push(" AND ").ident("__deleted").push(" = ").param(Value::Bool(false));
         }
-        let n = self.db.execute(&b.finish()).await.map_err(conversion)?;
+        let n = if string_id {
+            b.push(" RETURNING ").ident("__version");
+            let rows = self.db.write_fetch(&b.finish(), &[ColType::Binary]).await.map_err(conversion)?;
+            let n = rows.len();
+            if n > 0 {
+                written.version = returned_version(rows)?;
+            }
+            n as u64
+        } else {
+            self.db.execute(&b.finish()).await.map_err(conversion)?
+        };
         if n == 0 {
             return Err(self.explain_miss(table, id, if_match).await);
         }
@@ -385,7 +412,7 @@ impl Tenant {
             self.table_ref(table).render(&mut b);
             b.push(" SET ").ident("__deleted").push(" = ").param(Value::Bool(true));
             b.push(", ").ident("__updatedAt").push(" = ").param(Value::Date(now()));
-            b.push(", ").ident("__version").push(" = ").param(Value::Bytes(random_version()));
+            b.push(", ").ident("__version").push(" = ").push(&crate::ddl::next_version_sql(self.schema.as_deref()));
             Self::id_condition(&mut b, id);
             b.push(" AND ").ident("__deleted").push(" = ").param(Value::Bool(false));
         } else {

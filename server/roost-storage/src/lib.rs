@@ -9,6 +9,7 @@
 //! server at once.
 
 pub mod accounts;
+pub mod collation;
 mod counter;
 pub mod db;
 pub mod ddl;
@@ -640,6 +641,7 @@ impl Storage {
                 }
                 let ddl = format!("create schema {}", roost_odata::sql::quote(&tenant_schema(&name)));
                 sqlx::query(&ddl).execute(&mut *tx).await?;
+                sqlx::query(&format!("create sequence {}", ddl::rowversion_sequence(&tenant_schema(&name)))).execute(&mut *tx).await?;
                 tx.commit().await?;
             }
         }

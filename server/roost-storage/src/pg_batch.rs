@@ -1,5 +1,5 @@
 //! Group inserts for PostgreSQL: concurrent inserts into the same table with the same columns become
-//! one multi-row `INSERT … ON CONFLICT ("id") DO NOTHING RETURNING "id"`, so N requests share one
+//! one multi-row `INSERT … ON CONFLICT ("id") DO NOTHING RETURNING "id", "__version"`, so N requests share one
 //! statement, one round trip and one commit (one WAL flush). Each request is answered only after that
 //! statement has committed, as with a statement of its own.
 //!
@@ -27,11 +27,13 @@ pub struct Row {
     pub columns: Vec<String>,
     /// Values, one per column.
     pub values: Vec<Value>,
+    /// The SQL giving the row's `__version` (the tenant's rowversion sequence), an extra column.
+    pub version: String,
 }
 
 struct Job {
     row: Row,
-    reply: oneshot::Sender<Result<()>>,
+    reply: oneshot::Sender<Result<Vec<u8>>>,
 }
 
 /// The batching front of one PostgreSQL pool.
@@ -48,8 +50,8 @@ impl PgInserter {
         Self { tx }
     }
 
-    /// Inserts one row; `Err(Duplicate)` if its id exists.
-    pub async fn insert(&self, row: Row) -> Result<()> {
+    /// Inserts one row and returns its `__version`; `Err(Duplicate)` if its id exists.
+    pub async fn insert(&self, row: Row) -> Result<Vec<u8>> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Job { row, reply }).map_err(|_| StorageError::Internal("the insert batcher has stopped".into()))?;
         rx.await.map_err(|_| StorageError::Internal("the insert batcher dropped a row".into()))?
@@ -113,7 +115,7 @@ async fn run_batch(pool: &PgPool, batch: Vec<Job>) {
         }
         b.push(&quote(c));
     }
-    b.push(") VALUES ");
+    b.push(", \"__version\") VALUES ");
     for (r, job) in batch.iter().enumerate() {
         b.push(if r == 0 { "(" } else { ", (" });
         for (i, v) in job.row.values.iter().enumerate() {
@@ -122,16 +124,16 @@ async fn run_batch(pool: &PgPool, batch: Vec<Job>) {
             }
             b.param(v.clone());
         }
-        b.push(")");
+        b.push(", ").push(&job.row.version).push(")");
     }
-    b.push(" ON CONFLICT (\"id\") DO NOTHING RETURNING CAST(\"id\" AS text)");
+    b.push(" ON CONFLICT (\"id\") DO NOTHING RETURNING CAST(\"id\" AS text), \"__version\"");
     let db = crate::db::Db::Postgres(pool.clone());
-    match db.fetch(&b.finish(), &[ColType::String]).await {
+    match db.fetch(&b.finish(), &[ColType::String, ColType::Binary]).await {
         Ok(rows) => {
-            let inserted: HashSet<String> = rows
+            let mut inserted: HashMap<String, Vec<u8>> = rows
                 .into_iter()
-                .filter_map(|r| match r.into_iter().next() {
-                    Some(Value::Text(s)) => Some(s.to_lowercase()),
+                .filter_map(|r| match <[Value; 2]>::try_from(r) {
+                    Ok([Value::Text(s), Value::Bytes(v)]) => Some((s.to_lowercase(), v)),
                     _ => None,
                 })
                 .collect();
@@ -140,7 +142,7 @@ async fn run_batch(pool: &PgPool, batch: Vec<Job>) {
                     Some(Value::Text(s)) => s.to_lowercase(),
                     _ => String::new(),
                 };
-                let _ = job.reply.send(if inserted.contains(&id) { Ok(()) } else { Err(StorageError::Duplicate) });
+                let _ = job.reply.send(inserted.remove(&id).ok_or(StorageError::Duplicate));
             }
         }
         Err(e) if batch.len() == 1 => {

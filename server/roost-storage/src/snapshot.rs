@@ -8,7 +8,7 @@
 
 use crate::{Result, StorageError, Table, TableRecord, Tenant};
 use roost_api::IdKind;
-use roost_odata::sql::{Builder, ColType, Column, Dialect, TableRef, Value};
+use roost_odata::sql::{Builder, ColType, Column, Dialect, Sql, TableRef, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc::Sender;
 
@@ -84,6 +84,7 @@ impl Tenant {
                     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
                     let conn = rusqlite::Connection::open_with_flags(&path, flags).map_err(db_error)?;
                     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_error)?;
+                    crate::collation::register(&conn).map_err(db_error)?;
                     // One read transaction: its first read fixes the snapshot every later read sees.
                     conn.execute_batch("BEGIN DEFERRED").map_err(db_error)?;
                     for (t, cols) in &tables {
@@ -148,9 +149,14 @@ impl Tenant {
         Ok(())
     }
 
-    /// After restoring an integer-id table on PostgreSQL, new ids continue after the largest.
+    /// After restoring a table: new ids continue after the largest (integer ids on PostgreSQL), and the
+    /// tenant's rowversion goes past every restored `__version` (string ids). Versions that cannot be
+    /// a rowversion (an archive from a Roost whose versions were random) are renewed instead.
     pub async fn restore_finish(&self, table: &Table) -> Result<()> {
-        if table.record.id_kind != IdKind::Integer || self.dialect() != Dialect::Postgres {
+        if table.record.id_kind == IdKind::String {
+            return self.restore_versions(table).await;
+        }
+        if self.dialect() != Dialect::Postgres {
             return Ok(());
         }
         let mut b = Builder::new(Dialect::Postgres);
@@ -161,6 +167,37 @@ impl Tenant {
             qualified.replace('\'', "''")
         );
         self.db.execute_raw(&sql).await
+    }
+}
+
+impl Tenant {
+    async fn restore_versions(&self, table: &Table) -> Result<()> {
+        let d = self.dialect();
+        let mut b = Builder::new(d);
+        TableRef { schema: self.schema.as_deref(), name: &table.record.name }.render(&mut b);
+        let qualified = b.finish().text;
+        let max = self.db.fetch(&Sql { text: format!("SELECT max(\"__version\") FROM {qualified}"), params: Vec::new() }, &[ColType::Binary]).await?;
+        let max = match max.into_iter().next().and_then(|r| r.into_iter().next()) {
+            Some(Value::Bytes(v)) => v,
+            _ => return Ok(()),
+        };
+        let counter = <[u8; 8]>::try_from(max.as_slice()).ok().map(i64::from_be_bytes).filter(|n| (0..1 << 62).contains(n));
+        match (counter, d) {
+            (Some(n), Dialect::Sqlite) => {
+                let sql = Sql { text: "SELECT roost_rowversion_at_least(?)".into(), params: vec![Value::Int(n)] };
+                self.db.write_fetch(&sql, &[ColType::Integer]).await?;
+            }
+            (Some(n), Dialect::Postgres) => {
+                let seq = crate::ddl::rowversion_sequence(self.schema.as_deref().unwrap_or_default()).replace('\'', "''");
+                let sql = format!("SELECT setval('{seq}', greatest({}, (SELECT CASE WHEN is_called THEN last_value ELSE 1 END FROM {seq})))", n.max(1));
+                self.db.execute_raw(&sql).await?;
+            }
+            (None, _) => {
+                let next = crate::ddl::next_version_sql(self.schema.as_deref());
+                self.db.execute(&Sql { text: format!("UPDATE {qualified} SET \"__version\" = {next}"), params: Vec::new() }).await?;
+            }
+        }
+        Ok(())
     }
 }
 

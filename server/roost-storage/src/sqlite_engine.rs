@@ -158,7 +158,124 @@ fn open(path: &Path, create: bool, synchronous_full: bool) -> Result<Connection>
     }
     conn.set_prepared_statement_cache_capacity(64);
     conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES);
+    crate::collation::register(&conn).map_err(db_error)?;
     Ok(conn)
+}
+
+/// The writer's rowversion counter (`ddl::ROWVERSION`): the last version handed out. The function
+/// `roost_rowversion()` (writer connection only) advances it when a statement runs, so versions follow
+/// the order of writes; the writer stores it in the same transaction as the writes that used it, so
+/// it never goes back across restarts.
+struct Rowversion {
+    last: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    stored: i64,
+}
+
+impl Rowversion {
+    /// Stores the counter if writes advanced it (inside the open write transaction).
+    fn store(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let last = self.last.load(std::sync::atomic::Ordering::Relaxed);
+        if last != self.stored {
+            conn.prepare_cached(&format!("UPDATE \"{}\" SET v = ?", crate::ddl::ROWVERSION))?.execute([last])?;
+            self.stored = last;
+        }
+        Ok(())
+    }
+}
+
+/// Prepares the writer connection: the rowversion counter and its function, and the upgrade of a
+/// database written by an older Roost (string columns under `NOCASE`, random versions).
+fn prepare_writer(conn: &Connection) -> Result<Rowversion> {
+    use rusqlite::functions::FunctionFlags;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let table = crate::ddl::ROWVERSION;
+    let last = std::sync::Arc::new(AtomicI64::new(0));
+    let f = last.clone();
+    conn.create_scalar_function("roost_rowversion", 0, FunctionFlags::SQLITE_UTF8, move |_| Ok((f.fetch_add(1, Ordering::Relaxed) + 1).to_be_bytes().to_vec()))
+        .map_err(db_error)?;
+    // After a restore wrote versions as they were: later writes go past them.
+    let f = last.clone();
+    conn.create_scalar_function("roost_rowversion_at_least", 1, FunctionFlags::SQLITE_UTF8, move |ctx| {
+        let n: i64 = ctx.get(0)?;
+        Ok(f.fetch_max(n, Ordering::Relaxed).max(n))
+    })
+    .map_err(db_error)?;
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(db_error)?;
+    let r = (|| -> rusqlite::Result<i64> {
+        let exists: bool = conn.query_row("SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = ?", [table], |r| r.get(0))?;
+        for name in conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%COLLATE NOCASE%'")?
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+        {
+            recollate(conn, &name)?;
+        }
+        if exists {
+            return conn.query_row(&format!("SELECT v FROM \"{table}\""), [], |r| r.get(0));
+        }
+        conn.execute_batch(&format!("CREATE TABLE \"{table}\" (v INTEGER NOT NULL); INSERT INTO \"{table}\" (v) VALUES (0)"))?;
+        // Versions from before rowversions were random: renumber each table's rows in the order of their
+        // last writes, so `$orderby=__version` holds for them too.
+        let tables: Vec<String> = conn
+            .prepare("SELECT m.name FROM sqlite_schema m WHERE m.type = 'table' AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) c WHERE c.name = '__version')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut n: i64 = 0;
+        for t in tables {
+            let q = roost_odata::sql::quote(&t);
+            let seqs: Vec<i64> =
+                conn.prepare(&format!("SELECT \"__seq\" FROM {q} ORDER BY \"__updatedAt\", \"__seq\""))?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            let mut update = conn.prepare(&format!("UPDATE {q} SET \"__version\" = ? WHERE \"__seq\" = ?"))?;
+            for seq in seqs {
+                n += 1;
+                update.execute(rusqlite::params![n.to_be_bytes().to_vec(), seq])?;
+            }
+        }
+        conn.execute(&format!("UPDATE \"{table}\" SET v = ?"), [n])?;
+        Ok(n)
+    })();
+    match r.and_then(|v| conn.execute_batch("COMMIT").map(|()| v)) {
+        Ok(v) => {
+            last.store(v, Ordering::Relaxed);
+            Ok(Rowversion { last, stored: v })
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(db_error(e))
+        }
+    }
+}
+
+/// Rebuilds a table whose string columns use SQLite's `NOCASE` with the tenant collation, keeping
+/// its rows, its indexes and its AUTOINCREMENT high-water mark (SQLite cannot change a column's
+/// collation in place: the "generalized ALTER TABLE procedure" of its documentation).
+fn recollate(conn: &Connection, name: &str) -> rusqlite::Result<()> {
+    let collation = roost_odata::sql::SQLITE_COLLATION;
+    let q = roost_odata::sql::quote(name);
+    let sql: String = conn.query_row("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", [name], |r| r.get(0))?;
+    let Some(body) = sql.find('(').map(|i| &sql[i..]) else { return Ok(()) };
+    let indexes: Vec<String> = conn
+        .prepare("SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL")?
+        .query_map([name], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let high_water: Option<i64> = if body.contains("AUTOINCREMENT") {
+        conn.query_row("SELECT seq FROM sqlite_sequence WHERE name = ?", [name], |r| r.get(0)).ok()
+    } else {
+        None
+    };
+    let tmp = "\"__recollate\"";
+    conn.execute_batch(&format!(
+        "CREATE TABLE {tmp} {}; INSERT INTO {tmp} SELECT * FROM {q}; DROP TABLE {q}; ALTER TABLE {tmp} RENAME TO {q};",
+        body.replace("COLLATE NOCASE", &format!("COLLATE {collation}"))
+    ))?;
+    for ix in indexes {
+        conn.execute_batch(&ix)?;
+    }
+    if let Some(seq) = high_water {
+        conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", rusqlite::params![seq, name])?;
+    }
+    tracing::info!(table = name, "Rebuilt a table with the tenant string collation");
+    Ok(())
 }
 
 /// Maps a SQLite error: constraint violations keep their kind, the rest are database errors.
@@ -264,7 +381,7 @@ fn run_job(conn: &Connection, work: &Work) -> Result<Outcome> {
 }
 
 /// The writer loop: take what is queued, run it in one transaction, commit once, then answer.
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, epoch: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+fn writer_loop(conn: Connection, mut version: Rowversion, rx: mpsc::Receiver<Job>, epoch: std::sync::Arc<std::sync::atomic::AtomicU64>) {
     use std::sync::atomic::Ordering;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -301,7 +418,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, epoch: std::sync::Arc<
             }
             done.push((job, r));
         }
-        let committed = if conn.is_autocommit() { Ok(()) } else { conn.execute_batch("COMMIT").map_err(db_error) };
+        let committed = version.store(&conn).map_err(db_error).and_then(|()| if conn.is_autocommit() { Ok(()) } else { conn.execute_batch("COMMIT").map_err(db_error) });
         // Before anyone hears of these writes, cached reads from before them become stale.
         epoch.fetch_add(1, Ordering::AcqRel);
         match committed {
@@ -324,6 +441,7 @@ impl SqliteEngine {
     /// Opens (or creates) a tenant database and starts its writer thread.
     pub fn open(path: &Path, create: bool) -> Result<Self> {
         let writer_conn = open(path, create, true)?;
+        let version = prepare_writer(&writer_conn)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let name = format!("roost-writer-{}", path.file_stem().and_then(|s| s.to_str()).unwrap_or("db"));
         let epoch = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -331,7 +449,7 @@ impl SqliteEngine {
         std::thread::Builder::new()
             .name(name)
             .stack_size(256 * 1024)
-            .spawn(move || writer_loop(writer_conn, rx, writer_epoch))
+            .spawn(move || writer_loop(writer_conn, version, rx, writer_epoch))
             .map_err(|e| StorageError::Internal(format!("starting the writer thread: {e}")))?;
         Ok(Self {
             path: path.to_path_buf(),

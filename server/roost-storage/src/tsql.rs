@@ -218,9 +218,9 @@ impl VisitorMut for Rewriter<'_> {
                     let ph = self.placeholder();
                     let is_text = matches!(self.params.get(self.placeholders - 1), Some(Value::Text(_)));
                     if is_text && self.dialect == Dialect::Postgres {
-                        // Strings compare case-insensitively (R3), as citext columns do with citext.
+                        // Strings compare in the tenant collation (R3), as string columns do.
                         match Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
-                            .try_with_sql(&format!("CAST({ph}::text AS citext)"))
+                            .try_with_sql(&format!("({ph}::text COLLATE {})", roost_odata::sql::PG_COLLATION))
                             .and_then(|mut p| p.parse_expr())
                         {
                             Ok(e) => *expr = e,
@@ -238,6 +238,18 @@ impl VisitorMut for Rewriter<'_> {
                     }
                 }
             }
+            // LIKE compares folded strings, as `substringof` does (collation.rs): PostgreSQL's
+            // nondeterministic collations refuse LIKE.
+            Expr::Like { expr: left, pattern, .. } | Expr::ILike { expr: left, pattern, .. } => {
+                for side in [left, pattern] {
+                    let inner = std::mem::replace(side.as_mut(), Expr::value(SqlValue::Null));
+                    match fold_call(self.dialect, inner) {
+                        Ok(e) => **side = e,
+                        Err(e) => return self.fail(e),
+                    }
+                }
+            }
+            Expr::Function(f) if is_fold(&f.name.to_string()) => {}
             Expr::Function(f) => {
                 let name = f.name.to_string().trim_matches(|c| c == '[' || c == ']' || c == '"').to_ascii_lowercase();
                 if !FUNCTIONS.contains(&name.as_str()) {
@@ -278,8 +290,36 @@ fn referenced(stmt: &mut Statement) -> Vec<String> {
     names
 }
 
-fn random_version() -> Vec<u8> {
-    uuid::Uuid::new_v4().as_bytes()[..8].to_vec()
+fn is_fold(name: &str) -> bool {
+    name == roost_odata::sql::SQLITE_FOLD || name == roost_odata::sql::PG_FOLD
+}
+
+/// `inner` folded for a substring search: `roost_fold(inner)` / `(roost.fold(inner) COLLATE "C")`.
+fn fold_call(dialect: Dialect, inner: Expr) -> Result<Expr> {
+    use sqlparser::ast::{FunctionArg, FunctionArgExpr};
+    let template = match dialect {
+        Dialect::Sqlite => format!("{}(NULL)", roost_odata::sql::SQLITE_FOLD),
+        Dialect::Postgres => format!("({}(NULL) COLLATE \"C\")", roost_odata::sql::PG_FOLD),
+    };
+    let mut e = Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+        .try_with_sql(&template)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| StorageError::Internal(e.to_string()))?;
+    let mut slot = &mut e;
+    loop {
+        match slot {
+            Expr::Nested(n) => slot = n.as_mut(),
+            Expr::Collate { expr, .. } => slot = expr.as_mut(),
+            Expr::Function(f) => {
+                if let FunctionArguments::List(l) = &mut f.args {
+                    l.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))];
+                    return Ok(e);
+                }
+                return Err(StorageError::Internal("fold template without arguments".into()));
+            }
+            _ => return Err(StorageError::Internal("unexpected fold template".into())),
+        }
+    }
 }
 
 /// Runs a T-SQL batch against the tenant: one result set per statement.
@@ -397,22 +437,24 @@ pub async fn run(tenant: &Tenant, text: &str, params: &[Value]) -> Result<Vec<Re
         if let Some(e) = rw.error.take() {
             return Err(e);
         }
-        // System placeholders get numbers after the script's own, in text order.
+        // System placeholders get numbers after the script's own, in text order; versions come from
+        // the tenant's rowversion counter when the statement runs.
         let now = chrono::Utc::now();
         let mut text_out = stmt.to_string();
+        let next_version = crate::ddl::next_version_sql(tenant.schema.as_deref());
+        for marker in ["?sys:__version", "?v"] {
+            while let Some(pos) = text_out.find(marker).filter(|p| !text_out[p + marker.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')) {
+                text_out.replace_range(pos..pos + marker.len(), &next_version);
+            }
+        }
         for (marker, value) in [
             ("?sys:id", None),
             ("?sys:__createdAt", Some(Value::Date(now))),
             ("?sys:__updatedAt", Some(Value::Date(now))),
-            ("?sys:__version", None),
-            ("?v", None),
             ("?u", Some(Value::Date(now))),
         ] {
             while let Some(pos) = text_out.find(marker).filter(|p| !text_out[p + marker.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')) {
-                let v = value.clone().unwrap_or_else(|| match marker {
-                    "?sys:id" => Value::Text(uuid::Uuid::new_v4().to_string()),
-                    _ => Value::Bytes(random_version()),
-                });
+                let v = value.clone().unwrap_or_else(|| Value::Text(uuid::Uuid::new_v4().to_string()));
                 let ph = rw.placeholder();
                 text_out.replace_range(pos..pos + marker.len(), &ph);
                 extra.push(v);

@@ -1,0 +1,106 @@
+//! How tenant strings compare (R3, §2.8): the rules SQL Server's default collation
+//! `SQL_Latin1_General_CP1_CI_AS` gave Mobile Services apps, on both backends.
+//!
+//! **Order and equality** follow the Unicode Collation Algorithm with CLDR's root order (ICU4X's
+//! `icu_collator`) at **secondary strength**: base letters first (primary), then accents (secondary);
+//! case and other tertiary differences (`a`/`A`, `ß`/`ss`, `ﬁ`/`fi`, full-width forms) are ignored. So
+//! comparison is case-insensitive and accent-sensitive (`'a' eq 'A'`, `'e' ne 'é'`), and accented letters
+//! sort beside their base letters: `Amélie` < `American Beauty` (é weighs as e first, then `l` < `r`),
+//! `Æon Flux` sorts as "aeon", `Ça` beside `Ca`, `Østerdal` among the o's. Strings the collation calls equal
+//! tie, and the insertion order breaks the tie, as everywhere in Roost (R4).
+//! Secondary, not tertiary, because SQL Server's CI collations ignored case; not primary, because
+//! its AS collations kept accents apart (`resume` and `résumé` are different words).
+//!
+//! SQLite: [`register`] adds the collation [`roost_odata::sql::SQLITE_COLLATION`] (every string
+//! column and its automatic index is declared with it) and the function `roost_fold` to every tenant
+//! connection. PostgreSQL: migration 0012 creates the ICU collation `roost.ci_as`
+//! (`und-u-ks-level2`, nondeterministic: the same CLDR root order at the same strength) and the
+//! function `roost.fold`, the SQL twin of [`fold`].
+//!
+//! **Substring searches** (`substringof`, `startswith`, `endswith`, `indexof`) cannot use a
+//! collation on PostgreSQL 15 (nondeterministic collations refuse LIKE and `strpos`), so both backends
+//! compare *folded* strings instead: [`fold`] maps a string to NFKC, full uppercase, full lowercase
+//! (root locale), final sigma as sigma, then NFC. Folded strings are equal where the collation calls
+//! letters equal up to case and compatibility forms, and keep composed accented letters whole, so
+//! `startswith('AMÉ', …)` finds `Amélie` and `startswith('ame', …)` does not.
+
+use icu_collator::options::{CollatorOptions, Strength};
+use icu_collator::CollatorBorrowed;
+use icu_normalizer::ComposingNormalizerBorrowed;
+use roost_odata::sql::{SQLITE_COLLATION, SQLITE_FOLD};
+use std::cmp::Ordering;
+use std::sync::OnceLock;
+
+fn collator() -> &'static CollatorBorrowed<'static> {
+    static C: OnceLock<CollatorBorrowed<'static>> = OnceLock::new();
+    C.get_or_init(|| {
+        let mut options = CollatorOptions::default();
+        options.strength = Some(Strength::Secondary);
+        // The root collation's data is compiled into the crate: this cannot fail.
+        icu_collator::Collator::try_new(Default::default(), options).expect("the root collation is compiled in")
+    })
+}
+
+/// Compares two strings as tenant string columns do (secondary strength, CLDR root order).
+pub fn compare(a: &str, b: &str) -> Ordering {
+    collator().compare(a, b)
+}
+
+/// The folded form substring searches compare (see the module documentation).
+pub fn fold(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
+    let root = icu_locale_core::LanguageIdentifier::UNKNOWN;
+    let cm = icu_casemap::CaseMapper::new();
+    let nfkc = ComposingNormalizerBorrowed::new_nfkc().normalize(s);
+    let upper = cm.uppercase_to_string(&nfkc, &root);
+    let lower = cm.lowercase_to_string(&upper, &root).replace('ς', "σ");
+    ComposingNormalizerBorrowed::new_nfc().normalize(&lower).into_owned()
+}
+
+/// Adds the collation and `roost_fold` to a tenant connection (every one: a statement over a string
+/// column fails on a connection without them).
+pub(crate) fn register(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_collation(SQLITE_COLLATION, compare)?;
+    conn.create_scalar_function(SQLITE_FOLD, 1, FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC, |ctx| {
+        Ok(match ctx.get_raw(0) {
+            rusqlite::types::ValueRef::Null => None,
+            rusqlite::types::ValueRef::Text(t) => Some(fold(&String::from_utf8_lossy(t))),
+            // Numbers searched as text, as SQLite's own string functions do.
+            other => Some(fold(&ctx.get::<String>(0).unwrap_or_else(|_| format!("{other:?}")))),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_is_linguistic_case_insensitive_and_accent_sensitive() {
+        assert_eq!(compare("Amélie", "American Beauty"), Ordering::Less);
+        assert_eq!(compare("apple", "APPLE"), Ordering::Equal);
+        assert_ne!(compare("e", "é"), Ordering::Equal);
+        assert_eq!(compare("e", "é"), Ordering::Less);
+        assert_eq!(compare("Ça", "Cz"), Ordering::Less);
+        assert_eq!(compare("Østerdal", "Pa"), Ordering::Less);
+        assert_eq!(compare("Østerdal", "Oa"), Ordering::Greater);
+        assert_eq!(compare("Æon Flux", "Af"), Ordering::Less);
+        assert_eq!(compare("zebra", "Ångström"), Ordering::Greater);
+    }
+
+    #[test]
+    fn fold_ignores_case_and_compatibility_forms_but_keeps_accents() {
+        assert_eq!(fold("AMÉLIE"), fold("amélie"));
+        assert_ne!(fold("amelie"), fold("amélie"));
+        assert_eq!(fold("Straße"), "strasse");
+        assert_eq!(fold("ΟΔΟΣ"), fold("οδοσ"));
+        assert_eq!(fold("ﬁne"), "fine");
+        // A decomposed accent composes, so "e" is not found inside "é".
+        assert_eq!(fold("e\u{301}"), "é");
+        assert!(!fold("Amélie").starts_with(&fold("ame")));
+        assert!(fold("Amélie").starts_with(&fold("AMÉ")));
+    }
+}
