@@ -835,7 +835,10 @@ mod tests {
     #[test]
     fn sqlite_rendering() {
         let q = render("title eq 'x' and done", "price desc", Dialect::Sqlite);
-        assert_eq!(q.text, r#"SELECT "Title" FROM "todo" WHERE (("Title" = ? COLLATE ROOST_CI_AS) AND ("done" = 1)) ORDER BY "price" DESC, "__seq" DESC LIMIT 50"#);
+        assert_eq!(
+            q.text,
+            r#"SELECT "Title" FROM "todo" WHERE (("Title" = ? COLLATE ROOST_CI_AS) AND ("done" = 1)) ORDER BY "price" DESC, "__seq" DESC LIMIT 50"#
+        );
         assert_eq!(q.params, vec![Value::Text("x".into())]);
         let q = render("done eq false", "", Dialect::Sqlite);
         assert!(q.text.contains(r#"("done" = 0)"#), "{}", q.text);

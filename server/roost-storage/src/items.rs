@@ -328,7 +328,8 @@ impl Tenant {
             written.version = Some(version);
         } else if string_id {
             b.push(" RETURNING ").ident("__version");
-            let rows = self.db.write_fetch(&b.finish(), &[ColType::Binary]).await.map_err(|e| if e.is_unique_violation() { StorageError::Duplicate } else { e })?;
+            let rows =
+                self.db.write_fetch(&b.finish(), &[ColType::Binary]).await.map_err(|e| if e.is_unique_violation() { StorageError::Duplicate } else { e })?;
             if rows.len() != 1 {
                 return Err(StorageError::Internal(format!("insert affected {} rows", rows.len())));
             }

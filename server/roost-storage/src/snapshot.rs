@@ -176,7 +176,10 @@ impl Tenant {
         let mut b = Builder::new(d);
         TableRef { schema: self.schema.as_deref(), name: &table.record.name }.render(&mut b);
         let qualified = b.finish().text;
-        let max = self.db.fetch(&Sql { text: format!("SELECT max(\"__version\") FROM {qualified}"), params: Vec::new() }, &[ColType::Binary]).await?;
+        let max = self
+            .db
+            .fetch(&Sql { text: format!("SELECT \"__version\" FROM {qualified} ORDER BY \"__version\" DESC LIMIT 1"), params: Vec::new() }, &[ColType::Binary])
+            .await?;
         let max = match max.into_iter().next().and_then(|r| r.into_iter().next()) {
             Some(Value::Bytes(v)) => v,
             _ => return Ok(()),

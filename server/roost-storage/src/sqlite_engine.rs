@@ -217,14 +217,18 @@ fn prepare_writer(conn: &Connection) -> Result<Rowversion> {
         // Versions from before rowversions were random: renumber each table's rows in the order of their
         // last writes, so `$orderby=__version` holds for them too.
         let tables: Vec<String> = conn
-            .prepare("SELECT m.name FROM sqlite_schema m WHERE m.type = 'table' AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) c WHERE c.name = '__version')")?
+            .prepare(
+                "SELECT m.name FROM sqlite_schema m WHERE m.type = 'table' AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) c WHERE c.name = '__version')",
+            )?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let mut n: i64 = 0;
         for t in tables {
             let q = roost_odata::sql::quote(&t);
-            let seqs: Vec<i64> =
-                conn.prepare(&format!("SELECT \"__seq\" FROM {q} ORDER BY \"__updatedAt\", \"__seq\""))?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            let seqs: Vec<i64> = conn
+                .prepare(&format!("SELECT \"__seq\" FROM {q} ORDER BY \"__updatedAt\", \"__seq\""))?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
             let mut update = conn.prepare(&format!("UPDATE {q} SET \"__version\" = ? WHERE \"__seq\" = ?"))?;
             for seq in seqs {
                 n += 1;
@@ -258,11 +262,8 @@ fn recollate(conn: &Connection, name: &str) -> rusqlite::Result<()> {
         .prepare("SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL")?
         .query_map([name], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let high_water: Option<i64> = if body.contains("AUTOINCREMENT") {
-        conn.query_row("SELECT seq FROM sqlite_sequence WHERE name = ?", [name], |r| r.get(0)).ok()
-    } else {
-        None
-    };
+    let high_water: Option<i64> =
+        if body.contains("AUTOINCREMENT") { conn.query_row("SELECT seq FROM sqlite_sequence WHERE name = ?", [name], |r| r.get(0)).ok() } else { None };
     let tmp = "\"__recollate\"";
     conn.execute_batch(&format!(
         "CREATE TABLE {tmp} {}; INSERT INTO {tmp} SELECT * FROM {q}; DROP TABLE {q}; ALTER TABLE {tmp} RENAME TO {q};",
@@ -418,7 +419,8 @@ fn writer_loop(conn: Connection, mut version: Rowversion, rx: mpsc::Receiver<Job
             }
             done.push((job, r));
         }
-        let committed = version.store(&conn).map_err(db_error).and_then(|()| if conn.is_autocommit() { Ok(()) } else { conn.execute_batch("COMMIT").map_err(db_error) });
+        let committed =
+            version.store(&conn).map_err(db_error).and_then(|()| if conn.is_autocommit() { Ok(()) } else { conn.execute_batch("COMMIT").map_err(db_error) });
         // Before anyone hears of these writes, cached reads from before them become stale.
         epoch.fetch_add(1, Ordering::AcqRel);
         match committed {

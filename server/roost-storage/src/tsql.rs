@@ -219,11 +219,8 @@ impl VisitorMut for Rewriter<'_> {
                     let is_text = matches!(self.params.get(self.placeholders - 1), Some(Value::Text(_)));
                     if is_text && self.dialect == Dialect::Postgres {
                         // Strings compare in the tenant collation (R3), as string columns do.
-                        match Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
-                            .try_with_sql(&format!("({ph}::text COLLATE {})", roost_odata::sql::PG_COLLATION))
-                            .and_then(|mut p| p.parse_expr())
-                        {
-                            Ok(e) => *expr = e,
+                        match Parser::new(&sqlparser::dialect::PostgreSqlDialect {}).try_with_sql(&format!("{ph}::text")).and_then(|mut p| p.parse_expr()) {
+                            Ok(e) => *expr = Expr::Nested(Box::new(Expr::Collate { expr: Box::new(e), collation: pg_collation() })),
                             Err(e) => return self.fail(StorageError::Internal(e.to_string())),
                         }
                         return ControlFlow::Continue(());
@@ -297,29 +294,26 @@ fn is_fold(name: &str) -> bool {
 /// `inner` folded for a substring search: `roost_fold(inner)` / `(roost.fold(inner) COLLATE "C")`.
 fn fold_call(dialect: Dialect, inner: Expr) -> Result<Expr> {
     use sqlparser::ast::{FunctionArg, FunctionArgExpr};
-    let template = match dialect {
-        Dialect::Sqlite => format!("{}(NULL)", roost_odata::sql::SQLITE_FOLD),
-        Dialect::Postgres => format!("({}(NULL) COLLATE \"C\")", roost_odata::sql::PG_FOLD),
+    let name = match dialect {
+        Dialect::Sqlite => roost_odata::sql::SQLITE_FOLD,
+        Dialect::Postgres => roost_odata::sql::PG_FOLD,
     };
     let mut e = Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
-        .try_with_sql(&template)
+        .try_with_sql(&format!("{name}(NULL)"))
         .and_then(|mut p| p.parse_expr())
         .map_err(|e| StorageError::Internal(e.to_string()))?;
-    let mut slot = &mut e;
-    loop {
-        match slot {
-            Expr::Nested(n) => slot = n.as_mut(),
-            Expr::Collate { expr, .. } => slot = expr.as_mut(),
-            Expr::Function(f) => {
-                if let FunctionArguments::List(l) = &mut f.args {
-                    l.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))];
-                    return Ok(e);
-                }
-                return Err(StorageError::Internal("fold template without arguments".into()));
-            }
-            _ => return Err(StorageError::Internal("unexpected fold template".into())),
-        }
-    }
+    let Expr::Function(f) = &mut e else { return Err(StorageError::Internal("unexpected fold template".into())) };
+    let FunctionArguments::List(l) = &mut f.args else { return Err(StorageError::Internal("fold template without arguments".into())) };
+    l.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))];
+    Ok(match dialect {
+        Dialect::Sqlite => e,
+        Dialect::Postgres => Expr::Nested(Box::new(Expr::Collate { expr: Box::new(e), collation: ObjectName::from(vec![Ident::with_quote('"', "C")]) })),
+    })
+}
+
+/// `roost.ci_as`, the tenant string collation on PostgreSQL.
+fn pg_collation() -> ObjectName {
+    ObjectName::from(roost_odata::sql::PG_COLLATION.split('.').map(Ident::new).collect::<Vec<_>>())
 }
 
 /// Runs a T-SQL batch against the tenant: one result set per statement.
@@ -447,12 +441,9 @@ pub async fn run(tenant: &Tenant, text: &str, params: &[Value]) -> Result<Vec<Re
                 text_out.replace_range(pos..pos + marker.len(), &next_version);
             }
         }
-        for (marker, value) in [
-            ("?sys:id", None),
-            ("?sys:__createdAt", Some(Value::Date(now))),
-            ("?sys:__updatedAt", Some(Value::Date(now))),
-            ("?u", Some(Value::Date(now))),
-        ] {
+        for (marker, value) in
+            [("?sys:id", None), ("?sys:__createdAt", Some(Value::Date(now))), ("?sys:__updatedAt", Some(Value::Date(now))), ("?u", Some(Value::Date(now)))]
+        {
             while let Some(pos) = text_out.find(marker).filter(|p| !text_out[p + marker.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')) {
                 let v = value.clone().unwrap_or_else(|| Value::Text(uuid::Uuid::new_v4().to_string()));
                 let ph = rw.placeholder();

@@ -7,6 +7,7 @@ mod oidc;
 mod accounts;
 mod backup;
 mod cluster;
+mod collation;
 mod http;
 mod identity;
 mod isolation;
