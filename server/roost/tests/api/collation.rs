@@ -172,11 +172,14 @@ async fn titles_order_as_the_collator_orders_them(app: TestApp) {
     assert!(at("amelie") < at("Amélie"), "e before é at the secondary level");
 }
 
+/// Which fixture titles a filter should return.
+type Want = Box<dyn Fn(&str) -> bool>;
+
 async fn comparisons_are_case_insensitive_and_accent_sensitive(app: TestApp) {
     let titles = seed_titles(&app).await;
     // Equality, ordering comparisons and every substring function, against the collator and `fold`.
     let eq = |x: &str, y: &str| compare(x, y) == std::cmp::Ordering::Equal;
-    let cases: Vec<(String, Box<dyn Fn(&str) -> bool>)> = vec![
+    let cases: Vec<(String, Want)> = vec![
         ("title eq 'amélie'".into(), Box::new(move |t| eq(t, "amélie"))),
         ("title eq 'AMELIE'".into(), Box::new(move |t| eq(t, "amelie"))),
         ("title ne 'café'".into(), Box::new(move |t| !eq(t, "café"))),
