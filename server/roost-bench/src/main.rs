@@ -9,10 +9,11 @@
 //! The same binary also runs the servers: `roost-bench serve-roost <data> <addr-file> [db-url]` and
 //! `roost-bench serve-hello <addr-file>`, and `roost-bench load <addr> <path> [seconds] [post]` drives one path
 //! of a running server with GETs, or POSTs of generated items (for profiling). `roost-bench push` measures
-//! push delivery (push.rs).
+//! push delivery (push.rs); `roost-bench strings` the string collation's cost (strings.rs).
 
 mod push;
 mod soak;
+mod strings;
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
@@ -57,6 +58,8 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(monitoring_cost(seconds))
         }
         // `soak [--minutes N] [--connections C]`: two nodes behind HAProxy on PostgreSQL (soak.rs).
+        // `strings [--before BIN]`: string-ordered queries and searches, beside another build (strings.rs).
+        Some("strings") => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(strings::bench(&args[2..])),
         Some("soak") => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(soak::soak(&args[2..])),
         Some("engine") => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(context_cost()),
         // `load ADDR PATH SECONDS`: GET one path with 16 connections (for profiling a running server).
@@ -179,8 +182,12 @@ fn temp_dir(tag: &str) -> anyhow::Result<PathBuf> {
 }
 
 async fn spawn(args: &[&str], tag: &str, dir: PathBuf) -> anyhow::Result<Server> {
+    spawn_exe(&std::env::current_exe()?, args, tag, dir).await
+}
+
+/// [`spawn`] with another build's `roost-bench` (`strings --before`).
+async fn spawn_exe(exe: &Path, args: &[&str], tag: &str, dir: PathBuf) -> anyhow::Result<Server> {
     let addr_file = dir.join("addr");
-    let exe = std::env::current_exe()?;
     let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     full.insert(1, addr_file.display().to_string());
     if args[0] == "serve-roost" {

@@ -215,3 +215,71 @@ async fn sqlite_tenant_files_from_before_upgrade_when_opened() {
     assert_eq!(counter(&written.version.expect("version")), 4);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A PostgreSQL database from before migration 0012: tenant string columns are `citext`, versions
+/// random, no rowversion sequence. Running the migrations again (0012 undone in the ledger) moves the
+/// columns to the collation, makes the sequence and renumbers versions by last write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tenant_schemas_from_before_upgrade_with_migration_12() {
+    use sqlx::Connection as _;
+    let Ok(base) = std::env::var("ROOST_TEST_DATABASE_URL") else {
+        eprintln!("ROOST_TEST_DATABASE_URL is not set: skipped");
+        return;
+    };
+    let db = format!("roost_upgrade_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
+    sqlx::query(&format!("create database \"{db}\"")).execute(&mut admin).await.expect("create database");
+    let url = format!("{}/{db}", base.rsplit_once('/').expect("url with a database").0);
+    let dir = std::env::temp_dir().join(format!("roost-rowversion-{}", uuid::Uuid::new_v4().simple()));
+    let storage = open(&dir, Some(url.clone())).await;
+    let name = "old-pg";
+    storage.create_tenant(name, "app", "master", &TenantSettings::default()).await.expect("tenant");
+    let rec = TableRecord { name: "items".into(), id_kind: IdKind::String, soft_delete: false, permissions: TablePermissions::default() };
+    storage.create_table(name, &rec).await.expect("table");
+    {
+        let t = storage.tenant(name).await.expect("load").expect("tenant");
+        let table = t.table("items").expect("items");
+        t.insert(&table, vec![("id".into(), Value::Text("x".into())), ("title".into(), Value::Text("first".into()))]).await.expect("insert");
+    }
+    drop(storage);
+    let mut c = sqlx::PgConnection::connect(&url).await.expect("connect");
+    sqlx::raw_sql(
+        r#"delete from t_old_pg.items;
+           alter table t_old_pg.items alter column id type citext, alter column title type citext;
+           create index ix_title on t_old_pg.items (title, "__seq");
+           drop sequence t_old_pg.__rowversion;
+           insert into t_old_pg.items (id, "__createdAt", "__updatedAt", "__version", title) values
+             ('b', '2020-01-01', '2020-01-02', '\x00000000000000ff', 'Amélie'),
+             ('a', '2020-01-01', '2020-01-01', '\xf0f0f0f0f0f0f0f0', 'American Beauty'),
+             ('c', '2020-01-01', '2020-01-03', '\x8000000000000000', 'amelie');
+           delete from _sqlx_migrations where version = 12;"#,
+    )
+    .execute(&mut c)
+    .await
+    .expect("make it old");
+    let storage = open(&dir, Some(url.clone())).await;
+    assert_eq!(versions_by_id(&storage, name).await, vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+    let t = storage.tenant(name).await.expect("load").expect("tenant");
+    let table = t.table("items").expect("items");
+    let order = roost_odata::parse_orderby("title").expect("orderby");
+    let (rows, _) = t.query(&table, &Query { orderby: &order, ..Default::default() }).await.expect("query");
+    let titles: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.iter().find(|(k, _)| k == "title").and_then(|(_, v)| if let Value::Text(s) = v { Some(s.clone()) } else { None }))
+        .collect();
+    assert_eq!(titles, ["amelie", "Amélie", "American Beauty"]);
+    let (citext,): (i64,) = sqlx::query_as("select count(*) from information_schema.columns where table_schema = 't_old_pg' and udt_name = 'citext'")
+        .fetch_one(&mut c)
+        .await
+        .expect("columns");
+    assert_eq!(citext, 0);
+    let (indexes,): (i64,) =
+        sqlx::query_as("select count(*) from pg_indexes where schemaname = 't_old_pg' and indexname = 'ix_title'").fetch_one(&mut c).await.expect("indexes");
+    assert_eq!(indexes, 1);
+    let written = t.insert(&table, vec![("title".into(), Value::Text("new".into()))]).await.expect("insert");
+    assert_eq!(counter(&written.version.expect("version")), 4);
+    drop((t, table, storage));
+    drop(c);
+    let _ = sqlx::query(&format!("drop database if exists \"{db}\" with (force)")).execute(&mut admin).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

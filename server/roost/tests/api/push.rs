@@ -632,12 +632,9 @@ async fn the_push_extension_edits_registrations_before_they_are_saved(app: TestA
     let r = put(&app, &apple, json!({"platform": "apns", "deviceId": "ab".repeat(32)}), None).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
     assert_eq!(list(&app, "apns", &"ab".repeat(32)).await, json!([]));
-    let logs = app.logs().await;
-    assert!(
-        logs.iter().any(|l| l["message"].as_str().unwrap_or_default().contains("Registration script failed with error-")
-            && l["message"].as_str().unwrap_or_default().contains("no iPhones here")),
-        "{logs:?}"
-    );
+    // Script logs are written behind the response: wait for the line.
+    let line = app.wait_for_log("no iPhones here").await;
+    assert!(line["message"].as_str().unwrap_or_default().contains("Registration script failed with error-"), "{line}");
     // What the script leaves is checked by the same rules as the client's body.
     let rewrite = new_id(&app).await;
     let r = put(&app, &rewrite, json!({"platform": "gcm", "deviceId": "fcm-rewrite"}), None).await;
