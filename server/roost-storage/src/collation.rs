@@ -43,7 +43,40 @@ fn collator() -> &'static CollatorBorrowed<'static> {
 
 /// Compares two strings as tenant string columns do (secondary strength, CLDR root order).
 pub fn compare(a: &str, b: &str) -> Ordering {
-    collator().compare(a, b)
+    compare_ascii(a.as_bytes(), b.as_bytes()).unwrap_or_else(|| collator().compare(a, b))
+}
+
+/// The collator's rank of each printable ASCII character (equal for `a` and `A`), 0 for the rest.
+fn ascii_ranks() -> &'static [u8; 128] {
+    static R: OnceLock<[u8; 128]> = OnceLock::new();
+    R.get_or_init(|| {
+        let mut chars: Vec<u8> = (0x20..0x7f).collect();
+        let one = |b: u8| (b as char).to_string();
+        chars.sort_by(|x, y| collator().compare(&one(*x), &one(*y)));
+        let mut ranks = [0u8; 128];
+        let mut rank = 1u8;
+        for (i, c) in chars.iter().enumerate() {
+            if i > 0 && collator().compare(&one(chars[i - 1]), &one(*c)) != Ordering::Equal {
+                rank += 1;
+            }
+            ranks[usize::from(*c)] = rank;
+        }
+        ranks
+    })
+}
+
+/// The collator's answer for two strings of printable ASCII, from a table (ids, most titles): in the
+/// root collation each such character is one collation element with a primary weight and the common
+/// secondary weight, with no contractions and nothing ignorable, so comparing the characters' ranks
+/// in order is exactly what the collator does (`fast_path_agrees_with_the_collator` checks it).
+/// `None` when either string holds anything else.
+fn compare_ascii(a: &[u8], b: &[u8]) -> Option<Ordering> {
+    let ranks = ascii_ranks();
+    let rank = |c: u8| ranks.get(usize::from(c)).copied().filter(|r| *r != 0);
+    if !a.iter().chain(b).all(|c| rank(*c).is_some()) {
+        return None;
+    }
+    Some(a.iter().map(|c| ranks[usize::from(*c)]).cmp(b.iter().map(|c| ranks[usize::from(*c)])))
 }
 
 /// The folded form substring searches compare (see the module documentation).
@@ -89,6 +122,28 @@ mod tests {
         assert_eq!(compare("Østerdal", "Oa"), Ordering::Greater);
         assert_eq!(compare("Æon Flux", "Af"), Ordering::Less);
         assert_eq!(compare("zebra", "Ångström"), Ordering::Greater);
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_collator() {
+        use proptest::prelude::*;
+        let full = |a: &str, b: &str| collator().compare(a, b);
+        // Every pair of printable characters, then random strings with shared prefixes.
+        for x in 0x20u8..0x7f {
+            for y in 0x20u8..0x7f {
+                let (a, b) = ((x as char).to_string(), format!("{}{}", y as char, x as char));
+                assert_eq!(compare(&a, &b), full(&a, &b), "{a:?} {b:?}");
+                let a2 = format!("{a}{a}");
+                assert_eq!(compare(&a2, &b), full(&a2, &b), "{a2:?} {b:?}");
+            }
+        }
+        proptest!(ProptestConfig::with_cases(20_000), |(p in "[ -~]{0,4}", a in "[ -~]{0,12}", b in "[ -~]{0,12}")| {
+            let (a, b) = (format!("{p}{a}"), format!("{p}{b}"));
+            prop_assert_eq!(compare(&a, &b), full(&a, &b), "{:?} {:?}", a, b);
+        });
+        // Anything else takes the collator.
+        assert_eq!(compare_ascii(b"a\tb", b"ab"), None);
+        assert_eq!(compare_ascii("é".as_bytes(), b"e"), None);
     }
 
     #[test]
