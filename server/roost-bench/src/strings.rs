@@ -59,6 +59,11 @@ fn body(n: u64) -> String {
     json!({ "title": title(n), "n": n }).to_string()
 }
 
+/// An OData string literal.
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -116,7 +121,7 @@ async fn scenarios(addr: &str, o: &Options, backend: &str, build: &str) -> anyho
         headers.clone(),
         200,
         Arc::new(move |n| {
-            ("GET".into(), format!("{p}?$filter={}&$orderby=title&$top=50", enc(&format!("title ge '{}'", WORDS[n as usize % WORDS.len()]))), None)
+            ("GET".into(), format!("{p}?$filter={}&$orderby=title&$top=50", enc(&format!("title ge {}", lit(WORDS[n as usize % WORDS.len()])))), None)
         }),
     )
     .await?;
@@ -128,7 +133,11 @@ async fn scenarios(addr: &str, o: &Options, backend: &str, build: &str) -> anyho
         headers.clone(),
         200,
         Arc::new(move |n| {
-            ("GET".into(), format!("{p}?$filter={}&$top=50", enc(&format!("startswith(title, '{}')", WORDS[n as usize % WORDS.len()].to_uppercase()))), None)
+            (
+                "GET".into(),
+                format!("{p}?$filter={}&$top=50", enc(&format!("startswith(title, {})", lit(&WORDS[n as usize % WORDS.len()].to_uppercase())))),
+                None,
+            )
         }),
     )
     .await?;
