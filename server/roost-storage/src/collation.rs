@@ -65,18 +65,31 @@ fn ascii_ranks() -> &'static [u8; 128] {
     })
 }
 
-/// The collator's answer for two strings of printable ASCII, from a table (ids, most titles): in the
-/// root collation each such character is one collation element with a primary weight and the common
-/// secondary weight, with no contractions and nothing ignorable, so comparing the characters' ranks
-/// in order is exactly what the collator does (`fast_path_agrees_with_the_collator` checks it).
-/// `None` when either string holds anything else.
+/// The collator's answer from a table, where the strings' printable-ASCII beginnings decide it (ids,
+/// most titles): in the root collation each such character is one collation element with a primary
+/// weight and the common secondary weight, starts no contraction, and keeps its primary whatever
+/// follows (a combining mark adds only a secondary weight). So the first rank difference in those
+/// beginnings is the collator's first primary difference; two strings of printable ASCII with equal
+/// ranks throughout are equal, and a shorter one of them sorts first.
+/// `fast_path_agrees_with_the_collator` checks all of this against the collator. `None` when
+/// anything else (a control character, non-ASCII) comes before the answer.
 fn compare_ascii(a: &[u8], b: &[u8]) -> Option<Ordering> {
     let ranks = ascii_ranks();
-    let rank = |c: u8| ranks.get(usize::from(c)).copied().filter(|r| *r != 0);
-    if !a.iter().chain(b).all(|c| rank(*c).is_some()) {
-        return None;
+    let rank = |c: Option<&u8>| c.and_then(|c| ranks.get(usize::from(*c))).copied().filter(|r| *r != 0);
+    let mut i = 0;
+    loop {
+        match (a.get(i), b.get(i)) {
+            (None, None) => return Some(Ordering::Equal),
+            // One ended: the other's next character has a primary weight if it is printable ASCII.
+            (None, Some(_)) => return rank(b.get(i)).map(|_| Ordering::Less),
+            (Some(_), None) => return rank(a.get(i)).map(|_| Ordering::Greater),
+            (Some(_), Some(_)) => match (rank(a.get(i)), rank(b.get(i))) {
+                (Some(x), Some(y)) if x != y => return Some(x.cmp(&y)),
+                (Some(_), Some(_)) => i += 1,
+                _ => return None,
+            },
+        }
     }
-    Some(a.iter().map(|c| ranks[usize::from(*c)]).cmp(b.iter().map(|c| ranks[usize::from(*c)])))
 }
 
 /// The folded form substring searches compare (see the module documentation).
@@ -168,9 +181,34 @@ mod tests {
             let (a, b) = (format!("{p}{a}"), format!("{p}{b}"));
             prop_assert_eq!(compare(&a, &b), full(&a, &b), "{:?} {:?}", a, b);
         });
-        // Anything else takes the collator.
-        assert_eq!(compare_ascii(b"a\tb", b"ab"), None);
+        // A printable-ASCII beginning followed by anything: every letter, digit and sign before every
+        // combining mark and a sample of other characters, against strings that differ earlier or not.
+        let tails: Vec<String> = (0x300u32..0x370)
+            .chain([0x338, 0x20d2, 0x1dc0, 0x0591, 0x093c, 0x0e31, 0x3099, 0x00e9, 0x00df, 0x0130, 0x0131, 0x00b7, 0x02bc, 0x0000, 0x0009, 0x200b, 0xfeff])
+            .filter_map(char::from_u32)
+            .map(String::from)
+            .collect();
+        for x in 0x20u8..0x7f {
+            for t in &tails {
+                for other in ["", "a", "A", "z", "0", " ", "-", "\u{301}"] {
+                    let a = format!("{}{t}", x as char);
+                    for b in [format!("{}{other}", x as char), format!("{other}{}", x as char), format!("{}", x as char)] {
+                        assert_eq!(compare(&a, &b), full(&a, &b), "{a:?} {b:?}");
+                        assert_eq!(compare(&b, &a), full(&b, &a), "{b:?} {a:?}");
+                    }
+                }
+            }
+        }
+        let tail = prop::sample::select(tails);
+        proptest!(ProptestConfig::with_cases(20_000), |(p in "[ -~]{0,3}", a in "[ -~]{0,4}", b in "[ -~]{0,4}", ta in tail.clone(), tb in tail.clone(), ua in "[ -~]{0,2}")| {
+            let (a, b) = (format!("{p}{a}{ta}{ua}"), format!("{p}{b}{tb}"));
+            prop_assert_eq!(compare(&a, &b), full(&a, &b), "{:?} {:?}", a, b);
+        });
+        // Nothing to decide before a control character or a non-ASCII one.
+        assert_eq!(compare_ascii(b"a\tb", b"a\tc"), None);
         assert_eq!(compare_ascii("é".as_bytes(), b"e"), None);
+        assert_eq!(compare_ascii("ab".as_bytes(), "aé".as_bytes()), None);
+        assert_eq!(compare_ascii("ab".as_bytes(), "cé".as_bytes()), Some(Ordering::Less));
     }
 
     #[test]
