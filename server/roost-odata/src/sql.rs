@@ -413,6 +413,12 @@ impl Renderer<'_> {
                 self.text_arg(b, e)?;
                 b.push(")");
             }
+            // A constant is folded once per statement (a sub-select), not once per row.
+            Dialect::Postgres if matches!(e, Expr::String(_)) => {
+                b.push("(SELECT ").push(PG_FOLD).push("(");
+                self.text_arg(b, e)?;
+                b.push(") COLLATE \"C\")");
+            }
             Dialect::Postgres => {
                 b.push("(").push(PG_FOLD).push("(");
                 self.text_arg(b, e)?;

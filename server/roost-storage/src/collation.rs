@@ -20,9 +20,11 @@
 //! **Substring searches** (`substringof`, `startswith`, `endswith`, `indexof`) cannot use a
 //! collation on PostgreSQL 15 (nondeterministic collations refuse LIKE and `strpos`), so both backends
 //! compare *folded* strings instead: [`fold`] maps a string to NFKC, full uppercase, full lowercase
-//! (root locale), final sigma as sigma, then NFC. Folded strings are equal where the collation calls
-//! letters equal up to case and compatibility forms, and keep composed accented letters whole, so
-//! `startswith('AMÉ', …)` finds `Amélie` and `startswith('ame', …)` does not.
+//! (root locale), final sigma as sigma. Folded strings are equal where the collation calls letters
+//! equal up to case and compatibility forms, and keep composed accented letters whole, so
+//! `startswith('AMÉ', …)` finds `Amélie` and `startswith('ame', …)` does not. (The few letters whose
+//! case mapping has no composed form, such as `ǰ` and `İ`, fold to a base letter and a combining mark,
+//! in which that base letter can be found.)
 
 use icu_collator::options::{CollatorOptions, Strength};
 use icu_collator::CollatorBorrowed;
@@ -122,14 +124,13 @@ pub fn fold(s: &str) -> String {
     out
 }
 
-/// NFKC, full uppercase, full lowercase (root), `ς` as `σ`, NFC: the definition `roost.fold` shares.
+/// NFKC, full uppercase, full lowercase (root), `ς` as `σ`: the definition `roost.fold` shares.
 fn fold_all(s: &str) -> String {
     let root = icu_locale_core::LanguageIdentifier::UNKNOWN;
     let cm = icu_casemap::CaseMapper::new();
     let nfkc = ComposingNormalizerBorrowed::new_nfkc().normalize(s);
     let upper = cm.uppercase_to_string(&nfkc, &root);
-    let lower = cm.lowercase_to_string(&upper, &root).replace('ς', "σ");
-    ComposingNormalizerBorrowed::new_nfc().normalize(&lower).into_owned()
+    cm.lowercase_to_string(&upper, &root).replace('ς', "σ")
 }
 
 /// Adds the collation and `roost_fold` to a tenant connection (every one: a statement over a string
