@@ -13,6 +13,7 @@ crate::on_both_backends!(
     a_restored_tenant_answers_reads_runs_scripts_and_keeps_its_keys,
     a_backup_during_writes_is_one_snapshot,
     a_broken_archive_restores_nothing,
+    crafted_versions_in_an_archive_are_renewed,
     scheduled_backups_run_once_per_period_and_keep_the_newest
 );
 
@@ -301,6 +302,42 @@ async fn a_broken_archive_restores_nothing(app: TestApp) {
     // A name that is no tenant name.
     let r = restore(&app, archive, "Not%20a%20name").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+}
+
+/// An archive whose rows carry versions no counter gives (near 2^63, or random as before issue 17):
+/// restoring it renews them, so the tenant's rowversion cannot be pushed to its end by an archive.
+async fn crafted_versions_in_an_archive_are_renewed(app: TestApp) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    app.create_table("notes", json!({})).await;
+    app.seed("notes", &[json!({"id": "a", "n": 1}), json!({"id": "b", "n": 2})]).await;
+    let rows = app.rows("/tables/notes?__systemProperties=__version").await;
+    let mut text = {
+        use std::io::Read as _;
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(&backup(&app, &app.tenant).await[..]).read_to_string(&mut s).unwrap();
+        s
+    };
+    for (row, crafted) in rows.iter().zip([u64::MAX - 1, 1 << 63]) {
+        let v = row["__version"].as_str().expect("version");
+        assert!(text.contains(v), "the archive holds {v}");
+        text = text.replace(v, &b64.encode(crafted.to_be_bytes()));
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    let name = random_name("crafted");
+    let r = restore(&app, gz.finish().unwrap(), &name).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let counter = |v: &Value| u64::from_be_bytes(b64.decode(v.as_str().unwrap_or_default()).expect("base64").try_into().expect("8 bytes"));
+    let url = format!("{}/t/{name}/tables/notes?__systemProperties=__version", app.base);
+    let restored: Vec<Value> = app.client().get(&url).header("X-ZUMO-APPLICATION", &app.app_key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(restored.len(), 2);
+    let renewed: Vec<u64> = restored.iter().map(|r| counter(&r["__version"])).collect();
+    assert!(renewed.iter().all(|v| *v < 1 << 62), "renewed versions: {renewed:?}");
+    let r = app.client().post(&url).header("X-ZUMO-APPLICATION", &app.app_key).json(&json!({"n": 3})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let next = counter(&r.json::<Value>().await.unwrap()["__version"]);
+    assert!(renewed.iter().all(|v| *v < next) && next < 1 << 62, "{next} after {renewed:?}");
 }
 
 async fn scheduled_backups_run_once_per_period_and_keep_the_newest(app: TestApp) {

@@ -300,9 +300,49 @@ async fn version_orders_rows_by_last_write(app: TestApp) {
     }
     let mut expected: Vec<(u64, String)> = latest.into_iter().map(|(id, v)| (v, id)).collect();
     expected.sort();
+    let expected_versions: Vec<u64> = expected.iter().map(|(v, _)| *v).collect();
     let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
     let rows = app.rows("/tables/notes?$orderby=__version&$top=1000&__systemProperties=__version").await;
     assert_eq!(ids(&rows), expected);
+    // No script reaches the counter: its table, its SQLite function, its PostgreSQL sequence.
+    let attempts = [
+        "select v from __rowversion",
+        "update __rowversion set v = 0",
+        "select roost_rowversion() as v",
+        "select nextval('__rowversion') as v",
+        "select roost_rowversion_at_least(0) as v",
+    ];
+    let r = app
+        .put_script(
+            "api",
+            "poke",
+            &format!(
+                "exports.get = function (req, res) {{
+                    var attempts = {}, refused = [], left = attempts.length;
+                    attempts.forEach(function (sql) {{
+                        req.service.mssql.query(sql, {{
+                            success: function () {{ if (--left === 0) res.send(200, refused); }},
+                            error: function (e) {{ refused.push(sql); if (--left === 0) res.send(200, refused); }}
+                        }});
+                    }});
+                }};",
+                json!(attempts)
+            ),
+            json!({"permissions": {"routes": {"*": {"permission": "application"}}}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.get("/api/poke").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mut refused: Vec<String> = serde_json::from_value(r.json()).expect("list");
+    refused.sort();
+    let mut all: Vec<String> = attempts.iter().map(|s| s.to_string()).collect();
+    all.sort();
+    assert_eq!(refused, all, "every attempt on the counter is refused");
+    let high = *expected_versions.iter().max().expect("versions");
+    let r = app.call(Method::POST, "/tables/notes?__systemProperties=__version", Some(json!({"n": 0}))).await;
+    assert!(decode(r.json()["__version"].as_str().unwrap_or_default()) > high, "the counter went on: {}", r.text);
+
     // A stale version is refused (412) with the current one.
     let r = app
         .request(
