@@ -168,9 +168,7 @@ impl Tenant {
         );
         self.db.execute_raw(&sql).await
     }
-}
 
-impl Tenant {
     async fn restore_versions(&self, table: &Table) -> Result<()> {
         let d = self.dialect();
         let mut b = Builder::new(d);

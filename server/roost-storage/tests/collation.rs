@@ -4,6 +4,8 @@
 //! not, sigma, ß, ligatures, full-width forms, Hangul, scripts side by side). Needs
 //! ROOST_TEST_DATABASE_URL (a database migrated by Roost; the test opens storage to migrate it).
 
+mod common;
+
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
@@ -22,15 +24,7 @@ async fn postgres_folds_orders_and_equates_as_the_rust_collator() {
     };
     let dir = std::env::temp_dir().join(format!("roost-collation-{}", uuid::Uuid::new_v4().simple()));
     // Opening storage applies the migrations (roost.ci_as, roost.fold).
-    let storage = roost_storage::Storage::open(&roost_storage::StorageConfig {
-        data_dir: dir.clone(),
-        database_url: Some(url.clone()),
-        pg_max_connections: 2,
-        listen_for_changes: false,
-        statement_timeout_ms: 60_000,
-    })
-    .await
-    .expect("open");
+    let storage = common::open(&dir, Some(url.clone())).await;
     drop(storage);
     let pool = sqlx::PgPool::connect(&url).await.expect("connect");
     let mut runner = TestRunner::new(Config { failure_persistence: None, ..Config::default() });
@@ -67,15 +61,7 @@ async fn ordered_string_queries_use_the_automatic_index(url: Option<String>) {
     use roost_odata::sql::{Dialect, Select, TableRef, Value};
     use roost_storage::items::Query;
     let dir = std::env::temp_dir().join(format!("roost-collation-{}", uuid::Uuid::new_v4().simple()));
-    let storage = roost_storage::Storage::open(&roost_storage::StorageConfig {
-        data_dir: dir.clone(),
-        database_url: url,
-        pg_max_connections: 4,
-        listen_for_changes: false,
-        statement_timeout_ms: 60_000,
-    })
-    .await
-    .expect("open");
+    let storage = common::open(&dir, url).await;
     let name = format!("ix-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     storage.create_tenant(&name, "app", "master", &TenantSettings::default()).await.expect("tenant");
     let rec = roost_storage::TableRecord { name: "items".into(), id_kind: IdKind::String, soft_delete: false, permissions: TablePermissions::default() };

@@ -7,21 +7,16 @@
 use roost_api::{IdKind, TablePermissions, TenantSettings};
 use roost_odata::sql::Value;
 use roost_storage::items::{Query, SystemProps};
-use roost_storage::{Storage, StorageConfig, TableRecord};
+mod common;
 
-use std::path::Path;
+use common::open;
+use roost_storage::{Storage, TableRecord, Tenant};
 
-async fn open(dir: &Path, url: Option<String>) -> std::sync::Arc<Storage> {
-    Storage::open(&StorageConfig {
-        data_dir: dir.to_path_buf(),
-        database_url: url,
-        pg_max_connections: 8,
-        listen_for_changes: false,
-        statement_timeout_ms: 60_000,
-    })
-    .await
-    .map(std::sync::Arc::new)
-    .expect("open")
+/// The tables' titles under `$orderby=title`.
+async fn titles_in_order(t: &Tenant, table: &roost_storage::Table) -> Vec<String> {
+    let order = roost_odata::parse_orderby("title").expect("orderby");
+    let (rows, _) = t.query(table, &Query { orderby: &order, ..Default::default() }).await.expect("query");
+    rows.iter().filter_map(|r| r.iter().find(|(k, _)| k == "title").and_then(|(_, v)| if let Value::Text(s) = v { Some(s.clone()) } else { None })).collect()
 }
 
 fn counter(v: &[u8]) -> u64 {
@@ -193,13 +188,7 @@ async fn sqlite_tenant_files_from_before_upgrade_when_opened() {
     let table = t.table("items").expect("items");
     assert_eq!(versions_by_id(&storage, &name).await, vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
     // The collation: Amélie sorts before American Beauty; 'AMÉLIE' finds Amélie and not amelie.
-    let order = roost_odata::parse_orderby("title").expect("orderby");
-    let (rows, _) = t.query(&table, &Query { orderby: &order, ..Default::default() }).await.expect("query");
-    let titles: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r.iter().find(|(k, _)| k == "title").and_then(|(_, v)| if let Value::Text(s) = v { Some(s.clone()) } else { None }))
-        .collect();
-    assert_eq!(titles, ["amelie", "Amélie", "American Beauty"]);
+    assert_eq!(titles_in_order(&t, &table).await, ["amelie", "Amélie", "American Beauty"]);
     let filter = roost_odata::parse_filter("title eq 'AMÉLIE'").expect("filter");
     let (rows, _) = t.query(&table, &Query { filter: Some(&filter), ..Default::default() }).await.expect("query");
     assert_eq!(rows.len(), 1);
@@ -261,13 +250,7 @@ async fn postgres_tenant_schemas_from_before_upgrade_with_migration_12() {
     assert_eq!(versions_by_id(&storage, name).await, vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
     let t = storage.tenant(name).await.expect("load").expect("tenant");
     let table = t.table("items").expect("items");
-    let order = roost_odata::parse_orderby("title").expect("orderby");
-    let (rows, _) = t.query(&table, &Query { orderby: &order, ..Default::default() }).await.expect("query");
-    let titles: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r.iter().find(|(k, _)| k == "title").and_then(|(_, v)| if let Value::Text(s) = v { Some(s.clone()) } else { None }))
-        .collect();
-    assert_eq!(titles, ["amelie", "Amélie", "American Beauty"]);
+    assert_eq!(titles_in_order(&t, &table).await, ["amelie", "Amélie", "American Beauty"]);
     let (citext,): (i64,) = sqlx::query_as("select count(*) from information_schema.columns where table_schema = 't_old_pg' and udt_name = 'citext'")
         .fetch_one(&mut c)
         .await
