@@ -180,6 +180,8 @@ test('Browse shows the row with the field the script added', async () => {
   assert.equal(await page.locator('#rows >> text=portal-script').count(), 1, 'only the client insert ran the script');
   await page.locator('#rows tr', { hasText: 'edited in the portal' }).locator('button:has-text("Delete")').click();
   await page.waitForSelector('text=Deleted row');
+  // The note shows before the rows reload: wait for the reload to drop the row (times out if it stays).
+  await page.waitForSelector('#rows >> text=edited in the portal', { state: 'detached' });
   assert.equal(await page.locator('#rows >> text=edited in the portal').count(), 0);
   // A bad filter shows the server's message.
   await page.fill('input[name=filter]', 'quantity eq');
